@@ -1,0 +1,135 @@
+// Package replica is the test service every example, test and benchmark
+// serves: grpc-go's interop grpc.testing.TestService with an explicit,
+// measurable capacity.
+//
+// Every response carries the header "x-replica: <name>" (and UnaryCall's
+// SimpleResponse.ServerId), so a client can count which replica served it.
+// Capacity is made real: each UnaryCall burns Work of CPU inside one of
+// Workers slots, so a replica serves at most Workers/Work calls per second;
+// calls beyond that queue for a slot (and their latency rises), exactly like
+// a real service whose threads are busy.
+package replica
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// HeaderName is the response header that names the replica.
+const HeaderName = "x-replica"
+
+// Config describes one replica.
+type Config struct {
+	// Name is sent in the x-replica header.
+	Name string
+	// Work is the CPU burned per UnaryCall (0: none).
+	Work time.Duration
+	// Workers bounds how many UnaryCalls burn CPU at once (0: unbounded).
+	Workers int
+}
+
+// Service implements grpc.testing.TestService. Create it with New.
+type Service struct {
+	testpb.UnimplementedTestServiceServer
+	name  string
+	md    metadata.MD
+	work  atomic.Int64 // nanoseconds
+	slots chan struct{}
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) *Service {
+	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name)}
+	s.work.Store(int64(cfg.Work))
+	if cfg.Workers > 0 {
+		s.slots = make(chan struct{}, cfg.Workers)
+	}
+	return s
+}
+
+// Register registers the service on r.
+func (s *Service) Register(r grpc.ServiceRegistrar) { testpb.RegisterTestServiceServer(r, s) }
+
+// Name returns the replica's name.
+func (s *Service) Name() string { return s.name }
+
+// SetWork changes the CPU burned per call (to make a replica hot).
+func (s *Service) SetWork(d time.Duration) { s.work.Store(int64(d)) }
+
+// EmptyCall answers at once.
+func (s *Service) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
+	_ = grpc.SetHeader(ctx, s.md)
+	return &testpb.Empty{}, nil
+}
+
+// UnaryCall burns Work of CPU in a worker slot and returns ResponseSize
+// bytes. A ResponseStatus in the request is returned as the call's status.
+func (s *Service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	_ = grpc.SetHeader(ctx, s.md)
+	if rs := req.GetResponseStatus(); rs != nil && rs.GetCode() != 0 {
+		return nil, status.Error(codes.Code(rs.GetCode()), rs.GetMessage())
+	}
+	if w := time.Duration(s.work.Load()); w > 0 {
+		if s.slots != nil {
+			select {
+			case s.slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+		}
+		Burn(w)
+		if s.slots != nil {
+			<-s.slots
+		}
+	}
+	return &testpb.SimpleResponse{
+		ServerId: s.name,
+		Payload:  &testpb.Payload{Body: make([]byte, req.GetResponseSize())},
+	}, nil
+}
+
+// FullDuplexCall echoes: for every request it sends one response per
+// ResponseParameters entry, of the requested size.
+func (s *Service) FullDuplexCall(stream testpb.TestService_FullDuplexCallServer) error {
+	if err := stream.SendHeader(s.md); err != nil {
+		return err
+	}
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range req.GetResponseParameters() {
+			if err := stream.Send(&testpb.StreamingOutputCallResponse{
+				Payload: &testpb.Payload{Body: make([]byte, p.GetSize())},
+			}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Burn keeps one CPU busy for d of wall-clock time.
+func Burn(d time.Duration) {
+	end := time.Now().Add(d)
+	x := uint64(1)
+	for time.Now().Before(end) {
+		for i := 0; i < 1000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	sink.Store(x)
+}
+
+var sink atomic.Uint64

@@ -1,0 +1,61 @@
+package load_test
+
+import (
+	"fmt"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// A Sampler with an injected CPU reading (as a test would inject 95 %) and
+// a custom signal, read from the first sample.
+func ExampleNewSampler() {
+	queued := 30.0
+	s, err := load.NewSampler(load.Config{
+		CPU:    load.SourceFunc(func() (float64, error) { return 0.95, nil }),
+		Memory: load.SourceFunc(func() (float64, error) { return 0.40, nil }),
+		Sources: map[string]load.Source{
+			// Queue depth as a utilization of its capacity of 100.
+			"queue": load.SourceFunc(func() (float64, error) { return queued / 100, nil }),
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	first := make(chan load.Snapshot, 1)
+	cancel := s.OnSample(func(sn load.Snapshot) {
+		select {
+		case first <- sn:
+		default:
+		}
+	})
+	defer cancel()
+	sn := <-first
+	fmt.Printf("cpu=%.2f memory=%.2f queue=%.2f\n", sn.CPU, sn.Memory, sn.Custom["queue"])
+	// Output: cpu=0.95 memory=0.40 queue=0.30
+}
+
+// Validation errors name the field and its allowed range.
+func ExampleConfig_Validate() {
+	fmt.Println(load.Config{Period: 1}.Validate())
+	// Output: load: Period must be within 10ms..10s, got 1ns
+}
+
+// The call path counts each call with Begin and a deferred End.
+func ExampleCalls() {
+	var c load.Calls
+	handle := func(fail bool) (err error) {
+		c.Begin()
+		defer func() { c.End(err != nil) }()
+		if fail {
+			return fmt.Errorf("unavailable")
+		}
+		return nil
+	}
+	_ = handle(false)
+	_ = handle(true)
+	fmt.Println("in flight:", c.InFlight(), "started:", c.Started(), "failed:", c.Failed())
+	// Output: in flight: 0 started: 2 failed: 1
+}

@@ -1,0 +1,310 @@
+package load
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+)
+
+// States of Sampler.state: whether the sampler goroutine is running user
+// code (a Source or an OnSample callback), and whether Close was called.
+const (
+	stateIdle   int32 = iota // sampling, or waiting for the next tick
+	stateUser                // inside Source.Read or an OnSample callback
+	stateClosed              // Close was called; no user code starts again
+)
+
+// Sampler samples every signal on one goroutine, every Config.Period, and
+// publishes an immutable Snapshot. Create it with NewSampler and stop it
+// with Close.
+type Sampler struct {
+	// Immutable after NewSampler:
+	period time.Duration
+	tau    time.Duration
+	log    *slog.Logger
+	met    *metrics
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the sampler goroutine exits
+
+	// Owned by the sampler goroutine (custom is also read, never written,
+	// by the metrics callback):
+	cpu, mem                reading
+	custom                  []*reading // sorted by name
+	all                     []*reading // cpu, mem, then custom
+	lastAt                  time.Time
+	lastStarted, lastFailed uint64
+
+	// Written on the call path; padded onto a cache line of its own.
+	calls Calls
+
+	snap   atomic.Pointer[Snapshot]
+	subs   atomic.Pointer[[]*subscriber] // copy on write; never nil
+	subsMu sync.Mutex                    // serialises writers of subs
+
+	state     atomic.Int32 // stateIdle, stateUser or stateClosed
+	closeOnce sync.Once
+}
+
+// subscriber is one OnSample registration.
+type subscriber struct {
+	fn        func(Snapshot)
+	cancelled atomic.Bool
+}
+
+// NewSampler validates cfg and starts the sampling goroutine. The first
+// Snapshot is published one Period later; until then Snapshot returns a
+// zero Snapshot (zero At). The returned error names the invalid field and
+// its allowed range.
+func NewSampler(cfg Config) (*Sampler, error) {
+	s, err := newSampler(cfg, os.DirFS("/"))
+	if err != nil {
+		return nil, err
+	}
+	go s.loop()
+	return s, nil
+}
+
+// newSampler builds a Sampler reading the system's files under root,
+// without starting its goroutine.
+func newSampler(cfg Config, root fs.FS) (*Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	s := &Sampler{
+		period: cfg.Period,
+		tau:    cfg.TimeConstant,
+		log:    cfg.Logger,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if cfg.CPU == nil {
+		src, err := defaultCPU(root, time.Now, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("load: no CPU reading on this system (set Config.CPU): %w", err)
+		}
+		cfg.CPU = src
+	}
+	if cfg.Memory == nil {
+		cfg.Memory = defaultMemory(root, s.log)
+	}
+	s.cpu = reading{name: "cpu", src: cfg.CPU}
+	s.mem = reading{name: "memory", src: cfg.Memory}
+	for name, src := range cfg.Sources {
+		s.custom = append(s.custom, &reading{name: name, src: src})
+	}
+	slices.SortFunc(s.custom, func(a, b *reading) int { return strings.Compare(a.name, b.name) })
+	s.all = append([]*reading{&s.cpu, &s.mem}, s.custom...)
+
+	mp := cfg.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	met, err := newMetrics(mp, s)
+	if err != nil {
+		return nil, fmt.Errorf("load: MeterProvider: %w", err)
+	}
+	s.met = met
+	s.snap.Store(&Snapshot{})
+	s.subs.Store(new([]*subscriber))
+	s.lastAt = time.Now()
+	s.log.Info("load: sampler started", "period", s.period, "time_constant", s.tau,
+		"cpu", describe(cfg.CPU), "memory", describe(cfg.Memory), "sources", len(s.custom))
+	return s, nil
+}
+
+// describe names a Source in the start-up log line.
+func describe(src Source) string {
+	if d, ok := src.(fmt.Stringer); ok {
+		return d.String()
+	}
+	return fmt.Sprintf("%T", src)
+}
+
+// Calls returns the call counter that feeds InFlight, QPS and EPS. The call
+// path calls Begin and End on it.
+func (s *Sampler) Calls() *Calls { return &s.calls }
+
+// Snapshot returns the latest sample. It never blocks and never allocates:
+// it is one atomic load, safe on the call path.
+func (s *Sampler) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Period returns the time between samples.
+func (s *Sampler) Period() time.Duration { return s.period }
+
+// OnSample registers fn to be called after every sample with the new
+// Snapshot, until the returned cancel is called or the Sampler is closed.
+//
+// Callbacks run on the sampler goroutine, one after the other, in
+// registration order: fn must return quickly (the next sample waits for
+// it) and must not block on anything that waits for a sample. It may call
+// cancel, OnSample and Close. cancel is idempotent and never waits for fn:
+// a call of fn already under way when cancel is called may still finish (or
+// begin, if the sampler had just passed the check) after cancel returns.
+//
+// Registering and cancelling copy the subscriber list; delivering a sample
+// does not allocate.
+func (s *Sampler) OnSample(fn func(Snapshot)) (cancel func()) {
+	if fn == nil {
+		return func() {}
+	}
+	sub := &subscriber{fn: fn}
+	s.subsMu.Lock()
+	old := *s.subs.Load()
+	next := make([]*subscriber, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, sub)
+	s.subs.Store(&next)
+	s.subsMu.Unlock()
+	return func() {
+		if sub.cancelled.Swap(true) {
+			return
+		}
+		s.subsMu.Lock()
+		defer s.subsMu.Unlock()
+		old := *s.subs.Load()
+		i := slices.Index(old, sub)
+		if i < 0 {
+			return
+		}
+		next := slices.Delete(slices.Clone(old), i, i+1)
+		s.subs.Store(&next)
+	}
+}
+
+// Close stops sampling, unregisters the gauges, and waits for the sampler
+// goroutine to exit. No Source.Read or OnSample callback starts after Close
+// returns. Close does not wait for one already running (so a callback may
+// call Close, and a stuck callback cannot hang a shutdown): the goroutine
+// then exits as soon as that call returns. Close is idempotent and always
+// returns nil; the latest Snapshot stays readable.
+func (s *Sampler) Close() error {
+	s.closeOnce.Do(func() {
+		prev := s.state.Swap(stateClosed)
+		close(s.stop)
+		if err := s.met.close(); err != nil {
+			s.log.Warn("load: unregistering gauges", "err", err)
+		}
+		if prev != stateUser {
+			<-s.done
+		}
+		s.log.Info("load: sampler stopped")
+	})
+	return nil
+}
+
+func (s *Sampler) loop() {
+	defer close(s.done)
+	t := time.NewTicker(s.period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			// time.Now, not the tick's time: after a slow callback the
+			// buffered tick is stale, and rates need the true interval.
+			if !s.sample(time.Now()) {
+				return
+			}
+		}
+	}
+}
+
+// enterUser and leaveUser bracket user code (a Source.Read, a callback).
+// Both return false if the Sampler was closed: enterUser before the user
+// code may start, leaveUser while it ran.
+func (s *Sampler) enterUser() bool { return s.state.CompareAndSwap(stateIdle, stateUser) }
+func (s *Sampler) leaveUser() bool { return s.state.CompareAndSwap(stateUser, stateIdle) }
+
+// sample takes one sample at now, publishes it and delivers it to the
+// subscribers. It returns false when the Sampler was closed meanwhile.
+func (s *Sampler) sample(now time.Time) bool {
+	dt := now.Sub(s.lastAt)
+	if dt <= 0 {
+		return true
+	}
+	s.lastAt = now
+	prev := s.snap.Load()
+	e := newEWMA(dt, s.tau, prev.At.IsZero())
+
+	for _, r := range s.all {
+		if !s.enterUser() {
+			return false
+		}
+		err := r.read()
+		if !s.leaveUser() {
+			return false
+		}
+		s.noteReading(r, err)
+		r.smooth(e)
+	}
+
+	started, failed := s.calls.started.Load(), s.calls.failed.Load()
+	inFlight := s.calls.inFlight.Load()
+	n := &Snapshot{
+		At:        now,
+		CPU:       s.cpu.avg,
+		CPURaw:    s.cpu.last,
+		Memory:    s.mem.avg,
+		MemoryRaw: s.mem.last,
+		InFlight:  inFlight,
+		QPSRaw:    float64(started-s.lastStarted) / dt.Seconds(),
+		EPSRaw:    float64(failed-s.lastFailed) / dt.Seconds(),
+	}
+	s.lastStarted, s.lastFailed = started, failed
+	n.InFlightAvg = e.next(prev.InFlightAvg, float64(inFlight))
+	n.QPS = e.next(prev.QPS, n.QPSRaw)
+	n.EPS = e.next(prev.EPS, n.EPSRaw)
+	if len(s.custom) > 0 {
+		n.Custom = make(map[string]float64, len(s.custom))
+		for _, r := range s.custom {
+			if r.ok {
+				n.Custom[r.name] = r.last
+			}
+		}
+	}
+	s.snap.Store(n)
+
+	for _, sub := range *s.subs.Load() {
+		if sub.cancelled.Load() {
+			continue
+		}
+		if !s.enterUser() {
+			return false
+		}
+		sub.fn(*n)
+		if !s.leaveUser() {
+			return false
+		}
+	}
+	return true
+}
+
+// noteReading counts and logs a failed reading, and logs a recovery.
+func (s *Sampler) noteReading(r *reading, err error) {
+	switch {
+	case err != nil:
+		s.met.sourceError(r)
+		if !r.failing {
+			r.failing = true
+			s.log.Warn("load: source failing; keeping its last value", "source", r.name, "last", r.last, "err", err)
+		} else {
+			s.log.Debug("load: source still failing", "source", r.name, "err", err)
+		}
+	case r.failing:
+		r.failing = false
+		s.log.Info("load: source recovered", "source", r.name, "value", r.last)
+	}
+}

@@ -1,0 +1,66 @@
+package load
+
+import (
+	"math"
+	"time"
+)
+
+// Snapshot is one sample of every signal. A published Snapshot is never
+// modified: read it freely from any goroutine, and do not modify it (nor
+// its Custom map) yourself.
+//
+// Smoothed values are exponentially weighted moving averages with
+// Config.TimeConstant; Raw values are the last period's.
+type Snapshot struct {
+	// At is when the sample was taken; zero before the first sample, when
+	// every other field is zero too.
+	At time.Time
+	// CPU is the smoothed CPU utilization of this process's allowance, in
+	// 0..1 (1 = the whole allowance is in use; a raw reading can exceed 1 a
+	// little where the sample period and the kernel's quota period do not
+	// line up). CPURaw is the last period's.
+	CPU, CPURaw float64
+	// Memory is the smoothed memory utilization of the process's allowance
+	// (cgroup memory.max) or of the host's memory, in 0..1. MemoryRaw is the
+	// last reading.
+	Memory, MemoryRaw float64
+	// InFlight is the number of calls in flight when the sample was taken;
+	// InFlightAvg its smoothed value.
+	InFlight    int64
+	InFlightAvg float64
+	// QPS and EPS are smoothed calls started and calls failed per second;
+	// QPSRaw and EPSRaw are the last period's rates.
+	QPS, QPSRaw float64
+	EPS, EPSRaw float64
+	// Custom holds the latest reading of each of Config.Sources by name (nil
+	// if there are none; a source that has never read successfully is
+	// absent).
+	Custom map[string]float64
+}
+
+// ErrorRatio returns EPS/QPS (the share of calls that fail, smoothed), or 0
+// when QPS is 0.
+func (s *Snapshot) ErrorRatio() float64 {
+	if s.QPS <= 0 {
+		return 0
+	}
+	return s.EPS / s.QPS
+}
+
+// ewma is one step of an exponentially weighted moving average over a
+// period of dt with time constant tau.
+type ewma struct {
+	alpha float64 // weight of the new value
+	first bool    // no previous value: take the new one as it is
+}
+
+func newEWMA(dt, tau time.Duration, first bool) ewma {
+	return ewma{alpha: 1 - math.Exp(-dt.Seconds()/tau.Seconds()), first: first}
+}
+
+func (e ewma) next(prev, v float64) float64 {
+	if e.first {
+		return v
+	}
+	return prev + e.alpha*(v-prev)
+}
