@@ -1,0 +1,313 @@
+package goaway
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// DefaultGrace is the grace period when Config.Grace is zero: the default
+// MAX_CONNECTION_AGE_GRACE of the maxage package, so a GOAWAY from this
+// package and one from the age policy give calls the same time to finish.
+const DefaultGrace = 30 * time.Second
+
+// debugPrefix starts the debug data of every inserted GOAWAY; the reason
+// follows. It lets a packet capture tell our GOAWAYs from grpc-go's.
+const debugPrefix = "grpcmgmt: "
+
+// Reason says why a GOAWAY was sent. It is the "reason" attribute of the
+// grpcmgmt.goaway.sent metric and the debug data of the frame, so keep the
+// set small and fixed (no per-connection values).
+type Reason string
+
+// Reasons used by this package and the Manager.
+const (
+	ReasonManual    Reason = "manual"    // a direct GoAway call
+	ReasonLoad      Reason = "load"      // the load Policy
+	ReasonMaxCalls  Reason = "max_calls" // Config.MaxCallsPerConn reached
+	ReasonDrain     Reason = "drain"     // lame-duck shutdown
+	ReasonRebalance Reason = "rebalance" // fair-share rebalancing
+)
+
+// Selector chooses which connections GoAwayN ends.
+type Selector int
+
+// Selectors. The zero Selector means OldestFirst.
+const (
+	// OldestFirst ends the connections that were opened first.
+	OldestFirst Selector = iota + 1
+	// BusiestFirst ends the connections with the most calls per second of
+	// their life: they move the most load.
+	BusiestFirst
+	// Random ends connections chosen uniformly at random.
+	Random
+)
+
+// String returns the selector's name.
+func (s Selector) String() string {
+	switch s {
+	case 0, OldestFirst:
+		return "oldest_first"
+	case BusiestFirst:
+		return "busiest_first"
+	case Random:
+		return "random"
+	}
+	return fmt.Sprintf("Selector(%d)", int(s))
+}
+
+// Config configures a Tracker. The zero value means every default.
+type Config struct {
+	// Grace is how long a connection may stay open after its GOAWAY before
+	// it is closed, whether or not the client has finished. Default
+	// DefaultGrace (30s; the Manager passes the maxage grace); allowed
+	// 1ms and up (maxage.Off, the largest duration, never closes).
+	Grace time.Duration
+	// MaxCallsPerConn sends a GOAWAY (ReasonMaxCalls) to a connection when
+	// its client has started this many calls on it, like nginx
+	// keepalive_requests or Envoy max_requests_per_connection. Calls the
+	// client starts before it sees the GOAWAY are still served. Default 0:
+	// no limit.
+	MaxCallsPerConn uint64
+	// Logger receives a debug record per GOAWAY and hard close. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// MeterProvider is where the metrics are recorded. Default
+	// otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+}
+
+// ConnInfo is a snapshot of one live connection.
+type ConnInfo struct {
+	// ID identifies the connection in this Tracker (1, 2, ...; never reused).
+	ID uint64
+	// RemoteAddr and LocalAddr are the connection's addresses.
+	RemoteAddr, LocalAddr net.Addr
+	// Start is when the server finished the transport handshake.
+	Start time.Time
+	// Calls is the number of calls (streams) the client has started.
+	Calls uint64
+	// Draining is true once a GOAWAY was requested on the connection, by
+	// this package or by grpc-go itself (max age, GracefulStop).
+	Draining bool
+}
+
+// Tracker knows every live connection of the servers whose credentials it
+// wraps, and sends GOAWAY on the ones it is told to. Create it with
+// NewTracker and install it with WrapCredentials.
+type Tracker struct {
+	// Immutable after NewTracker:
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	nextID atomic.Uint64
+
+	mu    sync.Mutex // guards conns
+	conns map[uint64]*conn
+}
+
+// NewTracker validates cfg and returns a Tracker.
+func NewTracker(cfg Config) (*Tracker, error) {
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Grace < time.Millisecond {
+		return nil, fmt.Errorf("goaway: Config.Grace must be at least 1ms (0 means %v), got %v", DefaultGrace, cfg.Grace)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = otel.GetMeterProvider()
+	}
+	m, err := newMetrics(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Tracker{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "goaway"),
+		m:     m,
+		conns: map[uint64]*conn{},
+	}, nil
+}
+
+// track wraps nc, the connection a server handshake returned, and starts
+// tracking it.
+func (t *Tracker) track(nc net.Conn) net.Conn {
+	c := &conn{
+		Conn:        nc,
+		t:           t,
+		id:          t.nextID.Add(1),
+		start:       time.Now(),
+		prefaceLeft: clientPrefaceLen,
+	}
+	t.mu.Lock()
+	t.conns[c.id] = c
+	t.mu.Unlock()
+	t.m.connOpened()
+	if sc, ok := nc.(syscall.Conn); ok {
+		return sysConn{conn: c, sc: sc}
+	}
+	return c
+}
+
+func (t *Tracker) remove(c *conn) {
+	t.mu.Lock()
+	delete(t.conns, c.id)
+	t.mu.Unlock()
+	t.m.connClosed(time.Since(c.start), c.requested.Load() || c.ownGoAway.Load())
+}
+
+// Len returns the number of live connections.
+func (t *Tracker) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
+// Conns returns a snapshot of every live connection, oldest first.
+func (t *Tracker) Conns() []ConnInfo {
+	t.mu.Lock()
+	out := make([]ConnInfo, 0, len(t.conns))
+	for _, c := range t.conns {
+		out = append(out, c.info())
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b ConnInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// GoAway sends a GOAWAY to the connection with the given ID and closes it
+// after the grace period if the client has not closed it by then. It
+// returns false if the connection is gone or already draining. It never
+// blocks on the network.
+func (t *Tracker) GoAway(id uint64, r Reason) bool {
+	t.mu.Lock()
+	c := t.conns[id]
+	t.mu.Unlock()
+	return c != nil && c.goAway(r)
+}
+
+// GoAwayN sends a GOAWAY to up to n connections that are not draining yet,
+// chosen by sel, and returns how many it sent. n <= 0 sends none; a zero or
+// unknown sel means OldestFirst.
+func (t *Tracker) GoAwayN(n int, sel Selector, r Reason) int {
+	return t.goAwayN(n, sel, r, 0)
+}
+
+// goAwayN is GoAwayN among the connections at least minAge old.
+func (t *Tracker) goAwayN(n int, sel Selector, r Reason, minAge time.Duration) int {
+	if n <= 0 {
+		return 0
+	}
+	cands := t.candidates()
+	if minAge > 0 {
+		now := time.Now()
+		cands = slices.DeleteFunc(cands, func(c *conn) bool { return now.Sub(c.start) < minAge })
+	}
+	switch sel {
+	case BusiestFirst:
+		// Rates are read once: calls move while we sort.
+		now := time.Now()
+		type ranked struct {
+			c    *conn
+			rate float64
+		}
+		rs := make([]ranked, len(cands))
+		for i, c := range cands {
+			rs[i] = ranked{c, float64(c.calls.Load()) / max(now.Sub(c.start).Seconds(), 1e-3)}
+		}
+		slices.SortStableFunc(rs, func(a, b ranked) int { return cmp.Compare(b.rate, a.rate) })
+		for i := range rs {
+			cands[i] = rs[i].c
+		}
+	case Random:
+		rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	}
+	sent := 0
+	for _, c := range cands {
+		if sent == n {
+			break
+		}
+		if c.goAway(r) {
+			sent++
+		}
+	}
+	return sent
+}
+
+// GoAwayAll sends a GOAWAY to every connection that is not draining yet
+// and returns how many it sent. Use it for lame-duck shutdown, never as a
+// load reaction: every client would reconnect at once.
+func (t *Tracker) GoAwayAll(r Reason) int {
+	sent := 0
+	for _, c := range t.candidates() {
+		if c.goAway(r) {
+			sent++
+		}
+	}
+	return sent
+}
+
+// Active returns the number of live connections that are not draining.
+func (t *Tracker) Active() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, c := range t.conns {
+		if !c.requested.Load() && !c.ownGoAway.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// candidates returns the live connections not draining, oldest first.
+func (t *Tracker) candidates() []*conn {
+	t.mu.Lock()
+	out := make([]*conn, 0, len(t.conns))
+	for _, c := range t.conns {
+		if !c.requested.Load() && !c.ownGoAway.Load() {
+			out = append(out, c)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b *conn) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+// wrote records a GOAWAY written (err nil) or lost to a broken connection.
+func (t *Tracker) wrote(c *conn, err error) {
+	if err != nil {
+		t.log.Debug("goaway: write failed", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason, "err", err)
+		return
+	}
+	t.m.sent(c.reason)
+	t.log.Debug("goaway: sent", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason,
+		"age", time.Since(c.start), "calls", c.calls.Load())
+}
+
+// suppressed records a GOAWAY not sent because grpc-go sent its own first.
+func (t *Tracker) suppressed(c *conn) {
+	t.m.suppress(c.reason)
+	t.log.Debug("goaway: not sent, grpc-go already sent one", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason)
+}
+
+// hardClosing records a connection closed at the end of its grace.
+func (t *Tracker) hardClosing(c *conn) {
+	t.m.hardClose()
+	t.log.Debug("goaway: grace expired, closing connection", "conn", c.id, "remote", c.RemoteAddr(),
+		"reason", c.reason, "grace", t.cfg.Grace)
+}

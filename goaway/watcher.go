@@ -1,0 +1,190 @@
+package goaway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Watcher reports the replica set this server belongs to, one lookup after
+// another. The Rebalancer decides on what it reports; DNSWatcher is the
+// implementation for a Kubernetes headless Service (or any DNS name that
+// resolves to every replica). Another source (the Kubernetes API, a
+// service registry) only needs these two methods.
+type Watcher interface {
+	// Watch starts the lookups and calls report with the outcome of each,
+	// one call at a time, until Close. It is called once.
+	Watch(report func(Lookup)) error
+	// Close stops the lookups. When it returns, no report call is running
+	// and none will be made. It is idempotent.
+	Close() error
+}
+
+// Lookup is the outcome of one look at the replica set.
+type Lookup struct {
+	// At is when the lookup completed. The Rebalancer measures how long a
+	// set has been stable, and how long it remembers a set, with it.
+	At time.Time
+	// Members are the distinct addresses of the replicas, sorted. An empty
+	// list means the answer was empty: the Rebalancer treats it like an
+	// error and changes nothing.
+	Members []string
+	// Err is the lookup's error; Members is empty then.
+	Err error
+}
+
+// DNSWatcher defaults; see DNSWatcherConfig.
+const (
+	DefaultLookupInterval = time.Second
+	// lookupTimeout bounds one lookup; a slower DNS server only delays the
+	// next lookup (the timer is re-armed when a lookup ends).
+	lookupTimeout = 5 * time.Second
+)
+
+// DNSWatcherConfig configures a DNSWatcher.
+type DNSWatcherConfig struct {
+	// Name is the DNS name that resolves to every replica: in Kubernetes,
+	// the headless Service's name ("svc.ns.svc.cluster.local."; a trailing
+	// dot skips the pod's search domains). Required.
+	Name string
+	// Resolver is the host:port of the DNS server to ask. Default "": the
+	// system resolver (/etc/resolv.conf).
+	Resolver string
+	// Interval is the time from the end of one lookup to the start of the
+	// next. Default DefaultLookupInterval (1s); allowed 100ms..10m.
+	Interval time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c DNSWatcherConfig) WithDefaults() DNSWatcherConfig {
+	if c.Interval == 0 {
+		c.Interval = DefaultLookupInterval
+	}
+	return c
+}
+
+// Validate reports the first invalid field, after defaults are applied.
+func (c DNSWatcherConfig) Validate() error {
+	c = c.WithDefaults()
+	if c.Name == "" {
+		return errors.New("goaway: DNSWatcherConfig.Name must be set: the DNS name that resolves to every replica (in Kubernetes, the headless Service's name)")
+	}
+	if c.Resolver != "" {
+		if _, port, err := net.SplitHostPort(c.Resolver); err != nil || port == "" {
+			return fmt.Errorf("goaway: DNSWatcherConfig.Resolver must be host:port (empty means the system resolver), got %q", c.Resolver)
+		}
+	}
+	if c.Interval < 100*time.Millisecond || c.Interval > 10*time.Minute {
+		return fmt.Errorf("goaway: DNSWatcherConfig.Interval must be within 100ms..10m (0 means %v), got %v", DefaultLookupInterval, c.Interval)
+	}
+	return nil
+}
+
+// DNSWatcher looks up a DNS name periodically and reports its addresses.
+//
+// It owns one timer (time.AfterFunc), not a goroutine: between lookups
+// nothing runs, and the lookup runs on the timer's goroutine, re-arming the
+// timer when it ends. It does not use the shared load sampler's tick: a
+// lookup is a network round trip that can take up to its 5 s timeout, and
+// the sampler's subscribers (load shedding, the load policy) must not wait
+// behind it; its period is also unrelated to the sampler's. Close stops the
+// timer, cancels a lookup in flight and waits for it.
+type DNSWatcher struct {
+	// Immutable after NewDNSWatcher:
+	cfg      DNSWatcherConfig
+	resolver *net.Resolver
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+
+	mu      sync.Mutex // guards the fields below
+	report  func(Lookup)
+	timer   *time.Timer
+	closed  bool
+	running sync.WaitGroup // a lookup in flight; Add under mu while !closed
+}
+
+// NewDNSWatcher validates cfg and returns a watcher; lookups start with
+// Watch.
+func NewDNSWatcher(cfg DNSWatcherConfig) (*DNSWatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	w := &DNSWatcher{cfg: cfg, resolver: net.DefaultResolver}
+	if cfg.Resolver != "" {
+		addr := cfg.Resolver
+		w.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w, nil
+}
+
+// Watch makes the first lookup at once, then one every Interval after the
+// previous one ended, and calls report with each outcome.
+func (w *DNSWatcher) Watch(report func(Lookup)) error {
+	if report == nil {
+		return errors.New("goaway: DNSWatcher.Watch: nil report function")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		return errors.New("goaway: DNSWatcher.Watch: watcher closed")
+	case w.report != nil:
+		return errors.New("goaway: DNSWatcher.Watch: already watching")
+	}
+	w.report = report
+	w.timer = time.AfterFunc(0, w.tick)
+	return nil
+}
+
+// Close stops the lookups and waits for one in flight to end.
+func (w *DNSWatcher) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+	w.cancel()
+	w.running.Wait()
+	return nil
+}
+
+func (w *DNSWatcher) tick() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.running.Add(1)
+	w.mu.Unlock()
+	defer w.running.Done()
+
+	w.report(w.lookup())
+
+	w.mu.Lock()
+	if !w.closed {
+		w.timer.Reset(w.cfg.Interval)
+	}
+	w.mu.Unlock()
+}
+
+func (w *DNSWatcher) lookup() Lookup {
+	ctx, cancel := context.WithTimeout(w.ctx, lookupTimeout)
+	defer cancel()
+	addrs, err := w.resolver.LookupHost(ctx, w.cfg.Name)
+	l := Lookup{At: time.Now(), Err: err}
+	if err == nil {
+		slices.Sort(addrs)
+		l.Members = slices.Compact(addrs)
+	}
+	return l
+}
