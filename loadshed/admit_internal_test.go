@@ -1,0 +1,72 @@
+package loadshed
+
+import (
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// TestAdmitNeverExceedsLimit hammers admit and done from many goroutines:
+// the calls holding a slot never exceed the limit, every slot comes back,
+// and with every caller gone a full limit of calls is admitted again.
+func TestAdmitNeverExceedsLimit(t *testing.T) {
+	const L = 3
+	s, err := New(Config{MaxInFlight: L, MeterProvider: noop.NewMeterProvider(), Logger: slog.New(slog.DiscardHandler),
+		Adaptive: &AdaptiveConfig{InitialLimit: 1000, MaxLimit: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var cur, peak, admittedN, shedN atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5000; i++ {
+				tok, r := s.admit(Critical, true, true)
+				if r != admitted {
+					shedN.Add(1)
+					continue
+				}
+				admittedN.Add(1)
+				n := cur.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				runtime.Gosched() // hold the slot while others try
+				cur.Add(-1)
+				s.done(tok)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d admitted, %d shed, peak %d", admittedN.Load(), shedN.Load(), peak.Load())
+	if p := peak.Load(); p > L {
+		t.Fatalf("%d calls held a slot at once, limit %d", p, L)
+	}
+	if n := s.InFlight(); n != 0 {
+		t.Fatalf("InFlight() = %d after every call ended, want 0", n)
+	}
+	var toks []token
+	for i := 0; i < L; i++ {
+		tok, r := s.admit(Critical, true, true)
+		if r != admitted {
+			t.Fatalf("call %d of %d refused with no other call in flight", i+1, L)
+		}
+		toks = append(toks, tok)
+	}
+	if _, r := s.admit(Critical, true, true); r != reasonStatic {
+		t.Fatalf("call over the limit: reason %v, want static", r)
+	}
+	for _, tok := range toks {
+		s.done(tok)
+	}
+}

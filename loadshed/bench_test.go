@@ -1,0 +1,94 @@
+package loadshed
+
+import (
+	"testing"
+	"time"
+
+	"github.com/go-kratos/aegis/ratelimit"
+	"github.com/go-kratos/aegis/ratelimit/bbr"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// BenchmarkAdmit measures the admit+done fast path (a call admitted and
+// released) on all cores, for the Shedder and its peers, in one run:
+//
+//	for i in 1 2 3 4 5; do go test -run '^$' -bench BenchmarkAdmit -benchtime 1000000x ./loadshed/; done
+//
+// Run the command several times to interleave the legs (-count repeats
+// each leg in a row). Figures (BENCH.md): loadshed.admit_ns and
+// loadshed.admit_allocs are the "all" leg (static, CPU and adaptive limits
+// together; the adaptive limit times one call in eight at this rate);
+// peer.bbr.admit_ns is go-kratos/aegis ratelimit/bbr's Allow and done;
+// peer.semaphore.admit_ns a buffered-channel semaphore. RunParallel on
+// every core makes every counter contended: the worst case, since a server
+// runs a handler between admit and done.
+func BenchmarkAdmit(b *testing.B) {
+	smp, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.5, nil })})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer smp.Close()
+	shedder := func(b *testing.B, cfg Config) *Shedder {
+		cfg.MeterProvider = noop.NewMeterProvider()
+		s, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	run := func(b *testing.B, s *Shedder) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				t, r := s.admit(Critical, true, true)
+				if r != admitted {
+					b.Fatal("shed")
+				}
+				s.done(t)
+			}
+		})
+	}
+	b.Run("loadshed/static", func(b *testing.B) {
+		run(b, shedder(b, Config{MaxInFlight: 1 << 30}))
+	})
+	b.Run("loadshed/cpu", func(b *testing.B) {
+		run(b, shedder(b, Config{Load: smp}))
+	})
+	b.Run("loadshed/adaptive", func(b *testing.B) {
+		run(b, shedder(b, Config{Adaptive: &AdaptiveConfig{MaxLimit: 1 << 30, InitialLimit: 1 << 30, Window: time.Second}}))
+	})
+	b.Run("loadshed/all", func(b *testing.B) {
+		run(b, shedder(b, Config{MaxInFlight: 1 << 30, Load: smp,
+			Adaptive: &AdaptiveConfig{MaxLimit: 1 << 30, InitialLimit: 1 << 30, Window: time.Second}}))
+	})
+	b.Run("peer/bbr", func(b *testing.B) {
+		l := bbr.NewLimiter()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				done, err := l.Allow()
+				if err != nil {
+					b.Fatal(err)
+				}
+				done(ratelimit.DoneInfo{})
+			}
+		})
+	})
+	b.Run("peer/semaphore", func(b *testing.B) {
+		sem := make(chan struct{}, 1<<20)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				select {
+				case sem <- struct{}{}:
+					<-sem
+				default:
+					b.Fatal("full")
+				}
+			}
+		})
+	})
+}

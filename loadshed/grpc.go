@@ -1,0 +1,129 @@
+package loadshed
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/tap"
+)
+
+// TapHandle returns the handle to install with grpc.InTapHandle (or through
+// the Manager, which composes it with other levers' taps).
+//
+// grpc-go answers a tap rejection itself, with a Trailers-Only response that
+// carries only grpc-status and grpc-message: no trailer of ours, so no
+// grpc-retry-pushback-ms. So with a pushback configured (the default) the
+// handle admits every call and the interceptors decide; with Pushback Off it
+// rejects calls over a limit before their request is read, and is the one
+// place the CPU limit is decided (call TapHandle only if you install it).
+//
+// The tap never takes a slot: a call it lets through may still never reach
+// an interceptor (unknown method, deadline already past, client reset), and
+// a slot taken there could never be released. Slots are taken by the
+// interceptors, which re-check the limits atomically.
+func (s *Shedder) TapHandle() tap.ServerInHandle {
+	if !s.tapMode {
+		return func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil }
+	}
+	s.tapRollsCPU.Store(true)
+	return s.tap
+}
+
+func (s *Shedder) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if s.isExempt(info.FullMethodName) {
+		return ctx, nil
+	}
+	var v []string
+	if s.header != "" {
+		v = info.Header[s.header]
+	}
+	p := s.priorityOf(info.FullMethodName, v)
+	if s.load != nil && s.cpuShed(p) {
+		return ctx, s.rejected(reasonCPU, p, info.FullMethodName)
+	}
+	if r := s.wouldShed(p); r != admitted {
+		return ctx, s.rejected(r, p, info.FullMethodName)
+	}
+	return ctx, nil
+}
+
+// UnaryServerInterceptor returns the interceptor that admits or sheds unary
+// calls. Add it with grpc.ChainUnaryInterceptor, before interceptors that
+// send headers. A shed call's handler never runs; an admitted call's slot is
+// released when the rest of the chain returns, also if it panics.
+func (s *Shedder) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return s.unary }
+
+// StreamServerInterceptor returns the interceptor that admits or sheds
+// streams when they start. A stream that has started is never shed; it holds
+// its slot until its handler returns (it is not a latency sample for the
+// adaptive limit).
+func (s *Shedder) StreamServerInterceptor() grpc.StreamServerInterceptor { return s.stream }
+
+func (s *Shedder) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if s.isExempt(info.FullMethod) {
+		return h(ctx, req)
+	}
+	p := s.priorityOf(info.FullMethod, s.headerValue(ctx))
+	t, r := s.admit(p, true, !s.tapRollsCPU.Load())
+	if r != admitted {
+		if s.trailer != nil {
+			_ = grpc.SetTrailer(ctx, s.trailer)
+		}
+		return nil, s.rejected(r, p, info.FullMethod)
+	}
+	defer s.done(t)
+	return h(ctx, req)
+}
+
+func (s *Shedder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if s.isExempt(info.FullMethod) {
+		return h(srv, ss)
+	}
+	p := s.priorityOf(info.FullMethod, s.headerValue(ss.Context()))
+	t, r := s.admit(p, false, !s.tapRollsCPU.Load())
+	if r != admitted {
+		if s.trailer != nil {
+			ss.SetTrailer(s.trailer)
+		}
+		return s.rejected(r, p, info.FullMethod)
+	}
+	defer s.done(t)
+	return h(srv, ss)
+}
+
+func (s *Shedder) isExempt(method string) bool {
+	if s.exempt[method] {
+		return true
+	}
+	return s.exempt[serviceOf(method)]
+}
+
+// priorityOf returns a call's priority: a valid header, else its method's
+// or its service's entry in Config.Methods, else the default.
+func (s *Shedder) priorityOf(method string, header []string) Priority {
+	if len(header) > 0 {
+		if p, ok := ParsePriority(header[0]); ok {
+			return p
+		}
+	}
+	if len(s.methods) > 0 {
+		if p, ok := s.methods[method]; ok {
+			return p
+		}
+		if p, ok := s.methods[serviceOf(method)]; ok {
+			return p
+		}
+	}
+	return s.defPrio
+}
+
+// headerValue returns the priority header's values. It allocates only when
+// the header is present (metadata.FromIncomingContext would copy the whole
+// map on every call).
+func (s *Shedder) headerValue(ctx context.Context) []string {
+	if s.header == "" {
+		return nil
+	}
+	return metadata.ValueFromIncomingContext(ctx, s.header)
+}

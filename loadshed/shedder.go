@@ -1,0 +1,343 @@
+package loadshed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// PushbackHeader is the trailer of gRFC A6 that tells a client with a retry
+// policy when to retry a call.
+const PushbackHeader = "grpc-retry-pushback-ms"
+
+// reason is why a call was shed; 0 means admitted.
+type reason uint8
+
+const (
+	admitted reason = iota
+	reasonStatic
+	reasonCPU
+	reasonAdaptive
+
+	numReasons = 4
+)
+
+var reasonNames = [numReasons]string{"", "static", "cpu", "adaptive"}
+
+var reasonMessages = [numReasons]string{
+	"",
+	"over the static in-flight limit (MaxInFlight)",
+	"CPU over its threshold (CPUThreshold)",
+	"over the adaptive concurrency limit",
+}
+
+// quiet is how long a limit must shed nothing before it is logged as clear.
+const quiet = time.Second
+
+// Shedder admits or sheds calls. Install it with TapHandle,
+// UnaryServerInterceptor and StreamServerInterceptor, or through the
+// grpcmgmt Manager (grpcmgmt.WithLoadShed). Create it with New; Close it
+// when done.
+type Shedder struct {
+	// Immutable after New:
+	cfg      Config
+	log      *slog.Logger
+	base     time.Time
+	load     *load.Sampler // nil: no CPU limit
+	static   [numPriorities]int64
+	cpuTh    [numPriorities]float64
+	adaptive *adaptive // nil: off
+	methods  map[string]Priority
+	exempt   map[string]bool
+	header   string // "" when metadata is ignored
+	defPrio  Priority
+	errs     [numReasons][numPriorities]error
+	trailer  metadata.MD // nil: no pushback
+	tapMode  bool        // rejections happen in the tap (no pushback)
+	metrics  *instruments
+
+	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
+	// dice, so the interceptors must not roll them again.
+	tapRollsCPU atomic.Bool
+
+	// Updated on every call, each on its own cache line so that cores
+	// updating one do not stall on the other:
+	_        [64]byte
+	inFlight atomic.Int64
+	_        [56]byte
+	admitted [numPriorities]atomic.Uint64
+	_        [32]byte
+
+	// Updated on the shed path:
+	shed [numReasons][numPriorities]atomic.Uint64
+
+	// Logging state, updated on the shed path:
+	lastLog    atomic.Int64 // ns of the last debug log of a shed
+	unlogged   atomic.Int64 // sheds since then
+	shedding   [numReasons]atomic.Bool
+	lastShed   [numReasons]atomic.Int64
+	nShedding  atomic.Int32 // limits in the shedding state
+	cpuOver    atomic.Bool  // owned by the sampler callback
+	stopSample func()
+	closeOnce  sync.Once
+}
+
+// New validates cfg and returns a Shedder. It returns an error naming the
+// first invalid field, or saying that cfg enables no limit at all.
+func New(cfg Config) (*Shedder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Shedder{cfg: cfg, base: time.Now(), load: cfg.Load, defPrio: *cfg.DefaultPriority}
+	s.lastLog.Store(-int64(time.Second)) // the first shed is logged
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "loadshed")
+	cpuOn := cfg.CPUThreshold != Off && cfg.Load != nil
+	if cfg.MaxInFlight == 0 && !cpuOn && cfg.Adaptive == nil {
+		return nil, fmt.Errorf("loadshed: Config enables no limit: set MaxInFlight or Adaptive, or Load for the CPU limit")
+	}
+	if !cpuOn {
+		s.load = nil
+	}
+	for p := Priority(0); p < numPriorities; p++ {
+		if cfg.MaxInFlight > 0 {
+			s.static[p] = max(1, int64(float64(cfg.MaxInFlight)*p.Share()))
+		}
+		s.cpuTh[p] = min(cfg.CPUThreshold*p.Share(), 1)
+		for r := reasonStatic; r < numReasons; r++ {
+			s.errs[r][p] = status.Error(cfg.Code, "loadshed: call shed: "+reasonMessages[r]+"; priority "+p.String())
+		}
+	}
+	if cfg.Adaptive != nil {
+		s.adaptive = newAdaptive(*cfg.Adaptive, s.log, s.now)
+	}
+	s.methods = cfg.Methods
+	s.exempt = map[string]bool{healthService: true, orcaService: true}
+	for _, m := range cfg.Exempt {
+		s.exempt[m] = true
+	}
+	if cfg.PriorityHeader != NoHeader {
+		s.header = cfg.PriorityHeader
+	}
+	if cfg.Pushback == Off {
+		s.tapMode = true
+	} else {
+		s.trailer = metadata.Pairs(PushbackHeader, strconv.FormatInt(cfg.Pushback.Milliseconds(), 10))
+	}
+	mp := cfg.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m, err := newInstruments(mp, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	if cfg.Load != nil {
+		s.stopSample = cfg.Load.OnSample(s.onSample)
+	}
+	s.log.Debug("loadshed: ready", "max_in_flight", cfg.MaxInFlight, "cpu_threshold", cpuThresholdAttr(s),
+		"adaptive", cfg.Adaptive != nil, "code", cfg.Code, "pushback", cfg.Pushback, "reject_in_tap", s.tapMode)
+	return s, nil
+}
+
+func cpuThresholdAttr(s *Shedder) any {
+	if s.load == nil {
+		return "off"
+	}
+	return s.cfg.CPUThreshold
+}
+
+// Close stops the Shedder's subscription to the load sampler and its
+// metrics. Calls keep being admitted and shed; Close is idempotent.
+func (s *Shedder) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stopSample != nil {
+			s.stopSample()
+		}
+		s.metrics.close()
+	})
+	return nil
+}
+
+// InFlight returns the calls admitted and not yet finished (exempt methods
+// are not counted).
+func (s *Shedder) InFlight() int64 { return s.inFlight.Load() }
+
+// Limit returns the concurrency limit a Critical call sees now: the lower
+// of MaxInFlight and the adaptive limit, or 0 if neither is configured.
+func (s *Shedder) Limit() int64 {
+	l := s.static[Critical]
+	if s.adaptive != nil {
+		if a := s.adaptive.limit.Load(); l == 0 || a < l {
+			l = a
+		}
+	}
+	return l
+}
+
+func (s *Shedder) now() int64 { return int64(time.Since(s.base)) }
+
+// token is an admitted call's release: done is called exactly once, deferred
+// by the interceptor that admitted it. A value, so admitting allocates
+// nothing.
+type token struct {
+	start    int64 // ns; 0 when the call is not a latency sample
+	baseline bool
+}
+
+// admit decides on one call of priority p. rollCPU says whether the CPU
+// limit is decided here (false when the tap has decided it already).
+func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
+	if rollCPU && s.load != nil && s.cpuShed(p) {
+		return token{}, reasonCPU
+	}
+	lim, r := s.static[p], reasonStatic
+	if s.adaptive != nil {
+		if a := max(1, int64(float64(s.adaptive.limit.Load())*p.Share())); lim == 0 || a < lim {
+			lim, r = a, reasonAdaptive
+		}
+	}
+	// Fast path: one add, kept if it stays within the limit. Every call
+	// admitted saw the count, its own slot included, at most lim, so never
+	// more than lim calls hold a slot. A count over lim may include other
+	// callers' increments that they are about to undo, so a call that sees
+	// one undoes its own and checks again with a compare-and-swap: a free
+	// slot is not refused because of callers that were refused themselves.
+	n := s.inFlight.Add(1)
+	if lim != 0 && n > lim {
+		s.inFlight.Add(-1)
+		for {
+			n = s.inFlight.Load()
+			if n >= lim {
+				return token{}, r
+			}
+			if s.inFlight.CompareAndSwap(n, n+1) {
+				n++
+				break
+			}
+		}
+	}
+	s.admitted[p].Add(1)
+	var t token
+	if s.adaptive != nil {
+		t.baseline = s.adaptive.admitted(n)
+		if sample && s.adaptive.sample() {
+			t.start = max(s.now(), 1)
+		}
+	}
+	return t, admitted
+}
+
+// wouldShed is the tap's read-only pre-check of the concurrency limits.
+func (s *Shedder) wouldShed(p Priority) reason {
+	lim, r := s.static[p], reasonStatic
+	if s.adaptive != nil {
+		if a := max(1, int64(float64(s.adaptive.limit.Load())*p.Share())); lim == 0 || a < lim {
+			lim, r = a, reasonAdaptive
+		}
+	}
+	if lim != 0 && s.inFlight.Load() >= lim {
+		return r
+	}
+	return admitted
+}
+
+// cpuShed rolls the CPU limit's dice: the shed probability rises linearly
+// from 0 at the priority's threshold to 1 at full utilization.
+func (s *Shedder) cpuShed(p Priority) bool {
+	cpu, th := s.load.Snapshot().CPU, s.cpuTh[p]
+	if cpu <= th {
+		return false
+	}
+	if th >= 1 {
+		return true
+	}
+	prob := (cpu - th) / (1 - th)
+	return prob >= 1 || rand.Float64() < prob
+}
+
+// done releases an admitted call's slot.
+func (s *Shedder) done(t token) {
+	s.inFlight.Add(-1)
+	if t.start != 0 {
+		now := s.now()
+		s.adaptive.done(now, now-t.start, t.baseline)
+		if s.nShedding.Load() > 0 {
+			s.checkClear(now)
+		}
+	} else if s.nShedding.Load() > 0 {
+		s.checkClear(s.now())
+	}
+}
+
+// rejected counts and logs one shed call and returns its status error.
+func (s *Shedder) rejected(r reason, p Priority, method string) error {
+	s.shed[r][p].Add(1)
+	now := s.now()
+	s.lastShed[r].Store(now)
+	if !s.shedding[r].Load() && s.shedding[r].CompareAndSwap(false, true) {
+		s.nShedding.Add(1)
+		s.log.Info("loadshed: shedding started", "reason", reasonNames[r], "priority", p.String(),
+			"in_flight", s.inFlight.Load(), "limit", s.Limit())
+	}
+	s.unlogged.Add(1)
+	if last := s.lastLog.Load(); now-last >= int64(time.Second) && s.lastLog.CompareAndSwap(last, now) {
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("loadshed: call shed", "method", method, "reason", reasonNames[r], "priority", p.String(),
+				"in_flight", s.inFlight.Load(), "limit", s.Limit(), "shed_since_last_log", s.unlogged.Swap(0))
+		}
+	}
+	return s.errs[r][p]
+}
+
+// checkClear logs the limits that have shed nothing for a while as clear.
+func (s *Shedder) checkClear(now int64) {
+	for r := reasonStatic; r < numReasons; r++ {
+		if s.shedding[r].Load() && now-s.lastShed[r].Load() >= int64(quiet) && s.shedding[r].CompareAndSwap(true, false) {
+			s.nShedding.Add(-1)
+			var total uint64
+			for p := range s.shed[r] {
+				total += s.shed[r][p].Load()
+			}
+			s.log.Info("loadshed: shedding stopped", "reason", reasonNames[r], "shed_total", total, "limit", s.Limit())
+		}
+	}
+}
+
+// onSample runs on the sampler goroutine.
+func (s *Shedder) onSample(snap load.Snapshot) {
+	if s.load != nil {
+		over := snap.CPU > s.cfg.CPUThreshold
+		if over != s.cpuOver.Load() {
+			s.cpuOver.Store(over)
+			if over {
+				s.log.Info("loadshed: CPU over threshold; critical calls shed with rising probability",
+					"cpu", round3(snap.CPU), "threshold", s.cfg.CPUThreshold)
+			} else {
+				s.log.Info("loadshed: CPU back under threshold", "cpu", round3(snap.CPU), "threshold", s.cfg.CPUThreshold)
+			}
+		}
+	}
+	if s.nShedding.Load() > 0 {
+		s.checkClear(s.now())
+	}
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
