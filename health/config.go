@@ -1,0 +1,189 @@
+package health
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/health"
+)
+
+// Defaults; the package documentation says why each is what it is.
+const (
+	DefaultCPUEnter         = 0.90
+	DefaultCPUExit          = 0.70
+	DefaultHold             = 2 * time.Second
+	DefaultMinDwell         = 500 * time.Millisecond
+	DefaultMaxNotServing    = 5 * time.Second
+	DefaultCooldown         = 30 * time.Second
+	DefaultMaxCooldown      = 5 * time.Minute
+	DefaultPropagationDelay = 10 * time.Second
+)
+
+// Config configures a Reporter. The zero value means every default: the
+// whole-server status (service "") follows CPU load, and a drain waits
+// DefaultPropagationDelay.
+type Config struct {
+	// Server is the grpc-go health server the Reporter publishes to. Bring
+	// your own to share it with code that already has one; nil means the
+	// Reporter creates one (health.NewServer). Set statuses through
+	// Reporter.SetStatus, not on Server directly: the Reporter recomputes
+	// the statuses of the services it manages on every change and would
+	// overwrite them. Statuses already set on a Server you bring are taken
+	// as the application's own.
+	Server *health.Server
+
+	// Services are the service names whose status follows load. Default
+	// [""], the whole server, which is what a client's healthCheckConfig
+	// {"serviceName": ""} and grpc_health_probe without -service watch. List
+	// named services ("pkg.Service") to have them follow load too.
+	Services []string
+
+	// DisableLoad turns load-following off: status is then the
+	// application's status and the drain only.
+	DisableLoad bool
+
+	// CPUEnter is the smoothed CPU utilization (load.Snapshot.CPU, 0..1 of
+	// this process's allowance) at or above which the server counts as
+	// overloaded. Default 0.90; allowed above 0 up to 10.
+	CPUEnter float64
+	// CPUExit is the smoothed CPU utilization below which an overloaded
+	// server counts as recovered. Default 0.70 (or 0.8×CPUEnter when that
+	// is lower); allowed above 0 and below CPUEnter.
+	CPUExit float64
+	// DisableCPU ignores CPU; set InFlightEnter to follow in-flight calls
+	// only.
+	DisableCPU bool
+
+	// InFlightEnter is the number of calls in flight at or above which the
+	// server counts as overloaded. Default 0: in-flight is not watched (a
+	// sensible value depends on the service). Allowed 0..1<<30.
+	InFlightEnter int64
+	// InFlightExit is the number of calls in flight below which the server
+	// counts as recovered. Default 3/4 of InFlightEnter; allowed
+	// 1..InFlightEnter-1 when InFlightEnter is set.
+	InFlightExit int64
+
+	// Hold is how long the server must stay overloaded, sample after sample,
+	// before it turns NOT_SERVING. Shorter bursts are the load shedder's
+	// business. Default 2s; allowed 1ms..10m.
+	Hold time.Duration
+	// MinDwell is the least time the server stays NOT_SERVING for load,
+	// even if it recovers at once. Default 500ms; allowed 1ms..MaxNotServing.
+	MinDwell time.Duration
+	// MaxNotServing is the longest time the server stays NOT_SERVING for
+	// load. Then it turns SERVING whatever its load (a "max-time release"),
+	// and load shedding alone protects it. Default 5s; allowed 1ms..1h.
+	MaxNotServing time.Duration
+	// Cooldown is the least time the server stays SERVING after it was
+	// NOT_SERVING for load, before load may turn it NOT_SERVING again. It
+	// doubles, up to MaxCooldown, each time the overload comes back during
+	// a cooldown or is not over at MaxNotServing, and returns to Cooldown
+	// after a cooldown without overload. A random ±20 % is added so that
+	// replicas overloaded together drift apart. Default 30s; allowed
+	// 1ms..1h.
+	Cooldown time.Duration
+	// MaxCooldown caps the doubling of Cooldown. Default 5m (or Cooldown
+	// when that is longer); allowed Cooldown..24h.
+	MaxCooldown time.Duration
+
+	// PropagationDelay is how long a drain (lame duck, BeginDrain) asks the
+	// Manager to wait after every service turned NOT_SERVING and before the
+	// servers stop, so that clients and probes stop sending new calls. It
+	// applies once a client or probe has called the health service (Check,
+	// Watch or List) on a server the Reporter registered it on; a server
+	// nobody asked stops without waiting. Default 10s; allowed 1ms..10m.
+	PropagationDelay time.Duration
+	// DelayUnobserved makes a drain wait PropagationDelay even if nobody
+	// has asked for health: for a Kubernetes Service without a readiness
+	// probe, where the wait covers the endpoint change reaching kube-proxy,
+	// or a health.Server you also serve on servers of your own.
+	DelayUnobserved bool
+
+	// Logger receives one INFO line per status change and drain step.
+	// Default slog.Default(); the Manager passes its own.
+	Logger *slog.Logger
+	// MeterProvider is where the Reporter's metrics are created. Default
+	// otel.GetMeterProvider(); the Manager passes its own.
+	MeterProvider metric.MeterProvider
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if len(c.Services) == 0 {
+		c.Services = []string{""}
+	} else {
+		c.Services = slices.Compact(slices.Sorted(slices.Values(c.Services)))
+	}
+	if c.CPUEnter == 0 {
+		c.CPUEnter = DefaultCPUEnter
+	}
+	if c.CPUExit == 0 {
+		c.CPUExit = min(DefaultCPUExit, 0.8*c.CPUEnter)
+	}
+	if c.InFlightEnter > 0 && c.InFlightExit == 0 {
+		c.InFlightExit = max(1, c.InFlightEnter*3/4)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Hold, DefaultHold)
+	def(&c.MaxNotServing, max(DefaultMaxNotServing, c.MinDwell))
+	def(&c.MinDwell, min(DefaultMinDwell, c.MaxNotServing))
+	def(&c.Cooldown, DefaultCooldown)
+	def(&c.MaxCooldown, max(DefaultMaxCooldown, c.Cooldown))
+	def(&c.PropagationDelay, DefaultPropagationDelay)
+	return c
+}
+
+// Validate reports the first field outside its allowed range, after
+// defaults are applied. The error names the field and the range.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if c.CPUEnter <= 0 || c.CPUEnter > 10 {
+		return fmt.Errorf("health: CPUEnter must be within (0, 10] (0 means the default %v), got %v", DefaultCPUEnter, c.CPUEnter)
+	}
+	if c.CPUExit <= 0 || c.CPUExit >= c.CPUEnter {
+		return fmt.Errorf("health: CPUExit must be within (0, CPUEnter=%v) (0 means the default), got %v", c.CPUEnter, c.CPUExit)
+	}
+	if c.InFlightEnter < 0 || c.InFlightEnter > 1<<30 {
+		return fmt.Errorf("health: InFlightEnter must be within 0..%d (0 means off), got %d", 1<<30, c.InFlightEnter)
+	}
+	if c.InFlightEnter == 0 && c.InFlightExit != 0 {
+		return fmt.Errorf("health: InFlightExit must be within 0..0 while InFlightEnter is 0 (off), got %d", c.InFlightExit)
+	}
+	if c.InFlightEnter > 0 && (c.InFlightExit < 1 || c.InFlightExit >= c.InFlightEnter) {
+		return fmt.Errorf("health: InFlightExit must be within 1..InFlightEnter-1=%d (0 means 3/4 of InFlightEnter), got %d", c.InFlightEnter-1, c.InFlightExit)
+	}
+	checks := []struct {
+		name   string
+		v      time.Duration
+		lo, hi time.Duration
+		loName string // the field lo comes from, if any
+		hiName string // the field hi comes from, if any
+	}{
+		{"Hold", c.Hold, time.Millisecond, 10 * time.Minute, "", ""},
+		{"MaxNotServing", c.MaxNotServing, time.Millisecond, time.Hour, "", ""},
+		{"MinDwell", c.MinDwell, time.Millisecond, c.MaxNotServing, "", "MaxNotServing"},
+		{"Cooldown", c.Cooldown, time.Millisecond, time.Hour, "", ""},
+		{"MaxCooldown", c.MaxCooldown, c.Cooldown, 24 * time.Hour, "Cooldown", ""},
+		{"PropagationDelay", c.PropagationDelay, time.Millisecond, 10 * time.Minute, "", ""},
+	}
+	name := func(n string, d time.Duration) string {
+		if n == "" {
+			return d.String()
+		}
+		return n + "=" + d.String()
+	}
+	for _, k := range checks {
+		if k.v < k.lo || k.v > k.hi {
+			return fmt.Errorf("health: %s must be within %s..%s (0 means the default), got %v",
+				k.name, name(k.loName, k.lo), name(k.hiName, k.hi), k.v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+// Package orca publishes ORCA load reports (Open Request Cost Aggregation)
+// built from the server's measured load, so that weighted_round_robin
+// clients (gRFC A58) send each replica traffic in proportion to its
+// capacity, with no code in the service's handlers.
+//
+// A round_robin client gives every replica the same number of calls, so a
+// replica on a slower node, or with half the cores, is overloaded while its
+// peers idle. A weighted_round_robin client weighs each replica by
+//
+//	weight = qps / (utilization + eps/qps × errorUtilizationPenalty)
+//
+// from the reports the replica sends, where utilization is
+// application_utilization, else cpu_utilization (grpc-go), and a report with
+// qps 0 or utilization 0 is ignored. Everything the client needs is
+// therefore a truthful utilization and a qps from each replica.
+//
+// # What is reported, and where it is decided
+//
+// Reporter (reporter.go) builds one report per sample of the shared
+// load.Sampler (its OnSample callback) and publishes it as an immutable
+// snapshot; both report paths read that snapshot (Reporter implements
+// grpc-go's orca.ServerMetricsProvider), so no update is lost and the call
+// path takes no lock. (grpc-go's orca.ServerMetricsRecorder setters copy and
+// store without compare-and-swap; two concurrent setters can lose an
+// update.)
+//
+//   - cpu_utilization, mem_utilization: the sampler's smoothed CPU and memory
+//     utilization (memory clamped to 0..1).
+//   - application_utilization: the mean number of unary calls in flight
+//     during the sample period ÷ the concurrency limit (Config.Limit, else
+//     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
+//     is the CPU utilization. See below.
+//   - qps: unary calls started per second, counted by the same interceptor
+//     over the same periods and with the same smoothing as the calls in
+//     flight (not the sampler's QPS, which also counts streams and is
+//     smoothed with the sampler's own time constant): the client divides
+//     one by the other, and two signals measured alike keep their noise
+//     out of the quotient.
+//   - eps: the sampler's errors per second.
+//   - utilization (named): the sampler's custom Sources, clamped to 0..1.
+//
+// # The utilization signal
+//
+// The weight a client computes is qps ÷ utilization. With utilization =
+// mean calls in flight ÷ limit, Little's law (calls in flight = qps ×
+// latency) makes the weight limit ÷ latency: the throughput the replica
+// sustains when its limit is full, that is, its capacity. A replica with
+// twice the workers (or an adaptive limit twice as high) gets twice the
+// weight; a replica whose calls slow down (a noisy neighbour, a hot
+// partition, calls queueing for its workers) gets less, at once. At light
+// load every call takes its unloaded time, so the weights stand in the
+// ratio of the limits: the limit must be true. The mean is a time integral over the whole
+// period, including calls still in flight (calls.go keeps it with one atomic
+// word), not a count taken at the sampling instant: a few calls of a few
+// milliseconds would otherwise read as 0 or 1 at random, and calls that hang
+// would not count until they end.
+//
+// Streams are not counted: a long-lived stream (a watch, a subscription, the
+// ORCA stream itself) is in flight for hours without being work. A service
+// built on streams should set no Limit or Capacity and let the CPU speak.
+//
+// Which limit to configure:
+//
+//   - An adaptive load shedder's current limit (Config.Limit): utilization
+//     then says how full the window the shedder enforces is, and the limit
+//     follows what the replica sustains.
+//   - A fixed Capacity when calls queue for a bounded resource (worker pool,
+//     connection pool): the pool size.
+//   - Neither, for CPU-bound services with one process per replica (the
+//     usual Kubernetes deployment): application_utilization is then the
+//     process's CPU utilization of its allowance, which is what grpc-go's
+//     weighted_round_robin falls back to anyway. It is sent explicitly
+//     because @grpc/grpc-js 1.14 reads only application_utilization and
+//     ignores cpu_utilization: without it a Node client would weigh nothing.
+//
+// CPU is per process: replicas that share a process (tests, the demo) see
+// the same CPU, so they must be told their Capacity to be told apart.
+//
+// # Per-call reports
+//
+// grpc-go's orca.CallMetricsServerOption attaches a report to a call's
+// trailer (endpoint-load-metrics-bin) only if the handler asked for the
+// call's recorder (orca.CallMetricsRecorderFromContext); a handler that
+// never does sends none, and a weighted_round_robin client then splits
+// evenly. The Reporter's interceptors (interceptors.go) ask on every call's
+// behalf, so every call they choose carries a report: one unary call in
+// Config.PerCallEvery (default 8) and every stream; the values are the same
+// server-wide sample for all of them. Handlers may still record request
+// costs, named metrics or their own utilization through
+// orca.CallMetricsRecorderFromContext: grpc-go merges those over the
+// Reporter's values (the handler's win).
+//
+// # Out-of-band reports
+//
+// Register serves xds.service.orca.v3.OpenRcaService (oob.go): a client
+// opens one stream per connection and receives the current report every
+// max(requested interval, Config.MinReportingInterval). The default minimum
+// is grpc-go's, 30 s, and then the stream is served by grpc-go's own
+// orca.Service. grpc-go raises any shorter minimum to 30 s (the override is
+// reachable only from its own tests), so for a shorter minimum the package
+// runs the same send-wait loop itself. Close ends every open stream.
+//
+// # Client configuration
+//
+// weighted_round_robin works with the plain DNS resolver. grpc-go needs the
+// balancer registered by a blank import:
+//
+//	import _ "google.golang.org/grpc/balancer/weightedroundrobin"
+//
+// grpc-go reads the policy's fields in camelCase, @grpc/grpc-js 1.14 in
+// snake_case (and silently ignores the other spelling), so a service config
+// meant for both carries both. With per-call reports (the A58 default), the
+// client learns weights from the trailers of its own calls:
+//
+//	{"loadBalancingConfig": [{"weighted_round_robin": {
+//	  "enableOobLoadReport": false, "enable_oob_load_report": false,
+//	  "blackoutPeriod": "10s", "blackout_period": "10s",
+//	  "weightUpdatePeriod": "1s", "weight_update_period": "1s",
+//	  "weightExpirationPeriod": "180s", "weight_expiration_period": "180s",
+//	  "errorUtilizationPenalty": 1, "error_utilization_penalty": 1
+//	}}, {"round_robin": {}}]}
+//
+// With out-of-band reports, each connection streams reports every
+// oobReportingPeriod (grpc-js spells it oob_load_reporting_period), raised
+// to the server's MinReportingInterval:
+//
+//	{"loadBalancingConfig": [{"weighted_round_robin": {
+//	  "enableOobLoadReport": true, "enable_oob_load_report": true,
+//	  "oobReportingPeriod": "10s", "oob_load_reporting_period": "10s",
+//	  "blackoutPeriod": "10s", "blackout_period": "10s",
+//	  "weightUpdatePeriod": "1s", "weight_update_period": "1s",
+//	  "weightExpirationPeriod": "180s", "weight_expiration_period": "180s",
+//	  "errorUtilizationPenalty": 1, "error_utilization_penalty": 1
+//	}}, {"round_robin": {}}]}
+//
+// Which to choose: per-call reports cost a few dozen bytes per call and
+// reflect load as often as calls end; out-of-band reports cost one message
+// per connection per period and also reach clients that send few calls.
+// For @grpc/grpc-js clients prefer out-of-band: grpc-js 1.14.7 parses each
+// per-call report by loading orca.proto again (its cache variable is never
+// set), about 10 ms of client CPU per call here.
+//
+// @grpc/grpc-js 1.14.7 also gives an endpoint without a weight the weight
+// 1 (instead of the mean) while fewer than two endpoints have one: with two
+// replicas, the one whose weight is still in its blackout gets almost no
+// calls until it leaves it, and with per-call reports never leaves it if it
+// got no valid report first. Replicas that serve traffic already report
+// valid load from their first call.
+//
+// Give the server a MinReportingInterval no longer than the clients'
+// oobReportingPeriod, or the clients get reports at the server's pace.
+// blackoutPeriod (default 10 s) is how long a new connection's weight is
+// ignored; weightExpirationPeriod (default 3 min) how long a weight lasts
+// without reports.
+//
+// A client takes the first policy in loadBalancingConfig that it supports.
+// The trailing round_robin serves clients without weighted_round_robin
+// (C-core 1.51, for one) with equal shares instead of failing; it also
+// hides a forgotten blank import in a Go client, which then splits evenly
+// (without the fallback grpc.NewClient fails: "no supported policies found
+// in config"). The tests in this package run both configs above, periods
+// shortened, in grpc-go and @grpc/grpc-js clients.
+//
+// # Observability
+//
+// Meter github.com/grpcmgmt/grpcmgmt/orca: grpcmgmt.orca.call_reports
+// (per-call reports attached), grpcmgmt.orca.oob_reports (out-of-band
+// reports sent), grpcmgmt.orca.oob_streams (out-of-band streams open) and
+// grpcmgmt.orca.application_utilization (the value being reported). Logs:
+// info when the Reporter starts, closes, or its application_utilization
+// source changes (limit, capacity, cpu); debug per out-of-band stream.
+package orca

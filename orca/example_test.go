@@ -1,0 +1,74 @@
+package orca_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/balancer/weightedroundrobin" // the client's balancer
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/orca"
+)
+
+// A server whose handlers know nothing of ORCA reports its load on every
+// call and out of band; a grpc-go client balances with
+// weighted_round_robin.
+func Example() {
+	// Server: ORCA is on by default; Capacity says how many calls this
+	// replica serves at once, so application_utilization = calls in flight
+	// ÷ 8. MinReportingInterval lets clients ask for reports every second.
+	m, err := grpcmgmt.New(
+		grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+		grpcmgmt.WithORCA(orca.Config{Capacity: 8, MinReportingInterval: time.Second}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...)
+	replica.New(replica.Config{Name: "a"}).Register(srv)
+	if err := m.Register(srv); err != nil { // the out-of-band service
+		panic(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = m.Shutdown(ctx)
+	}()
+
+	// Client: the per-call service config from the package documentation,
+	// both spellings (grpc-go reads camelCase, grpc-js snake_case).
+	const serviceConfig = `{"loadBalancingConfig": [{"weighted_round_robin": {
+	  "enableOobLoadReport": false, "enable_oob_load_report": false,
+	  "blackoutPeriod": "10s", "blackout_period": "10s",
+	  "weightUpdatePeriod": "1s", "weight_update_period": "1s"
+	}}, {"round_robin": {}}]}`
+	cc, err := grpc.NewClient("dns:///"+lis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig))
+	if err != nil {
+		panic(err)
+	}
+	defer cc.Close()
+
+	var trailer metadata.MD
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Trailer(&trailer)); err != nil {
+		panic(err)
+	}
+	fmt.Println("per-call load report:", len(trailer.Get("endpoint-load-metrics-bin")) == 1)
+	// Output: per-call load report: true
+}

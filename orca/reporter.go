@@ -1,0 +1,282 @@
+package orca
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	grpcorca "google.golang.org/grpc/orca"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// meterName is the OpenTelemetry meter (instrumentation scope) name.
+const meterName = "github.com/grpcmgmt/grpcmgmt/orca"
+
+// ErrClosed is returned by Register after Close.
+var ErrClosed = errors.New("orca: reporter is closed")
+
+// Option sets a dependency of the Reporter (where it logs, where it
+// records metrics). Settings are in Config.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	mp     metric.MeterProvider
+	errs   []error
+}
+
+// WithLogger sets the logger. Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			o.errs = append(o.errs, errors.New("orca: WithLogger: argument must not be nil"))
+			return
+		}
+		o.logger = l
+	}
+}
+
+// WithMeterProvider sets the OpenTelemetry meter provider. Default
+// otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) {
+		if mp == nil {
+			o.errs = append(o.errs, errors.New("orca: WithMeterProvider: argument must not be nil"))
+			return
+		}
+		o.mp = mp
+	}
+}
+
+// Reporter publishes ORCA load reports built from the shared load sampler:
+// per call (in the endpoint-load-metrics-bin trailer) and out of band (the
+// OpenRcaService stream). It implements grpc-go's orca.ServerMetricsProvider
+// over an immutable snapshot that the sampler goroutine replaces once per
+// period, so no update is ever lost and the call path takes no lock.
+//
+// Create it with New, install ServerOptions (or the parts, see
+// CallMetricsServerOption) on the server, call Register to serve the
+// out-of-band service, and Close it when the server stops.
+type Reporter struct {
+	// Immutable after New:
+	cfg     Config
+	log     *slog.Logger
+	calls   *callTracker
+	grpcSvc *grpcorca.Service // grpc-go's OOB service; nil below its 30 s minimum
+	closed  context.Context   // done once Close is called
+	stop    context.CancelFunc
+	unsub   func()
+	once    sync.Once
+
+	callReports metric.Int64Counter
+	oobReports  metric.Int64Counter
+	oobStreams  metric.Int64UpDownCounter
+	appUtil     metric.Float64Gauge
+
+	// perCallN counts unary calls, for Config.PerCallEvery.
+	perCallN atomic.Uint64
+
+	// metrics is the latest report; never nil, never modified once stored.
+	metrics atomic.Pointer[grpcorca.ServerMetrics]
+
+	// Owned by the sampler goroutine (onSample):
+	lastAt        int64 // µs, from calls.read
+	lastIntegral  uint64
+	lastStarted   uint64
+	smoothed      bool    // inFlight and qps hold a value
+	inFlight, qps float64 // smoothed mean calls in flight, calls per second
+	appSource     string  // "limit", "capacity" or "cpu"; for logging changes
+}
+
+// New validates cfg and returns a Reporter fed by s every sample period.
+// The error names the invalid field and its allowed range.
+func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
+	if s == nil {
+		return nil, errors.New("orca: New: sampler must not be nil")
+	}
+	o := options{}
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, errors.New("orca: New: nil Option")
+		}
+		opt(&o)
+	}
+	if len(o.errs) > 0 {
+		return nil, errors.Join(o.errs...)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.mp == nil {
+		o.mp = otel.GetMeterProvider()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: newCallTracker()}
+	if err := r.instruments(o.mp); err != nil {
+		return nil, err
+	}
+	if cfg.MinReportingInterval >= DefaultMinReportingInterval {
+		svc, err := grpcorca.NewService(grpcorca.ServiceOptions{
+			ServerMetricsProvider: r,
+			MinReportingInterval:  cfg.MinReportingInterval,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.grpcSvc = svc
+	}
+	r.metrics.Store(emptyMetrics())
+	r.lastAt, r.lastIntegral, r.lastStarted = r.calls.read()
+	r.closed, r.stop = context.WithCancel(context.Background())
+	r.unsub = s.OnSample(r.onSample)
+	r.log.Info("orca: reporting load",
+		"per_call", !cfg.DisablePerCall, "out_of_band", !cfg.DisableOutOfBand,
+		"min_reporting_interval", cfg.MinReportingInterval,
+		"capacity", cfg.Capacity, "limit", cfg.Limit != nil)
+	return r, nil
+}
+
+func (r *Reporter) instruments(mp metric.MeterProvider) error {
+	m := mp.Meter(meterName)
+	var err, e error
+	r.callReports, e = m.Int64Counter("grpcmgmt.orca.call_reports",
+		metric.WithDescription("Per-call ORCA load reports attached to a call's trailer."),
+		metric.WithUnit("{report}"))
+	err = errors.Join(err, e)
+	r.oobReports, e = m.Int64Counter("grpcmgmt.orca.oob_reports",
+		metric.WithDescription("Out-of-band ORCA load reports sent on OpenRcaService streams."),
+		metric.WithUnit("{report}"))
+	err = errors.Join(err, e)
+	r.oobStreams, e = m.Int64UpDownCounter("grpcmgmt.orca.oob_streams",
+		metric.WithDescription("Open out-of-band ORCA report streams."),
+		metric.WithUnit("{stream}"))
+	err = errors.Join(err, e)
+	r.appUtil, e = m.Float64Gauge("grpcmgmt.orca.application_utilization",
+		metric.WithDescription("The application_utilization the reports carry (calls in flight ÷ limit, or CPU)."),
+		metric.WithUnit("1"))
+	return errors.Join(err, e)
+}
+
+// ServerMetrics returns a copy of the latest report, for grpc-go's per-call
+// interceptor and the out-of-band service (it implements
+// orca.ServerMetricsProvider). Before the first sample every field is unset
+// (-1). The caller may modify the copy.
+func (r *Reporter) ServerMetrics() *grpcorca.ServerMetrics {
+	sm := r.metrics.Load()
+	c := *sm
+	c.Utilization = copyMap(sm.Utilization)
+	c.RequestCost = map[string]float64{}
+	c.NamedMetrics = map[string]float64{}
+	return &c
+}
+
+// InFlight returns the number of unary calls in flight that the Reporter's
+// interceptor counts now.
+func (r *Reporter) InFlight() int64 { return r.calls.inFlight() }
+
+// Close stops following the sampler and ends the out-of-band streams that
+// are open. It is idempotent and always returns nil.
+func (r *Reporter) Close() error {
+	r.once.Do(func() {
+		r.unsub()
+		r.stop()
+		r.log.Info("orca: closed")
+	})
+	return nil
+}
+
+// onSample builds the next report. It runs on the sampler goroutine only.
+func (r *Reporter) onSample(snap load.Snapshot) {
+	at, integral, started := r.calls.read()
+	dt := at - r.lastAt
+	if dt <= 0 {
+		return
+	}
+	// Mean calls in flight over the period (the integral's growth over its
+	// length; a call ending during the read may shift one call's time into
+	// the next period, never below zero overall) and calls started per
+	// second.
+	l := max(float64(int64(integral-r.lastIntegral))/float64(dt), 0)
+	q := float64(started-r.lastStarted) / (float64(dt) / 1e6)
+	r.lastAt, r.lastIntegral, r.lastStarted = at, integral, started
+	if r.smoothed {
+		alpha := 1 - math.Exp(-float64(dt)/float64(r.cfg.TimeConstant/time.Microsecond))
+		r.inFlight += alpha * (l - r.inFlight)
+		r.qps += alpha * (q - r.qps)
+	} else {
+		r.inFlight, r.qps, r.smoothed = l, q, true
+	}
+
+	app := snap.CPU
+	limit, source := r.limit()
+	if limit > 0 {
+		app = r.inFlight / float64(limit)
+	}
+	if source != r.appSource {
+		r.log.Info("orca: application_utilization source", "from", r.appSource, "to", source)
+		r.appSource = source
+	}
+	sm := &grpcorca.ServerMetrics{
+		CPUUtilization: nonNegative(snap.CPU),
+		MemUtilization: min(nonNegative(snap.Memory), 1),
+		AppUtilization: nonNegative(app),
+		QPS:            r.qps,
+		EPS:            nonNegative(snap.EPS),
+		Utilization:    make(map[string]float64, len(snap.Custom)),
+		RequestCost:    map[string]float64{},
+		NamedMetrics:   map[string]float64{},
+	}
+	for k, v := range snap.Custom {
+		sm.Utilization[k] = min(nonNegative(v), 1)
+	}
+	r.metrics.Store(sm)
+	r.appUtil.Record(context.Background(), sm.AppUtilization)
+}
+
+// limit returns the concurrency limit application_utilization divides by
+// and where it came from: Config.Limit when it reports one, else
+// Config.Capacity, else 0 (application_utilization is then the CPU's).
+func (r *Reporter) limit() (int, string) {
+	if r.cfg.Limit != nil {
+		if l := r.cfg.Limit.Limit(); l > 0 {
+			return l, "limit"
+		}
+	}
+	if r.cfg.Capacity > 0 {
+		return r.cfg.Capacity, "capacity"
+	}
+	return 0, "cpu"
+}
+
+func emptyMetrics() *grpcorca.ServerMetrics {
+	return &grpcorca.ServerMetrics{
+		CPUUtilization: -1, MemUtilization: -1, AppUtilization: -1, QPS: -1, EPS: -1,
+		Utilization: map[string]float64{}, RequestCost: map[string]float64{}, NamedMetrics: map[string]float64{},
+	}
+}
+
+func copyMap(m map[string]float64) map[string]float64 {
+	c := make(map[string]float64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// nonNegative maps NaN and negative readings (a Source's error value) to 0.
+func nonNegative(v float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return 0
+}
