@@ -1,0 +1,60 @@
+// Package grpcmgmt makes gRPC load balancing work from the server side, for
+// standard, unmodified clients in any language.
+//
+// gRPC sends all calls of a client over one long-lived HTTP/2 connection, so
+// anything that balances per connection (DNS round-robin, a Kubernetes
+// ClusterIP Service, an L4 balancer) balances only once. grpcmgmt gives the
+// server the levers to make clients move, in ways every standard client
+// already understands:
+//
+//   - maxage: ends connections after MAX_CONNECTION_AGE (with jitter and
+//     grace), so clients reconnect and re-resolve;
+//   - goaway: sends GOAWAY on chosen connections when CPU or in-flight load
+//     crosses a threshold, or when the replica set grows, so clients move;
+//   - health: flips grpc.health.v1 status while overloaded (bounded in time)
+//     or draining, so health-checking clients and Kubernetes probes stop
+//     sending;
+//   - orca: publishes ORCA load reports from real measurements, so
+//     weighted_round_robin clients follow capacity;
+//   - loadshed: sheds calls it cannot serve in time, early and cheaply, with
+//     a retryable status and a retry pushback (off by default: pair it with
+//     a client retry policy);
+//   - load: one shared sampler of CPU, memory, in-flight calls and rates that
+//     every other lever decides on.
+//
+// # Use
+//
+// The one-line form, for a process that serves one grpc.Server for its
+// whole life:
+//
+//	srv := grpc.NewServer(grpcmgmt.ServerOptions()...)
+//
+// The Manager form, which also registers the library's services, reports
+// invalid options as errors, and shuts down in lame-duck fashion:
+//
+//	m, err := grpcmgmt.New(grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: time.Minute}))
+//	if err != nil { ... }                  // names the invalid option
+//	srv := grpc.NewServer(m.ServerOptions()...)
+//	m.Register(srv)
+//	go srv.Serve(lis)
+//	...
+//	m.Shutdown(ctx)                        // drains, stops srv, stops the sampler
+//
+// # Where decisions are made
+//
+// Each lever lives in its own package, and its package documentation says
+// where its decisions are made. The Manager (manager.go) only wires them:
+// it builds each lever from its option (one file per lever in this package,
+// feature_*.go), merges their server options, and runs Shutdown.
+//
+// # Options grpc-go allows once
+//
+// grpc.Creds, grpc.KeepaliveParams, grpc.KeepaliveEnforcementPolicy and
+// grpc.InTapHandle keep only one value (InTapHandle panics when set twice).
+// The options returned by ServerOptions set each of them once. Pass your own
+// transport credentials with WithCredentials instead of grpc.Creds, so the
+// library can wrap them; a grpc.Creds or grpc.KeepaliveParams placed after
+// grpcmgmt's options replaces grpcmgmt's. Interceptors are added with
+// grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor and combine
+// with yours in either order.
+package grpcmgmt

@@ -1,0 +1,68 @@
+package grpcmgmt
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/component"
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// WithLoad configures the shared load sampler (period, smoothing, custom
+// sources, and injected readings). New returns its validation error.
+// cfg.MeterProvider and cfg.Logger default to the Manager's
+// (WithMeterProvider, WithLogger).
+func WithLoad(cfg load.Config) Option {
+	return func(s *settings) { s.loadConfig = cfg }
+}
+
+// samplerConfig is the load.Config New starts the shared sampler with: the
+// user's, with the Manager's meter provider and logger where it sets none.
+// Call it after New has resolved s.logger and s.meterProvider.
+func (s *settings) samplerConfig() load.Config {
+	cfg := s.loadConfig
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = s.meterProvider
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = s.logger.With("lib", "grpcmgmt", "component", "load")
+	}
+	return cfg
+}
+
+// callCounter counts every admitted call for the sampler's in-flight, QPS and
+// EPS. It is always installed.
+type callCounter struct{ calls *load.Calls }
+
+func (c callCounter) Parts() component.Parts {
+	return component.Parts{Unary: c.unary, Stream: c.stream}
+}
+
+func (c callCounter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	c.calls.Begin()
+	defer func() { c.calls.End(isServerError(err)) }()
+	return h(ctx, req)
+}
+
+func (c callCounter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	c.calls.Begin()
+	defer func() { c.calls.End(isServerError(err)) }()
+	return h(srv, ss)
+}
+
+// isServerError reports whether err counts towards EPS: failures that point
+// at the server (or at its load), not at the caller's request.
+func isServerError(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted,
+		codes.Internal, codes.Unavailable, codes.DataLoss:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,210 @@
+package grpcmgmt_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// serveReplica starts a Manager and a real server with the replica service
+// on loopback, and a real client to it. Everything stops at the end of the
+// test.
+func serveReplica(t *testing.T, cfg replica.Config, opts ...grpcmgmt.Option) (*grpcmgmt.Manager, testgrpc.TestServiceClient) {
+	t.Helper()
+	opts = testOptions(opts...)
+	m, err := grpcmgmt.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...)
+	replica.New(cfg).Register(srv)
+	if err := m.Register(srv); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		<-served
+	})
+	return m, testgrpc.NewTestServiceClient(conn)
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestCallCounter drives unary and streaming calls through a real server
+// and checks what the shared sampler sees: calls in flight while they run
+// and none after, every call counted in QPS, and exactly the failures that
+// point at the server counted in EPS (not the caller's own mistakes or
+// cancellations).
+func TestCallCounter(t *testing.T) {
+	reader := metric.NewManualReader()
+	mp := metric.NewMeterProvider(metric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	m, client := serveReplica(t, replica.Config{Name: "r1", Work: 300 * time.Millisecond},
+		grpcmgmt.WithMeterProvider(mp), grpcmgmt.WithLoad(load.Config{Period: 20 * time.Millisecond}))
+	calls := m.Load().Calls()
+	ctx := context.Background()
+
+	// A unary call is in flight while its handler burns CPU.
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		done <- err
+	}()
+	waitUntil(t, "the unary call in flight", func() bool { return calls.InFlight() == 1 })
+	if err := <-done; err != nil {
+		t.Fatalf("UnaryCall: %v", err)
+	}
+	if got := calls.InFlight(); got != 0 {
+		t.Errorf("InFlight after the unary call returned = %d, want 0", got)
+	}
+
+	// Failures: Internal and Unavailable count towards EPS; InvalidArgument
+	// (the caller's fault) does not.
+	fail := func(c codes.Code) {
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(c)}})
+		if status.Code(err) != c {
+			t.Fatalf("UnaryCall asking for %v: %v", c, err)
+		}
+	}
+	for range 3 {
+		fail(codes.Internal)
+	}
+	fail(codes.Unavailable)
+	fail(codes.InvalidArgument)
+	fail(codes.InvalidArgument)
+
+	// A stream is in flight from its first message to its end.
+	stream, err := client.FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{{Size: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.InFlight(); got != 1 {
+		t.Errorf("InFlight with a stream open = %d, want 1", got)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("stream end: %v, want EOF", err)
+	}
+	waitUntil(t, "the stream to end on the server", func() bool { return calls.InFlight() == 0 })
+
+	// A stream the client cancels ends too, and is not a server error.
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err = client.FullDuplexCall(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	waitUntil(t, "the cancelled stream to end on the server", func() bool { return calls.InFlight() == 0 })
+
+	if got, want := calls.Started(), uint64(1+6+2); got != want {
+		t.Errorf("Started = %d, want %d", got, want)
+	}
+	if got, want := calls.Failed(), uint64(4); got != want {
+		t.Errorf("Failed = %d, want %d (3 Internal + 1 Unavailable)", got, want)
+	}
+
+	// The sampler turns the counts into rates, and the Manager's meter
+	// provider exports them.
+	waitUntil(t, "a sample with EPS and QPS", func() bool {
+		sn := m.Load().Snapshot()
+		return sn.EPS > 0 && sn.QPS > 0 && sn.InFlight == 0
+	})
+	got := gauges(t, reader)
+	for _, name := range []string{"grpcmgmt.load.qps", "grpcmgmt.load.eps", "grpcmgmt.load.cpu", "grpcmgmt.load.memory"} {
+		if got[name] <= 0 {
+			t.Errorf("gauge %s = %v through WithMeterProvider, want > 0 (all: %v)", name, got[name], got)
+		}
+	}
+	if v, ok := got["grpcmgmt.load.inflight"]; !ok || v != 0 {
+		t.Errorf("gauge grpcmgmt.load.inflight = %v (present %v), want 0", v, ok)
+	}
+}
+
+// gauges collects the load package's gauges from reader by name.
+func gauges(t *testing.T, reader *metric.ManualReader) map[string]float64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != "github.com/grpcmgmt/grpcmgmt/load" {
+			continue
+		}
+		for _, mt := range sm.Metrics {
+			switch d := mt.Data.(type) {
+			case metricdata.Gauge[float64]:
+				for _, p := range d.DataPoints {
+					out[mt.Name] = p.Value
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					out[mt.Name] = float64(p.Value)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestWithLoadInvalid: New reports the sampler's validation error.
+func TestWithLoadInvalid(t *testing.T) {
+	_, err := grpcmgmt.New(grpcmgmt.WithLoad(load.Config{Period: time.Nanosecond}))
+	if err == nil || err.Error() != "load: Period must be within 10ms..10s, got 1ns" {
+		t.Fatalf("New with Period 1ns: %v", err)
+	}
+}

@@ -1,0 +1,55 @@
+package grpcmgmt
+
+import (
+	"google.golang.org/grpc"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/component"
+	"github.com/grpcmgmt/grpcmgmt/orca"
+)
+
+// WithORCA configures the ORCA load reports (on by default with
+// orca.Config{}'s defaults): a report in the trailer of one unary call in
+// orca.Config.PerCallEvery (default 8) and of every stream, and the
+// out-of-band OpenRcaService, registered by Manager.Register, both fed by the
+// shared load sampler, so weighted_round_robin clients send each replica
+// traffic in proportion to its measured capacity. New returns
+// orca.Config.Validate's error for an invalid cfg. Without("orca") turns the
+// reports off.
+func WithORCA(cfg orca.Config) Option {
+	return setFeature(orcaFactory(cfg))
+}
+
+func defaultORCA() orca.Config { return orca.Config{} }
+
+func orcaFactory(cfg orca.Config) *component.Factory {
+	return &component.Factory{
+		Name:  "orca",
+		Order: orderORCA,
+		New: func(h *component.Host) (component.Component, error) {
+			r, err := orca.New(h.Load, cfg, orca.WithLogger(h.Logger), orca.WithMeterProvider(h.MeterProvider))
+			if err != nil {
+				return nil, err
+			}
+			return orcaComponent{r: r}, nil
+		},
+		Config: cfg,
+	}
+}
+
+// orcaComponent installs grpc-go's per-call option among the server options
+// (so its interceptor wraps the whole chain) and the Reporter's interceptors
+// at orderORCA, after shedding and the call counter, so shed calls count
+// neither as calls in flight nor towards qps.
+type orcaComponent struct{ r *orca.Reporter }
+
+func (c orcaComponent) Parts() component.Parts {
+	return component.Parts{
+		ServerOptions: []grpc.ServerOption{c.r.CallMetricsServerOption()},
+		Unary:         c.r.UnaryServerInterceptor(),
+		Stream:        c.r.StreamServerInterceptor(),
+	}
+}
+
+func (c orcaComponent) Register(s grpc.ServiceRegistrar) error { return c.r.Register(s) }
+
+func (c orcaComponent) Close() error { return c.r.Close() }
