@@ -1,0 +1,34 @@
+package main
+
+import (
+	"errors"
+	"flag"
+
+	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/goaway"
+)
+
+func init() { featureFlags = append(featureFlags, rebalanceFlags) }
+
+func rebalanceFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
+	name := fs.String("replica-set-name", "", "DNS name resolving to every replica (the headless Service's name); turns fair-share rebalancing on (empty: off)")
+	resolver := fs.String("replica-set-resolver", "", "host:port of the DNS server for -replica-set-name (empty: the system resolver)")
+	interval := fs.Duration("replica-set-interval", 0, "time between lookups of -replica-set-name (0: library default "+goaway.DefaultLookupInterval.String()+")")
+	stable := fs.Duration("replica-set-stable-for", 0, "how long a grown set must be stable before rebalancing (0: library default "+goaway.DefaultStableFor.String()+")")
+	window := fs.Duration("rebalance-window", 0, "time over which the GOAWAYs of one scale-out are spread (0: library default "+goaway.DefaultRebalanceWindow.String()+")")
+	return func() ([]grpcmgmt.Option, error) {
+		if *name == "" {
+			if *resolver != "" || *interval != 0 || *stable != 0 || *window != 0 {
+				return nil, errors.New("-replica-set-resolver, -replica-set-interval, -replica-set-stable-for and -rebalance-window need -replica-set-name")
+			}
+			return nil, nil
+		}
+		return []grpcmgmt.Option{grpcmgmt.WithRebalance(goaway.RebalanceConfig{
+			Name:      *name,
+			Resolver:  *resolver,
+			Interval:  *interval,
+			StableFor: *stable,
+			Window:    *window,
+		})}, nil
+	}
+}
