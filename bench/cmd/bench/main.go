@@ -1,0 +1,146 @@
+// Command bench runs the Go micro-benchmarks and the overhead comparison of
+// BENCH.md and merges their figures into bench/out/results.json.
+//
+//	go run ./bench/cmd/bench          (make bench)
+//
+// Each micro-benchmark suite runs -count times as separate `go test`
+// invocations (go test -count repeats each leg back to back; separate runs
+// interleave the legs: A B A B …), and each figure is the median. The overhead figures come from bench/overhead, which
+// interleaves bare and full-stack legs itself.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
+)
+
+// figure maps one benchmark metric to a BENCH.md figure.
+type figure struct {
+	name  string // BENCH.md figure
+	bench string // full benchmark name, without the -N suffix
+	unit  string // "ns/op", "allocs/op", or a custom unit
+}
+
+// suite is one `go test -bench` invocation.
+type suite struct {
+	pkg     string
+	pattern string
+	figures []figure
+}
+
+var suites = []suite{
+	{"./loadshed/", "^BenchmarkAdmit$", []figure{
+		{"loadshed.admit_ns", "BenchmarkAdmit/loadshed/all", "ns/op"},
+		{"loadshed.admit_allocs", "BenchmarkAdmit/loadshed/all", "allocs/op"},
+		{"peer.bbr.admit_ns", "BenchmarkAdmit/peer/bbr", "ns/op"},
+		{"peer.semaphore.admit_ns", "BenchmarkAdmit/peer/semaphore", "ns/op"},
+	}},
+	{"./goaway/", "^BenchmarkWrite", []figure{
+		{"goaway.write_ns_per_frame", "BenchmarkWrite/small_frames", "ns/frame"},
+		{"goaway.write_bare_ns_per_frame", "BenchmarkWriteBare", "ns/frame"},
+	}},
+}
+
+func main() {
+	out := flag.String("out", "bench/out", "output directory for results.json")
+	count := flag.Int("count", 5, "benchmark repetitions (median is reported)")
+	overhead := flag.Bool("overhead", true, "also run bench/overhead")
+	flag.Parse()
+	if err := run(*out, *count, *overhead); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out string, count int, overhead bool) error {
+	c, err := cluster.New(os.TempDir())
+	if err != nil {
+		return err
+	}
+	results := cluster.Results{}
+	for _, s := range suites {
+		var buf bytes.Buffer
+		for i := range count {
+			fmt.Fprintf(os.Stderr, "== go test -bench %s %s (run %d of %d)\n", s.pattern, s.pkg, i+1, count)
+			cmd := exec.Command("go", "test", "-run", "^$", "-bench", s.pattern, "-benchmem", "-count", "1", s.pkg)
+			cmd.Dir = c.Root
+			var one bytes.Buffer
+			cmd.Stdout = &one
+			cmd.Stderr = os.Stderr
+			err := cmd.Run()
+			os.Stderr.Write(one.Bytes())
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.pkg, err)
+			}
+			buf.Write(one.Bytes())
+		}
+		samples := parse(buf.String())
+		for _, f := range s.figures {
+			if v := samples[f.bench+" "+f.unit]; len(v) > 0 {
+				results[f.name] = median(v)
+			}
+		}
+	}
+	path := filepath.Join(out, "results.json")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if err := results.Merge(path, c.Root); err != nil {
+		return err
+	}
+	if overhead {
+		fmt.Fprintln(os.Stderr, "== go run ./bench/overhead")
+		cmd := exec.Command("go", "run", "./bench/overhead", "-pairs", "7", "-out", path)
+		cmd.Dir = c.Root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("overhead: %w", err)
+		}
+	}
+	results.PrintTable(os.Stdout)
+	fmt.Printf("\nmerged into %s\n", path)
+	return nil
+}
+
+// parse returns every metric of every benchmark line, keyed by
+// "name unit" (the -N GOMAXPROCS suffix removed).
+func parse(out string) map[string][]float64 {
+	m := map[string][]float64{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			m[name+" "+f[i+1]] = append(m[name+" "+f[i+1]], v)
+		}
+	}
+	return m
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

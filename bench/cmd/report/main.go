@@ -1,0 +1,178 @@
+// Command report writes docs/benchmarks.md from bench/out/results.json and
+// copies the scenario charts into docs/img, so the committed page shows the
+// figures of one run with its date, commit and machine.
+//
+//	go run ./bench/cmd/report        (after make bench and make scenarios)
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// aim is a BENCH.md figure with its aim ("" for a reference figure).
+type aim struct {
+	figure, meaning, aim string
+	ok                   func(v float64) bool
+}
+
+func le(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
+func ge(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
+
+var aims = []aim{
+	{"overhead.unary_qps_ratio", "unary calls/s, full stack ÷ bare grpc-go", "≥ 0.97", ge(0.97)},
+	{"overhead.unary_p99_ratio", "unary p99, full stack ÷ bare", "≤ 1.05", le(1.05)},
+	{"overhead.stream_mbps_ratio", "bidi streaming MB/s, full stack ÷ bare", "≥ 0.98", ge(0.98)},
+	{"loadshed.admit_ns", "shedder admit+done, parallel", "≤ 50 ns", le(50)},
+	{"loadshed.admit_allocs", "allocations per admit+done", "0", le(0)},
+	{"peer.bbr.admit_ns", "aegis bbr Allow+done, same run", "", nil},
+	{"peer.semaphore.admit_ns", "channel semaphore, same run", "", nil},
+	{"goaway.write_ns_per_frame", "frame tracking per written frame", "≤ 5 ns", le(5)},
+	{"overload.goodput_ratio_3x", "goodput ÷ capacity at 3× offered load", "≥ 0.95", ge(0.95)},
+	{"overload.goodput_ratio_10x", "goodput ÷ capacity at 10×", "≥ 0.90", ge(0.90)},
+	{"overload.recovery_seconds", "p99 back within 1.2× after the 3× load", "≤ 1", le(1)},
+	{"overload.p99_ratio_3x", "p99 of admitted calls at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+	{"overload.baseline_goodput_ratio_3x", "no shedding", "", nil},
+	{"overload.bbr_goodput_ratio_3x", "aegis bbr peer", "", nil},
+	{"overload.semaphore_goodput_ratio_3x", "static semaphore peer", "", nil},
+	{"rotation.go.failed", "failed grpc-go calls, every connection rotated every second for 60 s", "0", le(0)},
+	{"rotation.node.failed", "failed @grpc/grpc-js calls, same", "0", le(0)},
+	{"rotation.go.calls", "grpc-go calls made", "", nil},
+	{"rotation.node.calls", "grpc-js calls made", "", nil},
+	{"rotation.conns_rotated", "connections rotated", "", nil},
+	{"scaleup_l4.seconds_to_fair_share", "behind HAProxy, 3 → 4 replicas", "≤ 5", le(5)},
+	{"scaleup_l4.failed", "failed calls", "0", le(0)},
+	{"scaleup_l4.baseline_new_share", "new replica's share ÷ fair share, no library", "", nil},
+	{"scaleup_dns.seconds_to_fair_share", "real DNS, default grpc-go client", "≤ 35", le(35)},
+	{"scaleup_dns.failed", "failed calls", "0", le(0)},
+	{"hot.rr.p99_ratio", "p99 with one replica at half capacity ÷ all equal (round_robin, health, retries)", "≤ 1.5", le(1.5)},
+	{"hot.baseline.p99_ratio", "the same without the library", "", nil},
+	{"hot.wrr.share_error", "weighted_round_robin: abs(hot share − capacity share) ÷ capacity share", "≤ 0.10", le(0.10)},
+	{"drain.failed", "failed calls during a rolling restart", "0", le(0)},
+	{"drain.seconds", "median SIGTERM → exit", "", nil},
+}
+
+func main() {
+	in := flag.String("in", "bench/out/results.json", "results file")
+	doc := flag.String("doc", "docs/benchmarks.md", "page to write")
+	flag.Parse()
+	if err := run(*in, *doc); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+func run(in, doc string) error {
+	b, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	var res map[string]any
+	if err := json.Unmarshal(b, &res); err != nil {
+		return err
+	}
+	img := filepath.Join(filepath.Dir(doc), "img")
+	if err := os.MkdirAll(img, 0o755); err != nil {
+		return err
+	}
+	charts, _ := filepath.Glob(filepath.Join(filepath.Dir(in), "*.svg"))
+	for _, c := range charts {
+		if err := copyFile(c, filepath.Join(img, filepath.Base(c))); err != nil {
+			return err
+		}
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (see the shared BENCH.md for\n")
+	fmt.Fprintf(&w, "the scenarios and the rules of measurement), written by `go run ./bench/cmd/report`.\n\n")
+	fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
+	fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
+	seen := map[string]bool{}
+	for _, a := range aims {
+		seen[a.figure] = true
+		v, ok := res[a.figure].(float64)
+		val, met := "not measured", ""
+		if ok {
+			val = format(v)
+			if a.ok != nil {
+				met = map[bool]string{true: "yes", false: "**no**"}[a.ok(v)]
+			}
+		} else if a.ok != nil {
+			met = "**no**"
+		}
+		fmt.Fprintf(&w, "| `%s` | %s | %s | %s | %s |\n", a.figure, a.meaning, val, a.aim, met)
+	}
+	var extra []string
+	for k, v := range res {
+		if f, ok := v.(float64); ok && !seen[k] && !strings.HasPrefix(k, "meta.") {
+			extra = append(extra, fmt.Sprintf("| `%s` | %s |", k, format(f)))
+		}
+	}
+	if len(extra) > 0 {
+		sortStrings(extra)
+		fmt.Fprintf(&w, "\nOther figures of the same run:\n\n| figure | value |\n|---|---|\n%s\n", strings.Join(extra, "\n"))
+	}
+	// The hand-written reading of the figures (aims not met, and why).
+	if notes, err := os.ReadFile(filepath.Join(filepath.Dir(in), "..", "NOTES.md")); err == nil {
+		fmt.Fprintf(&w, "\n%s\n", strings.TrimSpace(string(notes)))
+	}
+	if len(charts) > 0 {
+		fmt.Fprintf(&w, "\n## Charts\n\n")
+		for _, c := range charts {
+			name := filepath.Base(c)
+			fmt.Fprintf(&w, "### %s\n\n![%s](img/%s)\n\n", strings.TrimSuffix(name, ".svg"), name, name)
+		}
+	}
+	return os.WriteFile(doc, []byte(w.String()), 0o644)
+}
+
+func machine() string {
+	model, err := exec.Command("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").Output()
+	if err != nil {
+		return runtime.GOARCH
+	}
+	mem, _ := exec.Command("sh", "-c", "free -g | awk '/Mem:/{print $2}'").Output()
+	return fmt.Sprintf("%s, %s GiB memory", strings.TrimSpace(string(model)), strings.TrimSpace(string(mem)))
+}
+
+func format(v float64) string {
+	switch {
+	case v == float64(int64(v)):
+		return fmt.Sprintf("%d", int64(v))
+	case v < 10:
+		return fmt.Sprintf("%.3f", v)
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

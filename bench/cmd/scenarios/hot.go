@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
+	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+)
+
+// wrrConfig is the documented weighted_round_robin config (both spellings)
+// with per-call reports, and the retry policy.
+const wrrConfig = `{
+  "loadBalancingConfig": [{"weighted_round_robin": {
+    "enableOobLoadReport": false, "enable_oob_load_report": false,
+    "blackoutPeriod": "2s", "blackout_period": "2s",
+    "weightUpdatePeriod": "1s", "weight_update_period": "1s"
+  }}],
+  "methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s",
+    "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]
+}`
+
+// hot: three replicas on real DNS, each with one CPU and one worker (10 ms
+// per call: 100 calls/s); r1 turns hot at half capacity (20 ms per call).
+// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines.
+func runHot(ctx context.Context, e *env) error {
+	peerBin, err := e.c.Build("./bench/cmd/peerserver")
+	if err != nil {
+		return err
+	}
+	e.c.ReplicaEnv = []string{"GOMAXPROCS=1"}
+	defer func() { e.c.ReplicaEnv = nil }()
+	lib := []string{"-shed", "-shed-adaptive", "-log-level", "warn"}
+	replicas := func(bin string, extra []string, hotWork string) [][]string {
+		var out [][]string
+		for i := range 3 {
+			work := "10ms"
+			if i == 0 && hotWork != "" {
+				work = hotWork
+			}
+			out = append(out, append([]string{"-work", work, "-workers", "1"}, extra...))
+		}
+		return out
+	}
+	const fleetCapacity = 250.0 // 100 + 100 + 50 calls/s with r1 hot
+	base := cluster.Fleet{Conns: 4, Rate: 0.6 * fleetCapacity, For: 25 * time.Second, CallTimeout: time.Second,
+		ServiceConfig: dialconfig.RoundRobin}
+	measure := 10 * time.Second // the last 10 s: after the levers had time
+	type leg struct {
+		name string
+		f    cluster.Fleet
+	}
+	mk := func(bin string, args [][]string, sc string) cluster.Fleet {
+		f := base
+		f.Bin, f.Args = bin, args
+		if sc != "" {
+			f.ServiceConfig = sc
+		}
+		return f
+	}
+	legs := []leg{
+		{"equal", mk(e.serverBin, replicas(e.serverBin, lib, ""), "")},
+		{"rr", mk(e.serverBin, replicas(e.serverBin, lib, "20ms"), "")},
+		{"baseline_equal", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, ""), "")},
+		{"baseline", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, "20ms"), "")},
+		{"wrr", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), wrrConfig)},
+	}
+	p99 := map[string]time.Duration{}
+	for _, l := range legs {
+		rec, err := l.f.Run(ctx, e.c)
+		e.c.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		w := rec.Window(l.f.For-measure, l.f.For+2*time.Second)
+		p99[l.name] = w.Quantile(0.99)
+		fmt.Fprintf(os.Stderr, "   %-14s p99 %v  share r1 %.2f r2 %.2f r3 %.2f  ok %d failed %d %v\n", l.name,
+			p99[l.name].Round(time.Millisecond), w.Share("r1"), w.Share("r2"), w.Share("r3"), w.OK, w.Failed, w.Codes)
+		if l.name == "wrr" {
+			capShare := 50 / fleetCapacity
+			e.results["hot.wrr.share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
+		}
+		if err := cluster.PerReplicaChart(filepath.Join(e.out, "hot_"+l.name+".svg"),
+			"hot ("+l.name+"): calls/s per replica, r1 at half capacity", rec.PerSecond(int(l.f.For/time.Second))); err != nil {
+			return err
+		}
+	}
+	if p99["equal"] > 0 {
+		e.results["hot.rr.p99_ratio"] = float64(p99["rr"]) / float64(p99["equal"])
+	}
+	if p99["baseline_equal"] > 0 {
+		e.results["hot.baseline.p99_ratio"] = float64(p99["baseline"]) / float64(p99["baseline_equal"])
+	}
+	return nil
+}

@@ -1,0 +1,330 @@
+// Command overhead measures what the library costs a gRPC server: unary
+// calls per second and bidi streaming throughput with the library on,
+// against bare grpc-go, side by side in one run. Legs are interleaved
+// (bare, on, bare, on, ...; at least 3 pairs) and each figure is the ratio
+// of the medians (pairs alternate which leg runs first; BENCH.md, figures overhead.unary_qps_ratio
+// and overhead.stream_mbps_ratio).
+//
+//	go run ./bench/overhead                 # the Manager's default stack
+//	go run ./bench/overhead -stack goaway   # only the GOAWAY credentials wrapper
+//	go run ./bench/overhead -out bench/out/results.json
+//
+// Each leg starts a fresh server on 127.0.0.1 and a fresh client in this
+// process: unary legs run 64 closed-loop callers with 1 KiB requests and
+// responses; stream legs run 16 bidi streams exchanging 64 KiB messages.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/goaway"
+	"github.com/grpcmgmt/grpcmgmt/health"
+	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
+	"github.com/grpcmgmt/grpcmgmt/orca"
+)
+
+// orcaPerCall and orcaEvery are the -orca-per-call and
+// -orca-per-call-every flags.
+var (
+	orcaPerCall bool
+	orcaEvery   int
+)
+
+func main() {
+	pairs := flag.Int("pairs", 3, "interleaved bare/on pairs per figure (at least 3)")
+	leg := flag.Duration("leg", 2*time.Second, "measured time of one leg (after a 300ms warm-up)")
+	stack := flag.String("stack", "manager", `what "on" means: "manager" (grpcmgmt.New() defaults) or "goaway" (only the credentials wrapper)`)
+	out := flag.String("out", "", "merge the figures into this results.json")
+	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
+	flag.IntVar(&orcaEvery, "orca-per-call-every", 0, "with -stack manager: orca.Config.PerCallEvery (one unary call in N carries the report; 0: the default)")
+	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
+	flag.Parse()
+	if *pairs < 3 {
+		log.Fatal("overhead: -pairs must be at least 3")
+	}
+	if *stack != "manager" && *stack != "goaway" {
+		log.Fatalf("overhead: -stack must be manager or goaway, got %q", *stack)
+	}
+	figures := map[string]float64{}
+	for _, m := range []struct {
+		figure string
+		unit   string
+		run    func(*grpc.ClientConn, time.Duration) (float64, error)
+	}{
+		{"overhead.unary_qps_ratio", "calls/s", unaryLeg},
+		{"overhead.unary_p99_ratio", "µs p99", unaryP99Leg},
+		{"overhead.stream_mbps_ratio", "MB/s", streamLeg},
+	} {
+		var bare, on []float64
+		if *only != "" && !strings.Contains(m.figure, *only) {
+			continue
+		}
+		for i := range *pairs {
+			// ABBA: the leg that runs first alternates, so that an order
+			// effect (warm caches, a previous leg's teardown) cancels out.
+			order := []bool{false, true}
+			if i%2 == 1 {
+				order = []bool{true, false}
+			}
+			for _, withLib := range order {
+				v, err := measure(withLib, *stack, *leg, m.run)
+				if err != nil {
+					log.Fatalf("overhead: %s pair %d: %v", m.figure, i, err)
+				}
+				if withLib {
+					on = append(on, v)
+				} else {
+					bare = append(bare, v)
+				}
+				fmt.Printf("%-28s pair %d %-4s %10.1f %s\n", m.figure, i, map[bool]string{false: "bare", true: "on"}[withLib], v, m.unit)
+			}
+		}
+		ratio := median(on) / median(bare)
+		fmt.Printf("%-28s median bare %.1f, on %.1f %s -> %.3f (stack %s)\n", m.figure, median(bare), median(on), m.unit, ratio, *stack)
+		figures[m.figure] = ratio
+	}
+	for k, v := range figures {
+		fmt.Printf("%s %.3f\n", k, v)
+	}
+	if *out != "" {
+		if err := merge(*out, figures); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// measure starts a server (bare or with the library), runs one leg against
+// it and stops everything.
+func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientConn, time.Duration) (float64, error)) (float64, error) {
+	var opts []grpc.ServerOption
+	var mgr *grpcmgmt.Manager
+	if withLib {
+		switch stack {
+		case "manager":
+			// BENCH.md: all features on, no threshold crossed. The closed
+			// loop saturates the CPU, so every CPU threshold is set out of
+			// reach (else the levers would act and the legs would measure
+			// reconnects and shed calls, not overhead); every per-call path
+			// still runs: credentials wrapper and frame tracking, call
+			// counter, shedder (static limit), ORCA per-call reports.
+			m, err := grpcmgmt.New(grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
+				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
+				grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off}),
+				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallEvery: orcaEvery}))
+			if err != nil {
+				return 0, err
+			}
+			mgr = m
+			opts = m.ServerOptions()
+		case "goaway":
+			t, err := goaway.NewTracker(goaway.Config{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return 0, err
+			}
+			opts = []grpc.ServerOption{grpc.Creds(t.WrapCredentials(insecure.NewCredentials()))}
+		}
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := grpc.NewServer(opts...)
+	replica.New(replica.Config{Name: "overhead"}).Register(srv)
+	if mgr != nil {
+		if err := mgr.Register(srv); err != nil {
+			return 0, err
+		}
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer func() {
+		if mgr != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = mgr.Shutdown(ctx) // stops srv too
+		}
+		srv.Stop()
+	}()
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	return run(cc, d)
+}
+
+const warmup = 300 * time.Millisecond
+
+// unaryLeg: 64 callers, 1 KiB request and response; calls per second.
+func unaryLeg(cc *grpc.ClientConn, d time.Duration) (float64, error) {
+	qps, _, err := unaryRun(cc, d)
+	return qps, err
+}
+
+// unaryP99Leg is the unary leg's p99 latency in microseconds.
+func unaryP99Leg(cc *grpc.ClientConn, d time.Duration) (float64, error) {
+	_, p99, err := unaryRun(cc, d)
+	return float64(p99.Microseconds()), err
+}
+
+// unaryRun: 64 closed-loop callers, 1 KiB requests and responses; calls/s
+// and the p99 latency of the calls made while counting.
+func unaryRun(cc *grpc.ClientConn, d time.Duration) (float64, time.Duration, error) {
+	client := testgrpc.NewTestServiceClient(cc)
+	payload := make([]byte, 1024)
+	var (
+		count    atomic.Int64
+		counting atomic.Bool
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+		mu       sync.Mutex
+		lats     []time.Duration
+	)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := &testgrpc.SimpleRequest{ResponseSize: 1024, Payload: &testgrpc.Payload{Body: payload}}
+			mine := make([]time.Duration, 0, 4096)
+			defer func() { mu.Lock(); lats = append(lats, mine...); mu.Unlock() }()
+			for !stop.Load() {
+				t0 := time.Now()
+				if _, err := client.UnaryCall(context.Background(), req); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				if counting.Load() {
+					count.Add(1)
+					mine = append(mine, time.Since(t0))
+				}
+			}
+		}()
+	}
+	time.Sleep(warmup)
+	counting.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	counting.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	var p99 time.Duration
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		p99 = lats[len(lats)*99/100]
+	}
+	return float64(count.Load()) / elapsed.Seconds(), p99, firstErr
+}
+
+// streamLeg: 16 bidi streams, each sending 64 KiB messages and receiving
+// 64 KiB back; MB/s received by the client.
+func streamLeg(cc *grpc.ClientConn, d time.Duration) (float64, error) {
+	client := testgrpc.NewTestServiceClient(cc)
+	const size = 64 << 10
+	payload := make([]byte, size)
+	var (
+		bytes    atomic.Int64
+		counting atomic.Bool
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := client.FullDuplexCall(context.Background())
+			if err != nil {
+				fail(err)
+				return
+			}
+			req := &testgrpc.StreamingOutputCallRequest{
+				ResponseParameters: []*testgrpc.ResponseParameters{{Size: size}},
+				Payload:            &testgrpc.Payload{Body: payload},
+			}
+			for !stop.Load() {
+				if err := s.Send(req); err != nil {
+					fail(err)
+					return
+				}
+				r, err := s.Recv()
+				if err != nil {
+					fail(err)
+					return
+				}
+				if counting.Load() {
+					bytes.Add(int64(len(r.GetPayload().GetBody())))
+				}
+			}
+			_ = s.CloseSend()
+			if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+				fail(fmt.Errorf("stream end: %v", err))
+			}
+		}()
+	}
+	time.Sleep(warmup)
+	counting.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	counting.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	return float64(bytes.Load()) / 1e6 / elapsed.Seconds(), firstErr
+}
+
+// merge adds figures to the flat JSON object in path (BENCH.md's
+// results.json), keeping what is there.
+func merge(path string, figures map[string]float64) error {
+	all := map[string]any{}
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &all); err != nil {
+			return fmt.Errorf("overhead: %s: %w", path, err)
+		}
+	}
+	for k, v := range figures {
+		all[k] = v
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
