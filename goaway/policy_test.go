@@ -138,7 +138,11 @@ func TestPolicyMovesABoundedFraction(t *testing.T) {
 		last = at
 		total += sent
 	}
-	if got := m.sum(t, "grpcmgmt.goaway.sent", attribute.String("reason", "load")); got != total {
+	// A GOAWAY is counted when written, which on an idle connection happens
+	// on its own goroutine just after the round returns.
+	load := func() int64 { return m.sum(t, "grpcmgmt.goaway.sent", attribute.String("reason", "load")) }
+	waitFor(t, 5*time.Second, "every GOAWAY counted", func() bool { return load() >= total })
+	if got := load(); got != total {
 		t.Fatalf("sent{load} = %d, rounds logged %d", got, total)
 	}
 	states := logs.find("goaway policy: ")
