@@ -41,6 +41,13 @@
 // That costs nothing per call beyond a few comparisons per frame, where a
 // stats.Handler would need a lookup from the call to its connection.
 //
+// The wrapper keeps what grpc-go does with a bare connection: channelz
+// still reads socket options through syscall.Conn, and on Linux a plain
+// TCP or Unix socket still offers grpc-go's ReadOnReady (read only once the
+// socket is readable, into a pooled buffer), so an idle connection pins no
+// 32 KiB read buffer; a wrapper without it would cost that much per
+// connection (TestIdleConnectionMemory measures both).
+//
 // # Installing
 //
 // With the grpcmgmt Manager nothing is needed: the feature is on by default

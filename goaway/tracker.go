@@ -157,6 +157,9 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 	t.conns[c.id] = c
 	t.mu.Unlock()
 	t.m.connOpened()
+	if r := readyWrap(c, nc); r != nil {
+		return r
+	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		return sysConn{conn: c, sc: sc}
 	}
