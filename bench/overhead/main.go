@@ -60,7 +60,7 @@ func main() {
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
 	flag.IntVar(&orcaEvery, "orca-per-call-every", 0, "with -stack manager: orca.Config.PerCallEvery (one unary call in N carries the report; 0: the default)")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (both legs) to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -100,7 +100,13 @@ func main() {
 				order = []bool{true, false}
 			}
 			for _, withLib := range order {
-				v, err := measure(withLib, *stack, *leg, m.run)
+				var v float64
+				var err error
+				// The leg's goroutines (server and client) carry a "leg"
+				// label, so a -cpuprofile can be split: pprof -tagfocus leg=on.
+				pprof.Do(context.Background(), pprof.Labels("leg", map[bool]string{false: "bare", true: "on"}[withLib]), func(context.Context) {
+					v, err = measure(withLib, *stack, *leg, m.run)
+				})
 				if err != nil {
 					log.Fatalf("overhead: %s pair %d: %v", m.figure, i, err)
 				}
