@@ -27,6 +27,7 @@ func healthFactory(cfg health.Config) *component.Factory {
 		Name:  "health",
 		Order: orderHealth,
 		New: func(h *component.Host) (component.Component, error) {
+			cfg := cfg // the factory is shared by every Manager: fill in a copy
 			if cfg.Logger == nil {
 				cfg.Logger = h.Logger
 			}

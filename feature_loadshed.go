@@ -25,6 +25,7 @@ func loadShedFactory(cfg loadshed.Config) *component.Factory {
 		Name:  "loadshed",
 		Order: orderLoadShed,
 		New: func(h *component.Host) (component.Component, error) {
+			cfg := cfg // the factory is shared by every Manager: fill in a copy
 			if cfg.Load == nil {
 				cfg.Load = h.Load
 			}
