@@ -12,7 +12,11 @@ import (
 // orca.Config.PerCallEvery (default 8) and of every stream, and the
 // out-of-band OpenRcaService, registered by Manager.Register, both fed by the
 // shared load sampler, so weighted_round_robin clients send each replica
-// traffic in proportion to its measured capacity. New returns
+// traffic in proportion to its measured capacity. With WithLoadShed on and
+// neither cfg.Limit nor cfg.Capacity set, application_utilization is the
+// unary calls in flight over the Shedder's current limit (the lower of
+// MaxInFlight and the adaptive limit); a Shedder with no concurrency limit
+// leaves it at the CPU utilization. New returns
 // orca.Config.Validate's error for an invalid cfg. Without("orca") turns the
 // reports off.
 func WithORCA(cfg orca.Config) Option {
@@ -26,6 +30,17 @@ func orcaFactory(cfg orca.Config) *component.Factory {
 		Name:  "orca",
 		Order: orderORCA,
 		New: func(h *component.Host) (component.Component, error) {
+			cfg := cfg // the factory is shared by every Manager: fill in a copy
+			if cfg.Limit == nil && cfg.Capacity == 0 {
+				// With shedding on, application_utilization is the calls in
+				// flight over the limit the Shedder enforces now, so
+				// weighted_round_robin clients see the same capacity the
+				// Shedder protects (loadshed builds before orca).
+				if c, ok := h.Find("loadshed"); ok {
+					s := c.(loadShedComponent).s // built by loadShedFactory
+					cfg.Limit = orca.LimitFunc(func() int { return int(min(s.Limit(), orca.MaxCapacity)) })
+				}
+			}
 			r, err := orca.New(h.Load, cfg, orca.WithLogger(h.Logger), orca.WithMeterProvider(h.MeterProvider))
 			if err != nil {
 				return nil, err

@@ -24,8 +24,10 @@ const (
 const MaxCapacity = 1 << 20
 
 // Limit reports the server's current concurrency limit: how many calls it
-// can serve at once. A load shedder with an adaptive limit satisfies it, so
-// that application_utilization follows the limit the shedder enforces. A
+// can serve at once. A load shedder's limit (loadshed.Shedder.Limit,
+// through LimitFunc) makes application_utilization follow the limit the
+// shedder enforces; the grpcmgmt Manager wires this itself when shedding is
+// on. A
 // value of 0 or less means "no limit known now". Limit is called once per
 // sample on the sampler's goroutine, concurrently with the calls the limit
 // governs: it must be safe for concurrent use and must not block.

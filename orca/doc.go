@@ -29,7 +29,8 @@
 //   - application_utilization: the mean number of unary calls in flight
 //     during the sample period ÷ the concurrency limit (Config.Limit, else
 //     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
-//     is the CPU utilization. See below.
+//     is the CPU utilization. See below. The grpcmgmt Manager, with
+//     shedding on, sets Config.Limit to the Shedder's current limit.
 //   - qps: unary calls started per second, counted by the same interceptor
 //     over the same periods and with the same smoothing as the calls in
 //     flight (not the sampler's QPS, which also counts streams and is

@@ -1,0 +1,66 @@
+package grpcmgmt_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/load"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
+	"github.com/grpcmgmt/grpcmgmt/orca"
+)
+
+// TestORCAFollowsTheShedderLimit: with shedding on, the ORCA
+// application_utilization a weighted_round_robin client weighs replicas by
+// is the calls in flight over the Shedder's limit (2 of 4 = 0.5), not the
+// CPU utilization (0.9 here), so clients see the capacity the Shedder
+// protects.
+func TestORCAFollowsTheShedderLimit(t *testing.T) {
+	reader := metric.NewManualReader()
+	mp := metric.NewMeterProvider(metric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	_, client := serveReplica(t, replica.Config{Name: "r1", Work: 2 * time.Second, Workers: 2},
+		grpcmgmt.WithMeterProvider(mp),
+		grpcmgmt.WithLoad(load.Config{Period: 10 * time.Millisecond, TimeConstant: 10 * time.Millisecond,
+			CPU: load.SourceFunc(func() (float64, error) { return 0.9, nil })}),
+		grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 4, CPUThreshold: loadshed.Off}),
+		grpcmgmt.WithORCA(orca.Config{TimeConstant: 10 * time.Millisecond}))
+
+	appUtil := func() float64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == "grpcmgmt.orca.application_utilization" && len(g.DataPoints) > 0 {
+					return g.DataPoints[0].Value
+				}
+			}
+		}
+		return -1
+	}
+	waitUntil(t, "a report at CPU 0.9 with nothing in flight", func() bool { return appUtil() == 0 })
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range 2 {
+		wg.Go(func() {
+			if _, err := client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{}); err != nil {
+				t.Errorf("UnaryCall: %v", err)
+			}
+		})
+	}
+	waitUntil(t, "application_utilization 2 in flight / limit 4", func() bool {
+		v := appUtil()
+		return v > 0.45 && v < 0.55
+	})
+}
