@@ -181,10 +181,17 @@ func TestGoAwayNSelectors(t *testing.T) {
 		waitFor(t, 5*time.Second, "connection", func() bool { return tr.Len() == i+1 })
 	}
 	conns := tr.Conns()
+	// draining: the connections sent a GOAWAY, still open or already
+	// closed by their client (an idle grpc-go client closes at once, so a
+	// drained connection may be gone by the time it is looked for).
 	draining := func() map[uint64]bool {
-		out := map[uint64]bool{}
+		live := map[uint64]goaway.ConnInfo{}
 		for _, c := range tr.Conns() {
-			if c.Draining {
+			live[c.ID] = c
+		}
+		out := map[uint64]bool{}
+		for _, c := range conns {
+			if l, ok := live[c.ID]; !ok || l.Draining {
 				out[c.ID] = true
 			}
 		}
