@@ -162,7 +162,7 @@ func TestCallCounter(t *testing.T) {
 		sn := m.Load().Snapshot()
 		return sn.EPS > 0 && sn.QPS > 0 && sn.InFlight == 0
 	})
-	got := gauges(t, reader)
+	got := gauges(t, reader, "github.com/grpcmgmt/grpcmgmt/load")
 	for _, name := range []string{"grpcmgmt.load.qps", "grpcmgmt.load.eps", "grpcmgmt.load.cpu", "grpcmgmt.load.memory"} {
 		if got[name] <= 0 {
 			t.Errorf("gauge %s = %v through WithMeterProvider, want > 0 (all: %v)", name, got[name], got)
@@ -173,8 +173,10 @@ func TestCallCounter(t *testing.T) {
 	}
 }
 
-// gauges collects the load package's gauges from reader by name.
-func gauges(t *testing.T, reader *metric.ManualReader) map[string]float64 {
+// gauges collects the float and integer gauges of one instrumentation scope
+// (a package's meter, e.g. github.com/grpcmgmt/grpcmgmt/load) from reader by
+// name.
+func gauges(t *testing.T, reader *metric.ManualReader, scope string) map[string]float64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
@@ -182,7 +184,7 @@ func gauges(t *testing.T, reader *metric.ManualReader) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != "github.com/grpcmgmt/grpcmgmt/load" {
+		if sm.Scope.Name != scope {
 			continue
 		}
 		for _, mt := range sm.Metrics {

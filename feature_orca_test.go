@@ -9,7 +9,6 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	"go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
@@ -35,18 +34,10 @@ func TestORCAFollowsTheShedderLimit(t *testing.T) {
 		grpcmgmt.WithORCA(orca.Config{TimeConstant: 10 * time.Millisecond}))
 
 	appUtil := func() float64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
+		if v, ok := gauges(t, reader, "github.com/grpcmgmt/grpcmgmt/orca")["grpcmgmt.orca.application_utilization"]; ok {
+			return v
 		}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == "grpcmgmt.orca.application_utilization" && len(g.DataPoints) > 0 {
-					return g.DataPoints[0].Value
-				}
-			}
-		}
-		return -1
+		return -1 // no report yet
 	}
 	waitUntil(t, "a report at CPU 0.9 with nothing in flight", func() bool { return appUtil() == 0 })
 
