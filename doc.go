@@ -24,15 +24,18 @@
 //
 // # Use
 //
-// The one-line form, for a process that serves one grpc.Server for its
-// whole life:
+// The one-line form, for a process that serves its grpc.Server for its
+// whole life (one process-wide Manager, reached with Default; an invalid
+// option panics at start-up):
 //
-//	srv := grpc.NewServer(grpcmgmt.ServerOptions()...)
+//	srv := grpc.NewServer(grpcmgmt.ServerOptions(grpcmgmt.WithCredentials(tlsCreds))...)
+//	grpcmgmt.Default().Register(srv)       // serves health and ORCA
 //
-// The Manager form, which also registers the library's services, reports
-// invalid options as errors, and shuts down in lame-duck fashion:
+// The Manager form, which also reports invalid options as errors, and
+// shuts down in lame-duck fashion:
 //
-//	m, err := grpcmgmt.New(grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: time.Minute}))
+//	m, err := grpcmgmt.New(grpcmgmt.WithCredentials(tlsCreds), // or WithInsecure(): one is required
+//		grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: time.Minute}))
 //	if err != nil { ... }                  // names the invalid option
 //	srv := grpc.NewServer(m.ServerOptions()...)
 //	m.Register(srv)
@@ -53,8 +56,12 @@
 // grpc.InTapHandle keep only one value (InTapHandle panics when set twice).
 // The options returned by ServerOptions set each of them once. Pass your own
 // transport credentials with WithCredentials instead of grpc.Creds, so the
-// library can wrap them; a grpc.Creds or grpc.KeepaliveParams placed after
-// grpcmgmt's options replaces grpcmgmt's. Interceptors are added with
+// library can wrap them (New requires WithCredentials or WithInsecure, so
+// plaintext is never a silent default); a grpc.Creds placed after
+// grpcmgmt's options replaces grpcmgmt's, which the goaway lever detects
+// and reports (goaway.Tracker.Audit). Pass your own tap handle with
+// WithTapHandle. A grpc.KeepaliveParams placed after grpcmgmt's options
+// replaces grpcmgmt's. Interceptors are added with
 // grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor and combine
 // with yours in either order.
 package grpcmgmt

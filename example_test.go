@@ -3,10 +3,12 @@ package grpcmgmt_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"net"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/maxage"
@@ -15,7 +17,7 @@ import (
 // The Manager form: build, add the options to the server, register, serve,
 // and shut down in lame-duck fashion.
 func Example() {
-	m, err := grpcmgmt.New(grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: time.Minute}))
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: time.Minute}))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -44,16 +46,40 @@ func Example() {
 
 // An invalid option is an error that names the option and its range.
 func ExampleNew_invalidOption() {
-	_, err := grpcmgmt.New(grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: -time.Second}))
+	_, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: -time.Second}))
 	fmt.Println(err)
 	// Output: maxage: MaxConnectionAge must be within 1s..maxage.Off (0 means the default), got -1s
 }
 
-// The one-line form, for a process that serves one server for its life.
-// (Not run as a test: its load sampler lives as long as the process, which
-// the goroutine-leak check rightly reports.)
+// The one-line form, for a process that serves its servers for its whole
+// life: one process-wide Manager, reached with Default to register the
+// library's services and to shut down in lame-duck fashion.
 func ExampleServerOptions() {
-	srv := grpc.NewServer(grpcmgmt.ServerOptions()...)
-	// Register your services on srv, then srv.Serve(lis).
-	_ = srv
+	srv := grpc.NewServer(grpcmgmt.ServerOptions(grpcmgmt.WithInsecure())...)
+	// Register your services on srv here, then the library's:
+	if err := grpcmgmt.Default().Register(srv); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// go srv.Serve(lis); on SIGTERM:
+	fmt.Println("shutdown:", grpcmgmt.Default().Shutdown(context.Background()))
+	// Output: shutdown: <nil>
+}
+
+// TLS is passed to the Manager, which wraps it once for per-connection
+// GOAWAY; plaintext needs the explicit WithInsecure, and New without either
+// is an error. (Compiled, not run: it needs a certificate.)
+func ExampleWithCredentials() {
+	creds, err := credentials.NewServerTLSFromFile("server.pem", "server.key")
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := grpcmgmt.New(grpcmgmt.WithCredentials(creds))
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...) // and no grpc.Creds of your own
+	if err := m.Register(srv); err != nil {
+		log.Fatal(err)
+	}
 }

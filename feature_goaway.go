@@ -3,6 +3,7 @@ package grpcmgmt
 import (
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/internal/component"
+	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
 // WithGoAway configures per-connection GOAWAY (on by default with the zero
@@ -50,7 +51,11 @@ func goAwayFactory(cfg goaway.Config, policy goaway.PolicyConfig) *component.Fac
 			if err != nil {
 				return nil, err
 			}
-			return &goAwayComponent{tracker: t, policy: p}, nil
+			calls := h.Load.Calls()
+			// Every sample, check that the calls served came through the
+			// wrapped credentials (see goaway.Tracker.Audit).
+			audit := h.Load.OnSample(func(load.Snapshot) { t.Audit(calls.Started()) })
+			return &goAwayComponent{tracker: t, policy: p, audit: audit}, nil
 		},
 		Config: cfg,
 	}
@@ -61,13 +66,17 @@ func goAwayFactory(cfg goaway.Config, policy goaway.PolicyConfig) *component.Fac
 type goAwayComponent struct {
 	tracker *goaway.Tracker
 	policy  *goaway.Policy
+	audit   func() // cancels the Tracker's audit on each sample
 }
 
 func (c *goAwayComponent) Parts() component.Parts {
 	return component.Parts{WrapCredentials: c.tracker.WrapCredentials}
 }
 
-func (c *goAwayComponent) Close() error { return c.policy.Close() }
+func (c *goAwayComponent) Close() error {
+	c.audit()
+	return c.policy.Close()
+}
 
 // DrainConnections sends a GOAWAY (reason drain) to every connection, for
 // the lame duck of Manager.Shutdown; the tracker closes connections whose

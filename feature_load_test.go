@@ -27,7 +27,7 @@ import (
 func serveReplica(t *testing.T, cfg replica.Config, opts ...grpcmgmt.Option) (*grpcmgmt.Manager, testgrpc.TestServiceClient) {
 	t.Helper()
 	opts = testOptions(opts...)
-	m, err := grpcmgmt.New(opts...)
+	m, err := grpcmgmt.New(append([]grpcmgmt.Option{grpcmgmt.WithInsecure()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

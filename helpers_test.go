@@ -39,13 +39,15 @@ func (c *connCounter) HandleConn(_ context.Context, s stats.ConnStats) {
 	}
 }
 
-// testOptions come first in every test's Manager: logs discarded, a short
+// testOptions come first in every test's Manager: plaintext (loopback
+// tests; the TLS tests build their own), logs discarded, a short
 // lame-duck propagation delay so Shutdown does not wait the production
 // default, and the load-triggered levers off: the test process itself can
 // run its CPU over their thresholds (-race, parallel packages), and a
 // GOAWAY or health flip for load would be a different test's subject.
 func testOptions(opts ...grpcmgmt.Option) []grpcmgmt.Option {
 	return append([]grpcmgmt.Option{
+		grpcmgmt.WithInsecure(),
 		grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
 		grpcmgmt.WithHealth(health.Config{PropagationDelay: 50 * time.Millisecond, DisableLoad: true}),
 		grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{Off: true}),

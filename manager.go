@@ -7,14 +7,12 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
 	"github.com/grpcmgmt/grpcmgmt/internal/component"
@@ -29,6 +27,7 @@ type Manager struct {
 	// Immutable after New:
 	host       *component.Host
 	creds      credentials.TransportCredentials
+	tap        tap.ServerInHandle    // the user's own (WithTapHandle), run last
 	names      []string              // feature names, build order
 	orders     []int                 // feature orders, parallel to names
 	components []component.Component // build order, parallel to names
@@ -40,6 +39,8 @@ type Manager struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	audited atomic.Bool // auditRegistration has looked once calls came
 }
 
 // New validates the options, starts the shared load sampler and builds every
@@ -65,9 +66,6 @@ func New(opts ...Option) (*Manager, error) {
 	if s.meterProvider == nil {
 		s.meterProvider = otel.GetMeterProvider()
 	}
-	if s.creds == nil {
-		s.creds = insecure.NewCredentials()
-	}
 	sampler, err := load.NewSampler(s.samplerConfig())
 	if err != nil {
 		return nil, err
@@ -80,6 +78,7 @@ func New(opts ...Option) (*Manager, error) {
 			MaxAgeGrace:   s.maxAgeGrace(),
 		},
 		creds:   s.creds,
+		tap:     s.tap,
 		counter: callCounter{calls: sampler.Calls()},
 	}
 	m.host.Find = func(name string) (component.Component, bool) {
@@ -108,7 +107,42 @@ func New(opts ...Option) (*Manager, error) {
 		m.orders = append(m.orders, f.Order)
 		m.components = append(m.components, c)
 	}
+	if s.creds == nil {
+		// Checked last, so that an invalid lever option is reported first.
+		m.closeComponents()
+		_ = sampler.Close()
+		return nil, errNoCredentials
+	}
+	sampler.OnSample(m.auditRegistration) // ends with the sampler
 	return m, nil
+}
+
+// auditRegistration runs on the sampler: once calls are being served, a
+// Manager whose levers serve services (health, ORCA out-of-band) but that
+// was never given a server by Register logs one warning, so that a missing
+// Register (the one-line ServerOptions form needs Default().Register)
+// does not go unseen. It then stops looking.
+func (m *Manager) auditRegistration(load.Snapshot) {
+	if m.audited.Load() || m.host.Load.Calls().Started() == 0 {
+		return
+	}
+	m.audited.Store(true)
+	m.mu.Lock()
+	registered := len(m.servers) > 0 || m.shutdown
+	m.mu.Unlock()
+	if !registered {
+		var services []string
+		for i, c := range m.components {
+			if _, ok := c.(component.Registrar); ok {
+				services = append(services, m.names[i])
+			}
+		}
+		if len(services) > 0 {
+			m.host.Logger.Warn("calls are being served but no server was given to Register: "+
+				"the services of these levers are not served (call Manager.Register(srv), or "+
+				"grpcmgmt.Default().Register(srv) with the one-line ServerOptions form)", "features", services)
+		}
+	}
 }
 
 // ServerOptions returns the grpc.ServerOptions that install every enabled
@@ -150,6 +184,9 @@ func (m *Manager) ServerOptions() []grpc.ServerOption {
 		opts = append(opts, p.ServerOptions...)
 	}
 	opts = append(opts, grpc.Creds(creds))
+	if m.tap != nil {
+		taps = append(taps, m.tap)
+	}
 	if h := composeTaps(taps); h != nil {
 		opts = append(opts, grpc.InTapHandle(h))
 	}
@@ -315,39 +352,66 @@ func (m *Manager) closeComponents() {
 	}
 }
 
-// ServerOptions is the one-line form:
+// process is the process-wide Manager of the one-line form.
+var process struct {
+	mu sync.Mutex
+	m  *Manager
+}
+
+// ServerOptions is the one-line form, for a process that serves its
+// grpc.Server(s) for its whole life:
 //
-//	srv := grpc.NewServer(grpcmgmt.ServerOptions()...)
+//	srv := grpc.NewServer(grpcmgmt.ServerOptions(grpcmgmt.WithCredentials(tlsCreds))...)
+//	grpcmgmt.Default().Register(srv) // serves health and ORCA out-of-band
 //
-// It builds a Manager with opts and returns its server options. The Manager
-// lives as long as the process (its sampler goroutine is never stopped) and
-// registers no services; use New for health and ORCA services, lame-duck
-// shutdown, or tests.
+// The first call builds the process-wide Manager from opts (returned by
+// Default) and returns its server options; later calls, for more servers in
+// the same process, must pass no options and get the same Manager's. So
+// however often it is called, one sampler goroutine runs; it stops with
+// Default().Shutdown, after which the next call builds a new Manager.
 //
-// Invalid options are not ignored: ServerOptions logs the error at ERROR
-// level (to WithLogger's logger, else slog.Default()) and returns options
-// that make the server fail every call with codes.Internal and a message
-// naming the invalid option, so the mistake shows on the first call instead
-// of running without the protection the options asked for. Use New to get
-// the error instead.
+// Like New, the first call needs WithCredentials or WithInsecure. An
+// invalid option panics here, at start-up, with New's error (as
+// regexp.MustCompile does), rather than letting the server run without
+// the protection the options asked for; use New to get the error instead.
+//
+// The health and ORCA out-of-band services are served only on servers
+// given to Register: call Default().Register(srv) before srv.Serve. Without
+// it, the health status and the out-of-band reports are computed but not
+// served (per-call ORCA reports, GOAWAY, max age and shedding work
+// regardless), and the Manager logs a warning once calls arrive.
 func ServerOptions(opts ...Option) []grpc.ServerOption {
-	m, err := New(opts...)
-	if err == nil {
+	process.mu.Lock()
+	defer process.mu.Unlock()
+	if m := process.m; m != nil && !m.isShutdown() {
+		if len(opts) > 0 {
+			panic("grpcmgmt.ServerOptions: the process-wide Manager is already built; " +
+				"pass options on the first call only, or use New for a Manager of your own")
+		}
 		return m.ServerOptions()
 	}
-	s := &settings{features: map[string]*component.Factory{}}
-	for _, o := range opts {
-		if o != nil {
-			o(s)
-		}
+	m, err := New(opts...)
+	if err != nil {
+		panic("grpcmgmt.ServerOptions: " + err.Error())
 	}
-	log := s.logger
-	if log == nil {
-		log = slog.Default()
+	process.m = m
+	return m.ServerOptions()
+}
+
+// Default returns the process-wide Manager built by ServerOptions, or nil
+// before the first call (and after its Shutdown). Use it to Register the
+// server and to Shutdown in lame-duck fashion.
+func Default() *Manager {
+	process.mu.Lock()
+	defer process.mu.Unlock()
+	if m := process.m; m != nil && !m.isShutdown() {
+		return m
 	}
-	log.Error("grpcmgmt: invalid options; every call will fail until they are fixed", "err", err)
-	st := status.New(codes.Internal, "grpcmgmt: server misconfigured: "+err.Error())
-	return []grpc.ServerOption{grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) {
-		return ctx, st.Err()
-	})}
+	return nil
+}
+
+func (m *Manager) isShutdown() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.shutdown
 }

@@ -1,17 +1,10 @@
 package grpcmgmt_test
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	testpb "google.golang.org/grpc/interop/grpc_testing"
-	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/load"
@@ -40,7 +33,7 @@ var invalidOptions = []struct {
 func TestNewRejectsInvalidOptions(t *testing.T) {
 	for _, tc := range invalidOptions {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := grpcmgmt.New(tc.opt)
+			m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), tc.opt)
 			if err == nil {
 				_ = m.Shutdown(context.Background())
 				t.Fatalf("New succeeded, want an error containing %q", tc.want)
@@ -58,7 +51,7 @@ func TestMaxAgeOffAndDefaultsAreValid(t *testing.T) {
 		{MaxConnectionAge: maxage.Off, MaxConnectionAgeGrace: maxage.Off, MaxConnectionIdle: maxage.Off, Time: maxage.Off},
 		{MaxConnectionAge: time.Second, MaxConnectionAgeGrace: time.Millisecond},
 	} {
-		m, err := grpcmgmt.New(grpcmgmt.WithMaxAge(cfg))
+		m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithMaxAge(cfg))
 		if err != nil {
 			t.Errorf("New(%+v): %v", cfg, err)
 			continue
@@ -67,23 +60,30 @@ func TestMaxAgeOffAndDefaultsAreValid(t *testing.T) {
 	}
 }
 
-// The one-line form cannot return an error. With an invalid option it must
-// not run silently unprotected: every call fails with codes.Internal naming
-// the option, and the error is logged.
-func TestServerOptionsWithInvalidOptionFailsCallsLoudly(t *testing.T) {
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	srv := grpc.NewServer(grpcmgmt.ServerOptions(
-		grpcmgmt.WithLogger(logger),
-		grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: -time.Second}),
-	)...)
-	defer srv.Stop()
-	s := serve(t, srv)
-	_, err := testpb.NewTestServiceClient(dial(t, s)).EmptyCall(context.Background(), &testpb.Empty{})
-	if status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "MaxConnectionAge") {
-		t.Errorf("call error = %v, want Internal naming MaxConnectionAge", err)
-	}
-	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "MaxConnectionAge") {
-		t.Errorf("log = %q, want an ERROR line naming MaxConnectionAge", logs.String())
+// The one-line form cannot return an error: an invalid option panics at
+// start-up, naming the option, rather than serving unprotected or failing
+// calls at run time. No process-wide Manager is left behind.
+func TestServerOptionsPanicsOnInvalidOption(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []grpcmgmt.Option
+		want string
+	}{
+		{"invalid max age", []grpcmgmt.Option{grpcmgmt.WithInsecure(), grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: -time.Second})}, "MaxConnectionAge"},
+		{"no credentials", nil, "WithInsecure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				msg, _ := r.(string)
+				if !strings.HasPrefix(msg, "grpcmgmt.ServerOptions: ") || !strings.Contains(msg, tc.want) {
+					t.Errorf("panic = %v, want one naming %s", r, tc.want)
+				}
+				if m := grpcmgmt.Default(); m != nil {
+					t.Errorf("Default() = %p after a failed ServerOptions, want nil", m)
+				}
+			}()
+			grpcmgmt.ServerOptions(tc.opts...)
+		})
 	}
 }

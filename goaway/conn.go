@@ -112,6 +112,12 @@ func (c *conn) sawHeaders(stream uint32) {
 	}
 	c.maxStream = stream
 	calls := c.calls.Add(1)
+	if c.closed.Load() {
+		// Closed while this read was under way: remove may have summed
+		// calls before the Add. Count it again rather than lose it (a
+		// stream counted twice only makes Tracker.Audit more lenient).
+		c.t.closedCalls.Add(1)
+	}
 	if limit := c.t.cfg.MaxCallsPerConn; limit > 0 && calls == limit {
 		c.goAway(ReasonMaxCalls)
 	}

@@ -56,7 +56,11 @@
 // Give your TLS credentials there rather than to grpc.Creds: grpc-go keeps
 // the last grpc.Creds, so one placed after the Manager's options would
 // replace the wrapped credentials and no connection could be sent a
-// GOAWAY. Without the Manager, wrap the credentials yourself:
+// GOAWAY. That mistake is detected: Tracker.Audit, run by the Manager on
+// every load sample, finds calls that arrived on connections the Tracker
+// never saw, logs an error once and counts them. Without the Manager, wrap
+// the credentials yourself (and call Audit with your own call count if you
+// want the same check):
 //
 //	t, err := goaway.NewTracker(goaway.Config{})
 //	srv := grpc.NewServer(grpc.Creds(t.WrapCredentials(creds)))
@@ -79,6 +83,8 @@
 //   - when load moves connections, and how many: Policy.onSample
 //     (policy.go), on the shared load sampler's goroutine;
 //   - lame-duck shutdown calls Tracker.GoAwayAll from the grpcmgmt Manager;
+//   - whether calls bypass the Tracker (credentials replaced): Tracker.Audit
+//     (audit.go);
 //   - when the replica set grew, and how many connections move to the new
 //     replicas: Rebalancer.observe and Rebalancer.round (rebalance.go), on
 //     lookups reported by a Watcher (watcher.go; DNSWatcher looks up the
@@ -104,7 +110,8 @@
 //
 // Meter "github.com/grpcmgmt/grpcmgmt/goaway": grpcmgmt.goaway.sent
 // {reason}, grpcmgmt.goaway.suppressed {reason}, grpcmgmt.goaway.hard_closes,
-// grpcmgmt.goaway.connections (live), grpcmgmt.goaway.connection_age
+// grpcmgmt.goaway.connections (live), grpcmgmt.goaway.untracked_calls,
+// grpcmgmt.goaway.connection_age
 // {drained} (seconds, at close), grpcmgmt.goaway.policy_transitions {state};
 // for rebalancing grpcmgmt.goaway.rebalance.decisions {decision,
 // replicas.before, replicas.after}, grpcmgmt.goaway.replica_set.lookups

@@ -2,13 +2,6 @@ package goaway_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -20,6 +13,7 @@ import (
 
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/internal/testcert"
 )
 
 // transport is one way of securing a connection: the tests run over each.
@@ -42,46 +36,7 @@ func transports(t testing.TB) []transport {
 // tlsCreds returns server and client credentials from a fresh self-signed
 // certificate for 127.0.0.1; with mutual, the client presents one too.
 func tlsCreds(t testing.TB, mutual bool) (server, client credentials.TransportCredentials) {
-	t.Helper()
-	cert, pool := selfSigned(t)
-	sc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	cc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	if mutual {
-		sc.ClientAuth = tls.RequireAndVerifyClientCert
-		sc.ClientCAs = pool
-		cc.Certificates = []tls.Certificate{cert}
-	}
-	return credentials.NewTLS(sc), credentials.NewTLS(cc)
-}
-
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "grpcmgmt test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	return testcert.Creds(t, mutual)
 }
 
 // startServer serves the replica test service on 127.0.0.1:0 and stops the

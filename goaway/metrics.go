@@ -18,6 +18,7 @@ type metrics struct {
 	conns       metric.Int64UpDownCounter // grpcmgmt.goaway.connections
 	age         metric.Float64Histogram   // grpcmgmt.goaway.connection_age{drained}
 	transitions metric.Int64Counter       // grpcmgmt.goaway.policy_transitions{state}
+	untrackedC  metric.Int64Counter       // grpcmgmt.goaway.untracked_calls
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -50,6 +51,9 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	keep(e)
 	out.transitions, e = m.Int64Counter("grpcmgmt.goaway.policy_transitions", metric.WithUnit("{transition}"),
 		metric.WithDescription("Load policy state changes, by the state entered."))
+	keep(e)
+	out.untrackedC, e = m.Int64Counter("grpcmgmt.goaway.untracked_calls", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls served on connections the Tracker never saw (its credentials were replaced by a later grpc.Creds): GOAWAY cannot reach them."))
 	keep(e)
 	return &out, err
 }

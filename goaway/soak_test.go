@@ -84,7 +84,7 @@ func TestManagerWiring(t *testing.T) {
 	cc := dial(t, addr, tp.client)
 	cc.Connect()
 	waitFor(t, 5*time.Second, "the Manager's tracker to see the connection", func() bool { return m.GoAwayTracker().Len() == 1 })
-	m2, err := grpcmgmt.New(grpcmgmt.Without("goaway"))
+	m2, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.Without("goaway"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestManagerWiring(t *testing.T) {
 	if m2.GoAwayTracker() != nil {
 		t.Fatal("Without(goaway) still has a tracker")
 	}
-	if _, err := grpcmgmt.New(grpcmgmt.WithGoAway(goaway.Config{Grace: -1}, goaway.PolicyConfig{})); err == nil {
+	if _, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithGoAway(goaway.Config{Grace: -1}, goaway.PolicyConfig{})); err == nil {
 		t.Fatal("New accepted Grace -1")
 	}
 }

@@ -115,6 +115,12 @@ type Tracker struct {
 
 	mu    sync.Mutex // guards conns
 	conns map[uint64]*conn
+	// closedCalls counts the calls of connections no longer in conns (see
+	// conn.sawHeaders for the race it tolerates).
+	closedCalls atomic.Uint64
+
+	auditMu   sync.Mutex // guards untracked
+	untracked uint64     // calls Audit found on untracked connections
 }
 
 // NewTracker validates cfg and returns a Tracker.
@@ -169,6 +175,7 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 func (t *Tracker) remove(c *conn) {
 	t.mu.Lock()
 	delete(t.conns, c.id)
+	t.closedCalls.Add(c.calls.Load())
 	t.mu.Unlock()
 	t.m.connClosed(time.Since(c.start), c.requested.Load() || c.ownGoAway.Load())
 }

@@ -44,7 +44,7 @@ const goClientConfig = `{
 func Example() {
 	// Server. Health is on by default; the Manager registers the health
 	// service and turns it NOT_SERVING first in Shutdown.
-	m, err := grpcmgmt.New(grpcmgmt.WithHealth(health.Config{PropagationDelay: 100 * time.Millisecond}))
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithHealth(health.Config{PropagationDelay: 100 * time.Millisecond}))
 	if err != nil {
 		log.Fatal(err)
 	}

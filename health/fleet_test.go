@@ -67,7 +67,7 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	if cfg.mp != nil {
 		opts = append(opts, grpcmgmt.WithMeterProvider(cfg.mp))
 	}
-	m, err := grpcmgmt.New(opts...)
+	m, err := grpcmgmt.New(append([]grpcmgmt.Option{grpcmgmt.WithInsecure()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

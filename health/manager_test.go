@@ -38,7 +38,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestManagerRegistersHealthByDefault(t *testing.T) {
-	m, err := grpcmgmt.New(grpcmgmt.WithHealth(health.Config{PropagationDelay: time.Millisecond}))
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithHealth(health.Config{PropagationDelay: time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestManagerRegistersHealthByDefault(t *testing.T) {
 }
 
 func TestManagerRegisterRejectsDuplicateHealth(t *testing.T) {
-	m, err := grpcmgmt.New()
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestManagerRegisterRejectsDuplicateHealth(t *testing.T) {
 }
 
 func TestManagerWithoutHealth(t *testing.T) {
-	m, err := grpcmgmt.New(grpcmgmt.Without("health"))
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.Without("health"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestManagerWithoutHealth(t *testing.T) {
 }
 
 func TestManagerRejectsInvalidHealthConfig(t *testing.T) {
-	_, err := grpcmgmt.New(grpcmgmt.WithHealth(health.Config{Hold: -time.Second}))
+	_, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithHealth(health.Config{Hold: -time.Second}))
 	if err == nil || !strings.Contains(err.Error(), "Hold must be within") {
 		t.Errorf("New(WithHealth(Hold: -1s)) = %v, want an error naming Hold and its range", err)
 	}

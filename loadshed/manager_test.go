@@ -44,7 +44,7 @@ func serveManager(t *testing.T, m *grpcmgmt.Manager, extra ...grpc.ServerOption)
 // TestManagerStaticLimit: WithLoadShed plugs the Shedder into the Manager's
 // interceptor chain, ahead of the user's own interceptors.
 func TestManagerStaticLimit(t *testing.T) {
-	m, err := grpcmgmt.New(grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
 		grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1, CPUThreshold: loadshed.Off}))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestManagerStaticLimit(t *testing.T) {
 // TestManagerCPU: the Manager hands its shared sampler to the Shedder, so a
 // CPU at 100 % sheds every critical call and no health check.
 func TestManagerCPU(t *testing.T) {
-	m, err := grpcmgmt.New(grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
 		grpcmgmt.WithLoad(load.Config{Period: 10 * time.Millisecond, TimeConstant: 10 * time.Millisecond,
 			CPU: load.SourceFunc(func() (float64, error) { return 1, nil })}),
 		grpcmgmt.WithLoadShed(loadshed.Config{}))

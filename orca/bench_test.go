@@ -80,7 +80,7 @@ func BenchmarkUnaryRoundTrip(b *testing.B) {
 	} {
 		b.Run(leg.name, func(b *testing.B) {
 			opts := append([]grpcmgmt.Option{grpcmgmt.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, leg.opts...)
-			m, err := grpcmgmt.New(opts...)
+			m, err := grpcmgmt.New(append([]grpcmgmt.Option{grpcmgmt.WithInsecure()}, opts...)...)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -38,7 +38,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 		// The Manager reports the same error.
 		if tc.field != "" {
-			if _, err := grpcmgmt.New(grpcmgmt.WithORCA(tc.cfg)); err == nil || !strings.Contains(err.Error(), tc.field) {
+			if _, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithORCA(tc.cfg)); err == nil || !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("grpcmgmt.New(WithORCA(%+v)) = %v, want an error naming %s", tc.cfg, err, tc.field)
 			}
 		}

@@ -25,7 +25,7 @@ func Example() {
 	// Server: ORCA is on by default; Capacity says how many calls this
 	// replica serves at once, so application_utilization = calls in flight
 	// ÷ 8. MinReportingInterval lets clients ask for reports every second.
-	m, err := grpcmgmt.New(
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(),
 		grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
 		grpcmgmt.WithORCA(orca.Config{Capacity: 8, MinReportingInterval: time.Second}),
 	)

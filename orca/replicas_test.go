@@ -52,7 +52,7 @@ func startServer(t *testing.T, ip string, svc func(grpc.ServiceRegistrar), opts 
 		t.Fatalf("listen on %s: %v", ip, err)
 	}
 	opts = append([]grpcmgmt.Option{grpcmgmt.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
-	m, err := grpcmgmt.New(opts...)
+	m, err := grpcmgmt.New(append([]grpcmgmt.Option{grpcmgmt.WithInsecure()}, opts...)...)
 	if err != nil {
 		t.Fatalf("grpcmgmt.New: %v", err)
 	}

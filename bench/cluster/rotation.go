@@ -60,7 +60,7 @@ func (c *connCount) HandleConn(_ context.Context, s stats.ConnStats) {
 // Run runs the scenario; the Node client runs from c.Root/test/node.
 func (s Rotation) Run(ctx context.Context, c *Cluster) (RotationResult, error) {
 	var res RotationResult
-	m, err := grpcmgmt.New(
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(),
 		grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
 		grpcmgmt.WithLoad(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.95, nil })}),
 		grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: time.Second, MaxConnectionAgeGrace: 10 * time.Second}),

@@ -155,7 +155,7 @@ func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientC
 			// reconnects and shed calls, not overhead); every per-call path
 			// still runs: credentials wrapper and frame tracking, call
 			// counter, shedder (static limit), ORCA per-call reports.
-			m, err := grpcmgmt.New(grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+			m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
 				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
 				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
 				grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off}),

@@ -99,7 +99,7 @@ func run(svgPath string) error {
 	start := func(i int) (*node, error) {
 		n := &node{name: fmt.Sprintf("r%d", i), ip: fmt.Sprintf("127.0.0.%d", i+1), done: make(chan struct{})}
 		n.svc = replica.New(replica.Config{Name: n.name, Work: work, Workers: 1})
-		m, err := grpcmgmt.New(
+		m, err := grpcmgmt.New(grpcmgmt.WithInsecure(),
 			grpcmgmt.WithMeterProvider(mp),
 			grpcmgmt.WithLogger(quietLogger()),
 			// Short ages so the demo fits in a minute; production default is

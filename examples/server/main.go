@@ -28,6 +28,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
@@ -50,6 +51,8 @@ func run(args []string) error {
 		metricsListen = fs.String("metrics-listen", "", "address to serve Prometheus /metrics on (empty: off)")
 		shutdownAfter = fs.Duration("shutdown-timeout", 60*time.Second, "how long a shutdown may take before calls are cut")
 		logLevel      = fs.String("log-level", "info", "debug, info, warn or error")
+		tlsCert       = fs.String("tls-cert", "", "PEM certificate to serve TLS with (with -tls-key; empty: plaintext)")
+		tlsKey        = fs.String("tls-key", "", "PEM private key of -tls-cert")
 	)
 	var features []func() ([]grpcmgmt.Option, error)
 	for _, register := range featureFlags {
@@ -68,6 +71,19 @@ func run(args []string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", *name)
 
 	opts := []grpcmgmt.Option{grpcmgmt.WithLogger(logger)}
+	switch {
+	case *tlsCert != "" && *tlsKey != "":
+		creds, err := credentials.NewServerTLSFromFile(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		opts = append(opts, grpcmgmt.WithCredentials(creds))
+	case *tlsCert != "" || *tlsKey != "":
+		return errors.New("-tls-cert and -tls-key go together")
+	default:
+		logger.Info("serving plaintext (no -tls-cert)")
+		opts = append(opts, grpcmgmt.WithInsecure())
+	}
 	for _, f := range features {
 		o, err := f()
 		if err != nil {
