@@ -23,7 +23,8 @@
 //	)
 //	defer s.Close()
 //
-// or through the Manager: grpcmgmt.New(grpcmgmt.WithLoadShed(cfg)), which
+// or through the Manager: grpcmgmt.New(grpcmgmt.WithCredentials(creds),
+// grpcmgmt.WithLoadShed(cfg)), which
 // fills in its shared load sampler, logger and meter provider.
 //
 // Shedding is off by default in the Manager: it turns latency into errors,
