@@ -9,6 +9,13 @@ need_apt=()
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# C-core 1.51 for the system python3 (test/python), and grpc-java 1.41 with
+# Netty (test/java, compiled by the tests with javac).
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need_apt+=(python3-grpcio)
+for j in grpc-netty netty-codec-http2 perfmark-api gson; do
+  [ -f /usr/share/java/$j.jar ] || { need_apt+=(libgrpc-java libnetty-java libperfmark-java libgoogle-gson-java); break; }
+done
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-deps: installing ${need_apt[*]} with apt-get"
   SUDO=""
@@ -26,4 +33,4 @@ fi
 # Go tools the tests build (pinned; fetched from the module proxy once).
 go mod download github.com/grpc-ecosystem/grpc-health-probe@v0.4.61 github.com/summerwind/h2spec@v2.2.1+incompatible
 
-echo "test-deps: dnsmasq $(/usr/sbin/dnsmasq --version | head -1 | awk '{print $3}'), haproxy $(/usr/sbin/haproxy -v | head -1 | awk '{print $3}'), node $(node --version), grpc-js $(node -p "require('./test/node/node_modules/@grpc/grpc-js/package.json').version")"
+echo "test-deps: dnsmasq $(/usr/sbin/dnsmasq --version | head -1 | awk '{print $3}'), haproxy $(/usr/sbin/haproxy -v | head -1 | awk '{print $3}'), node $(node --version), grpc-js $(node -p "require('./test/node/node_modules/@grpc/grpc-js/package.json').version"), python grpcio $(/usr/bin/python3 -c 'import grpc; print(grpc.__version__)'), grpc-java $(ls /usr/share/java/grpc-core-*.jar | sed 's/.*grpc-core-//; s/.jar//'), $(javac -version 2>&1)"

@@ -24,6 +24,10 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	closers []func()
+
+	javaOnce sync.Once // compiles the Java client (external.go)
+	javaCP   string
+	javaErr  error
 }
 
 // New creates a cluster working in dir.

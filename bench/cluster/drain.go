@@ -24,6 +24,8 @@ type Drain struct {
 	StopTimeout time.Duration
 	CallTimeout time.Duration
 	DNSPort     int // 0: any free port
+	// Stack is the client implementation (GoStack: in-process grpc-go).
+	Stack Stack
 }
 
 // DrainResult is the outcome of a rolling restart.
@@ -71,18 +73,19 @@ func (s Drain) Run(ctx context.Context, c *Cluster) (DrainResult, error) {
 	if err != nil {
 		return DrainResult{}, err
 	}
-	target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr, dns.Name, port)
-	client, err := Dial(target, dialconfig.RoundRobin, s.Conns)
+	rec := NewRecorder()
+	l := dnsLoad(s.Stack, dns, port)
+	l.ServiceConfig, l.Channels, l.Callers, l.CallTimeout = dialconfig.RoundRobin, s.Conns, s.Callers, s.CallTimeout
+	stopLoad, err := c.startLoad(ctx, l, rec)
 	if err != nil {
 		return DrainResult{}, err
 	}
-	defer client.Close()
-
-	rec := NewRecorder()
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); client.ClosedLoop(loadCtx, s.Callers, s.CallTimeout, rec) }()
-	defer func() { stopLoad(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = stopLoad()
+		}
+	}()
 
 	res := DrainResult{FailedCodes: map[string]int{}}
 	wait := func(d time.Duration) error {
@@ -110,10 +113,10 @@ func (s Drain) Run(ctx context.Context, c *Cluster) (DrainResult, error) {
 			return res, err
 		}
 	}
-	stopLoad()
-	<-done
-	done = make(chan struct{})
-	close(done)
+	stopped = true
+	if err := stopLoad(); err != nil {
+		return res, err
+	}
 	w := rec.Window(0, time.Hour)
 	res.Failed, res.Calls = w.Failed, w.OK+w.Failed
 	res.PerSec = rec.PerSecond(int(time.Since(rec.Start()) / time.Second))

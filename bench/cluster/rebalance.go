@@ -52,6 +52,11 @@ type ScaleUpDNS struct {
 	CallTimeout time.Duration
 	// Name is the DNS name; default "svc.scaleup.test".
 	Name string
+	// Stack is the client implementation (GoStack: in-process grpc-go).
+	Stack Stack
+	// MinResolution is an external client's re-resolution floor (0: its
+	// default, 30 s; see ExternalLoad.MinResolution).
+	MinResolution time.Duration
 }
 
 // Run runs the scenario in cluster c.
@@ -80,8 +85,9 @@ func (s ScaleUpDNS) Run(ctx context.Context, c *Cluster) (ScaleUpResult, error) 
 		}
 		newName = r.Name
 	}
-	target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr, name, port)
-	rec, err := loadThenGrow(ctx, target, s.Conns, s.Callers, s.CallTimeout, s.AddAt, s.For, func() error { return dns.Set(ips...) })
+	l := dnsLoad(s.Stack, dns, port)
+	l.MinResolution = s.MinResolution
+	rec, err := c.loadThenGrow(ctx, l, s.Conns, s.Callers, s.CallTimeout, s.AddAt, s.For, func() error { return dns.Set(ips...) })
 	if err != nil {
 		return ScaleUpResult{}, err
 	}

@@ -37,7 +37,12 @@ func (r *Recorder) Start() time.Time { return r.start }
 
 // Record adds one call that ended now.
 func (r *Recorder) Record(replica string, lat time.Duration, code codes.Code) {
-	at := time.Since(r.start)
+	r.RecordAt(time.Since(r.start), replica, lat, code)
+}
+
+// RecordAt adds one call that ended at at after the start (for calls an
+// external client recorded on its own clock).
+func (r *Recorder) RecordAt(at time.Duration, replica string, lat time.Duration, code codes.Code) {
 	r.mu.Lock()
 	if len(r.samples) < maxSamples {
 		r.samples = append(r.samples, sample{at: at, lat: lat, replica: replica, code: code})

@@ -18,6 +18,7 @@ import (
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
+	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/load"
 	"github.com/grpcmgmt/grpcmgmt/maxage"
@@ -34,6 +35,11 @@ type Rotation struct {
 	// NodeCallers is the number of concurrent callers of the Node client
 	// (0: no Node client).
 	NodeCallers int
+	// Stacks are more clients (Java, Python), each with StackCallers
+	// callers on one channel with the documented service config
+	// (dialconfig.RoundRobin: round_robin, health checking, retries).
+	Stacks       []Stack
+	StackCallers int
 }
 
 // RotationResult counts what was exercised and what failed.
@@ -41,6 +47,8 @@ type RotationResult struct {
 	GoCalls, GoFailed     int
 	NodeCalls, NodeFailed int
 	NodeErrors            []string
+	// Stacks holds each of Rotation.Stacks' reports.
+	Stacks map[Stack]ExternalResult
 	// ConnsRotated counts connections the server saw begin, beyond the
 	// first of each client.
 	ConnsRotated int
@@ -110,6 +118,16 @@ func (s Rotation) Run(ctx context.Context, c *Cluster) (RotationResult, error) {
 		}
 		clients++
 	}
+	var runs []*ExternalRun
+	for _, st := range s.Stacks {
+		r, err := c.StartExternal(ctx, ExternalLoad{Stack: st, Target: "dns:///" + addr, ServiceConfig: dialconfig.RoundRobin,
+			Channels: 1, Callers: s.StackCallers, CallTimeout: 10 * time.Second, For: s.For})
+		if err != nil {
+			return res, err
+		}
+		runs = append(runs, r)
+		clients++
+	}
 	client, err := Dial(addr, `{"loadBalancingConfig":[{"round_robin":{}}]}`, 1)
 	if err != nil {
 		return res, err
@@ -133,6 +151,14 @@ func (s Rotation) Run(ctx context.Context, c *Cluster) (RotationResult, error) {
 			return res, fmt.Errorf("node client output %q: %v (stderr %s)", nodeOut.String(), err, nodeErr.String())
 		}
 		res.NodeCalls, res.NodeFailed, res.NodeErrors = out.Calls, out.Failed, out.Errors
+	}
+	res.Stacks = map[Stack]ExternalResult{}
+	for i, r := range runs {
+		out, err := r.Wait(NewRecorder())
+		if err != nil {
+			return res, err
+		}
+		res.Stacks[s.Stacks[i]] = out
 	}
 	res.ConnsRotated = int(conns.began.Load()) - clients
 	return res, nil

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -23,6 +24,8 @@ type ScaleUpL4 struct {
 	// AddAt its answer grows with HAProxy's rotation, as a Kubernetes
 	// Service's endpoints and its headless DNS name do.
 	ReplicaSetDNS string
+	// Stack is the client implementation (GoStack: in-process grpc-go).
+	Stack Stack
 }
 
 // ScaleUpResult is the outcome of one scale-up run.
@@ -69,7 +72,7 @@ func (s ScaleUpL4) Run(ctx context.Context, c *Cluster) (ScaleUpResult, error) {
 	if err != nil {
 		return ScaleUpResult{}, err
 	}
-	rec, err := loadThenGrow(ctx, "dns:///"+lb.Addr, s.Conns, s.Callers, s.CallTimeout, s.AddAt, s.For, func() error {
+	rec, err := c.loadThenGrow(ctx, ExternalLoad{Stack: s.Stack, Target: "dns:///" + lb.Addr}, s.Conns, s.Callers, s.CallTimeout, s.AddAt, s.For, func() error {
 		if err := lb.Enable(newName); err != nil {
 			return err
 		}
@@ -84,24 +87,24 @@ func (s ScaleUpL4) Run(ctx context.Context, c *Cluster) (ScaleUpResult, error) {
 	return fairShare(rec, s.AddAt, s.For, s.Replicas+1, newName), nil
 }
 
-// loadThenGrow runs closed-loop load from conns client connections to
-// target for dur, and calls grow (the scale-out) at addAt.
-func loadThenGrow(ctx context.Context, target string, conns, callers int, callTimeout, addAt, dur time.Duration, grow func() error) (*Recorder, error) {
-	client, err := Dial(target, `{"loadBalancingConfig":[{"round_robin":{}}]}`, conns)
+// loadThenGrow runs closed-loop load from conns client connections of l's
+// client (l.Stack to l.Target) with round_robin for dur, and calls grow
+// (the scale-out) at addAt.
+func (c *Cluster) loadThenGrow(ctx context.Context, l ExternalLoad, conns, callers int, callTimeout, addAt, dur time.Duration, grow func() error) (*Recorder, error) {
+	rec := NewRecorder()
+	l.ServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+	l.Channels, l.Callers, l.CallTimeout = conns, callers, callTimeout
+	stop, err := c.startLoad(ctx, l, rec)
 	if err != nil {
 		return nil, err
 	}
-	defer client.Close()
-	rec := NewRecorder()
 	runCtx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); client.ClosedLoop(runCtx, callers, callTimeout, rec) }()
 	select {
 	case <-time.After(addAt):
 	case <-runCtx.Done():
 	}
 	growErr := grow()
-	<-done
-	return rec, growErr
+	<-runCtx.Done()
+	return rec, errors.Join(stop(), growErr)
 }

@@ -13,11 +13,26 @@ import (
 
 // drain: a rolling restart of 3 replicas under load (SIGTERM → lame duck →
 // exit → start again), standard clients on real DNS with health checking
-// and retries.
+// and retries: grpc-go, then grpc-java (through the JDK's hosts-file name
+// service on the file dnsmasq serves: the JDK cannot query a DNS server on
+// port 5353) and C-core (Python).
 func runDrain(ctx context.Context, e *env) error {
-	res, err := cluster.Drain{ServerBin: e.serverBin, Replicas: 3, Conns: 4, Callers: 16,
+	base := cluster.Drain{ServerBin: e.serverBin, Replicas: 3, Conns: 4, Callers: 16,
 		ServerArgs: libraryArgs(), Settle: 3 * time.Second, StopTimeout: 60 * time.Second,
-		CallTimeout: 5 * time.Second, DNSPort: 5353}.Run(ctx, e.c)
+		CallTimeout: 5 * time.Second, DNSPort: 5353}
+	for _, st := range []cluster.Stack{cluster.JavaStack, cluster.PythonStack} {
+		d := base
+		d.Stack = st
+		res, err := d.Run(ctx, e.c)
+		e.c.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.Name(), err)
+		}
+		fmt.Fprintf(os.Stderr, "   %-6s calls %d failed %d %v, stop seconds %v\n", st.Name(), res.Calls, res.Failed, res.FailedCodes, res.StopSeconds)
+		e.results["drain."+st.Name()+".failed"] = float64(res.Failed)
+		e.results["drain."+st.Name()+".calls"] = float64(res.Calls)
+	}
+	res, err := base.Run(ctx, e.c)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ var scenarios = []scenario{
 	{"rotation", runRotation},
 	{"scaleup_l4", runScaleUpL4},
 	{"hot", runHot},
+	{"hot_python", runHotPython},
 	{"scaleup_dns", runScaleUpDNS},
 	{"drain", runDrain},
 }

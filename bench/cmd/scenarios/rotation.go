@@ -10,9 +10,11 @@ import (
 )
 
 // rotation: every connection rotated about every second (by age and by the
-// load policy) for 60 s, with a grpc-go and a @grpc/grpc-js client.
+// load policy) for 60 s, with grpc-go, @grpc/grpc-js, grpc-java and C-core
+// (Python) clients calling at once.
 func runRotation(ctx context.Context, e *env) error {
-	res, err := cluster.Rotation{For: 60 * time.Second, GoCallers: 32, NodeCallers: 8}.Run(ctx, e.c)
+	res, err := cluster.Rotation{For: 60 * time.Second, GoCallers: 32, NodeCallers: 8,
+		Stacks: []cluster.Stack{cluster.JavaStack, cluster.PythonStack}, StackCallers: 8}.Run(ctx, e.c)
 	if err != nil {
 		return err
 	}
@@ -22,6 +24,11 @@ func runRotation(ctx context.Context, e *env) error {
 	e.results["rotation.go.calls"] = float64(res.GoCalls)
 	e.results["rotation.node.failed"] = float64(res.NodeFailed)
 	e.results["rotation.node.calls"] = float64(res.NodeCalls)
+	for st, out := range res.Stacks {
+		fmt.Fprintf(os.Stderr, "   %s %d calls %d failed %v\n", st.Name(), out.Calls, out.Failed, out.Errors)
+		e.results["rotation."+st.Name()+".failed"] = float64(out.Failed)
+		e.results["rotation."+st.Name()+".calls"] = float64(out.Calls)
+	}
 	e.results["rotation.conns_rotated"] = float64(res.ConnsRotated)
 	return nil
 }

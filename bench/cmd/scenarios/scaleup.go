@@ -16,25 +16,30 @@ import (
 // rebalancing: the replicas watch their replica set in a real dnsmasq,
 // whose answer grows with HAProxy's rotation), MAX_CONNECTION_AGE alone
 // (60 s; its leg lasts 75 s so that every connection ages once), and no
-// library (the baseline).
+// library (the baseline). The library leg runs again with a grpc-java and
+// a C-core (Python) client.
 func runScaleUpL4(ctx context.Context, e *env) error {
 	base := cluster.ScaleUpL4{ServerBin: e.serverBin, Replicas: 3, Conns: 24, Callers: 48,
 		AddAt: 5 * time.Second, For: 30 * time.Second, CallTimeout: 2 * time.Second}
 	legs := []struct {
-		name string
-		args []string
-		dns  string
-		dur  time.Duration
+		name  string
+		args  []string
+		dns   string
+		dur   time.Duration
+		stack cluster.Stack
 	}{
-		{"library", append(libraryArgs(), cluster.RebalanceArgs()...), "svc.scaleup-l4.test", 0},
-		{"maxage60s", []string{"-max-connection-age", "60s", "-log-level", "warn"}, "", 75 * time.Second},
-		{"baseline", append(cluster.BaselineArgs(), "-log-level", "warn"), "", 0},
+		{"library", append(libraryArgs(), cluster.RebalanceArgs()...), "svc.scaleup-l4.test", 0, cluster.GoStack},
+		{"maxage60s", []string{"-max-connection-age", "60s", "-log-level", "warn"}, "", 75 * time.Second, cluster.GoStack},
+		{"baseline", append(cluster.BaselineArgs(), "-log-level", "warn"), "", 0, cluster.GoStack},
+		{"library.java", append(libraryArgs(), cluster.RebalanceArgs()...), "svc.scaleup-l4.test", 0, cluster.JavaStack},
+		{"library.python", append(libraryArgs(), cluster.RebalanceArgs()...), "svc.scaleup-l4.test", 0, cluster.PythonStack},
 	}
 	failed := 0
 	for _, leg := range legs {
 		s := base
 		s.ServerArgs = leg.args
 		s.ReplicaSetDNS = leg.dns
+		s.Stack = leg.stack
 		if leg.dur > 0 {
 			s.For = leg.dur
 		}
@@ -58,6 +63,11 @@ func runScaleUpL4(ctx context.Context, e *env) error {
 			}
 		case "baseline":
 			e.results["scaleup_l4.baseline_new_share"] = res.EndShare
+		case "library.java", "library.python":
+			if res.SecondsToFairShare >= 0 {
+				e.results["scaleup_l4."+leg.stack.Name()+".seconds_to_fair_share"] = res.SecondsToFairShare
+			}
+			e.results["scaleup_l4."+leg.stack.Name()+".failed"] = float64(res.Failed)
 		}
 		if err := cluster.PerReplicaChart(filepath.Join(e.out, "scaleup_l4_"+leg.name+".svg"),
 			"scaleup_l4 ("+leg.name+"): calls/s per replica behind HAProxy", res.PerSec,
