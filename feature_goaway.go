@@ -70,7 +70,7 @@ type goAwayComponent struct {
 }
 
 func (c *goAwayComponent) Parts() component.Parts {
-	return component.Parts{WrapCredentials: c.tracker.WrapCredentials}
+	return component.Parts{WrapCredentials: c.tracker.WrapCredentials, Stream: c.tracker.StreamServerInterceptor()}
 }
 
 func (c *goAwayComponent) Close() error {

@@ -45,6 +45,8 @@ type conn struct {
 
 	tmu   sync.Mutex  // guards timer
 	timer *time.Timer // the grace timer, nil until GoAway
+
+	drain drain // closed at the first GOAWAY, ours or grpc-go's (drain.go)
 }
 
 // sysConn is a conn whose inner connection exposes its file descriptor
@@ -209,6 +211,7 @@ func (c *conn) scanWrite(p []byte) {
 func (c *conn) sawHeader(hdr bool) {
 	if hdr && c.wcur.typ == frameGoAway && c.wcur.stream == 0 && !c.ownGoAway.Load() {
 		c.ownGoAway.Store(true)
+		c.drain.begin(ReasonMaxAge)
 	}
 }
 
@@ -237,6 +240,11 @@ func (c *conn) resolveLocked() bool {
 	_, err := c.Conn.Write(c.frame)
 	if err == nil {
 		c.sent.Store(true)
+		// Handlers learn of the drain only now: whatever they write next
+		// (a stream's last message, its trailers) reaches the client after
+		// the GOAWAY, so the client opens its next stream on a new
+		// connection.
+		c.drain.begin(c.reason)
 	}
 	c.t.wrote(c, err)
 	return true
@@ -310,6 +318,9 @@ func (c *conn) graceExpired() {
 // idempotent, like the inner Close it calls.
 func (c *conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
+		if c.drain.streams.Load() > 0 {
+			c.drain.cut.Store(true)
+		}
 		c.tmu.Lock()
 		if c.timer != nil {
 			c.timer.Stop()

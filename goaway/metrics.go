@@ -19,6 +19,7 @@ type metrics struct {
 	age         metric.Float64Histogram   // grpcmgmt.goaway.connection_age{drained}
 	transitions metric.Int64Counter       // grpcmgmt.goaway.policy_transitions{state}
 	untrackedC  metric.Int64Counter       // grpcmgmt.goaway.untracked_calls
+	drainedC    metric.Int64Counter       // grpcmgmt.goaway.drained_streams{reason,ended}
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -55,6 +56,9 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out.untrackedC, e = m.Int64Counter("grpcmgmt.goaway.untracked_calls", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls served on connections the Tracker never saw (its credentials were replaced by a later grpc.Creds): GOAWAY cannot reach them."))
 	keep(e)
+	out.drainedC, e = m.Int64Counter("grpcmgmt.goaway.drained_streams", metric.WithUnit("{stream}"),
+		metric.WithDescription("Streams that ended while their connection was draining, by drain reason: ended=handler when the handler returned before the connection closed, ended=cut when the connection closed under it (grace, or the client gave up)."))
+	keep(e)
 	return &out, err
 }
 
@@ -79,6 +83,14 @@ func (m *metrics) connClosed(age time.Duration, drained bool) {
 		opt = drainedTrue
 	}
 	m.age.Record(context.Background(), age.Seconds(), opt)
+}
+
+func (m *metrics) drainedStream(r Reason, cut bool) {
+	ended := "handler"
+	if cut {
+		ended = "cut"
+	}
+	m.drainedC.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", string(r)), attribute.String("ended", ended)))
 }
 
 func (m *metrics) transition(state string) {

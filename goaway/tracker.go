@@ -158,10 +158,12 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 		id:          t.nextID.Add(1),
 		start:       time.Now(),
 		prefaceLeft: clientPrefaceLen,
+		drain:       drain{ch: make(chan struct{})},
 	}
 	t.mu.Lock()
 	t.conns[c.id] = c
 	t.mu.Unlock()
+	indexAdd(c)
 	t.m.connOpened()
 	if r := readyWrap(c, nc); r != nil {
 		return r
@@ -173,6 +175,7 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 }
 
 func (t *Tracker) remove(c *conn) {
+	indexRemove(c)
 	t.mu.Lock()
 	delete(t.conns, c.id)
 	t.closedCalls.Add(c.calls.Load())

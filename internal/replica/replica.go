@@ -21,6 +21,8 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpcmgmt/grpcmgmt/goaway"
 )
 
 // HeaderName is the response header that names the replica.
@@ -34,6 +36,10 @@ type Config struct {
 	Work time.Duration
 	// Workers bounds how many UnaryCalls burn CPU at once (0: unbounded).
 	Workers int
+	// IgnoreDrain makes StreamingOutputCall ignore goaway.Draining: its
+	// streams then run until they are done or cut (the baseline of the
+	// streams scenario).
+	IgnoreDrain bool
 }
 
 // Service implements grpc.testing.TestService. Create it with New.
@@ -43,11 +49,13 @@ type Service struct {
 	md    metadata.MD
 	work  atomic.Int64 // nanoseconds
 	slots chan struct{}
+
+	ignoreDrain bool
 }
 
 // New returns a Service for cfg.
 func New(cfg Config) *Service {
-	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name)}
+	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name), ignoreDrain: cfg.IgnoreDrain}
 	s.work.Store(int64(cfg.Work))
 	if cfg.Workers > 0 {
 		s.slots = make(chan struct{}, cfg.Workers)
@@ -94,6 +102,49 @@ func (s *Service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*te
 		ServerId: s.name,
 		Payload:  &testpb.Payload{Body: make([]byte, req.GetResponseSize())},
 	}, nil
+}
+
+// StreamingOutputCall is a long-lived server stream: one response per
+// ResponseParameters entry, each IntervalUs after the previous one, of the
+// requested size. When the stream's connection is sent a GOAWAY (for any
+// reason: max age, load, rebalancing, shutdown) it ends the stream at once
+// with OK, unless Config.IgnoreDrain: the client, which knows how many
+// responses it received, opens a new stream for the rest, on a new
+// connection (possibly to another replica). That is the pattern of
+// goaway.Draining.
+func (s *Service) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
+	if err := stream.SendHeader(s.md); err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	var draining <-chan struct{}
+	if !s.ignoreDrain {
+		draining = goaway.Draining(ctx)
+	}
+	var t *time.Timer
+	for _, p := range req.GetResponseParameters() {
+		if d := time.Duration(p.GetIntervalUs()) * time.Microsecond; d > 0 {
+			if t == nil {
+				t = time.NewTimer(d)
+				defer t.Stop()
+			} else {
+				t.Reset(d)
+			}
+			select {
+			case <-t.C:
+			case <-draining:
+				return nil
+			case <-ctx.Done():
+				return status.FromContextError(ctx.Err()).Err()
+			}
+		}
+		if err := stream.Send(&testpb.StreamingOutputCallResponse{
+			Payload: &testpb.Payload{Body: make([]byte, p.GetSize())},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FullDuplexCall echoes: for every request it sends one response per
