@@ -3,10 +3,12 @@ package grpcmgmt_test
 import (
 	"context"
 	"errors"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"io"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -159,5 +161,69 @@ func TestShutdownSendsGoAwayToEveryConnection(t *testing.T) {
 	})
 	if sent, suppressed := drain("grpcmgmt.goaway.sent"), drain("grpcmgmt.goaway.suppressed"); sent+suppressed != clients || sent == 0 {
 		t.Errorf("goaway.{sent,suppressed}{reason=drain} = %d, %d after Shutdown, want %d in all (one per connection), at least one sent", sent, suppressed, clients)
+	}
+}
+
+// TestShutdownEndsDrainAwareStreams: a long-lived stream whose handler
+// listens to goaway.Draining ends with OK at the lame duck's drain GOAWAY,
+// so Shutdown's GracefulStop does not wait for the grace (30 s by default)
+// and the stream is counted as ended by its handler, reason drain.
+func TestShutdownEndsDrainAwareStreams(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	m, err := grpcmgmt.New(testOptions(grpcmgmt.WithMeterProvider(mp))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...)
+	if err := m.Register(srv); err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, srv)
+	req := &testpb.StreamingOutputCallRequest{}
+	for range 10000 { // 100 s of responses
+		req.ResponseParameters = append(req.ResponseParameters, &testpb.ResponseParameters{IntervalUs: 10000})
+	}
+	stream, err := testpb.NewTestServiceClient(dial(t, addr)).StreamingOutputCall(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v, want nil (the stream ends at the drain, well within 10 s)", err)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("stream ended with %v, want OK", err)
+			}
+			break
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var handler int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if mt.Name != "grpcmgmt.goaway.drained_streams" {
+				continue
+			}
+			for _, dp := range mt.Data.(metricdata.Sum[int64]).DataPoints {
+				if r, _ := dp.Attributes.Value("reason"); r.AsString() == "drain" {
+					if e, _ := dp.Attributes.Value("ended"); e.AsString() == "handler" {
+						handler += dp.Value
+					}
+				}
+			}
+		}
+	}
+	if handler != 1 {
+		t.Errorf("drained_streams{drain, handler} = %d, want 1", handler)
 	}
 }

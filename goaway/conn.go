@@ -67,6 +67,9 @@ func (c *conn) Read(p []byte) (int, error) {
 	if n > 0 {
 		c.scanRead(p[:n])
 	}
+	if err != nil {
+		c.drain.peerGone.Store(true)
+	}
 	return n, err
 }
 
@@ -318,7 +321,10 @@ func (c *conn) graceExpired() {
 // idempotent, like the inner Close it calls.
 func (c *conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		if c.drain.streams.Load() > 0 {
+		if c.drain.streams.Load() > 0 && !c.drain.peerGone.Load() {
+			// The server closes (grace, Stop) under streams in flight;
+			// a close after the client's own (a read ended) cuts nothing
+			// the client had not given up.
 			c.drain.cut.Store(true)
 		}
 		c.tmu.Lock()

@@ -74,6 +74,17 @@
 // rises, grpc-go clients before v1.68, which close the whole transport on a
 // GOAWAY that raises it, are safe too.
 //
+// # Long-lived streams
+//
+// A stream outlives its connection's grace unless its handler ends it:
+// Draining(ctx) is closed when the connection carrying the call is sent a
+// GOAWAY, ours or grpc-go's (max age), and DrainInfo says why and when the
+// connection will be closed. A handler that selects on it ends its stream
+// with OK and the client resumes on a new connection; standard clients then
+// close the drained connection themselves, long before the grace.
+// Tracker.StreamServerInterceptor counts how drained streams ended
+// (drain.go; docs/streams.md).
+//
 // # Where decisions are made
 //
 //   - which connections exist, and the per-connection rules above:
@@ -85,6 +96,9 @@
 //   - lame-duck shutdown calls Tracker.GoAwayAll from the grpcmgmt Manager;
 //   - whether calls bypass the Tracker (credentials replaced): Tracker.Audit
 //     (audit.go);
+//   - when a handler learns its connection drains: conn.resolveLocked (our
+//     GOAWAY written) and conn.sawHeader (grpc-go's), closing the channel
+//     Draining returns (drain.go);
 //   - when the replica set grew, and how many connections move to the new
 //     replicas: Rebalancer.observe and Rebalancer.round (rebalance.go), on
 //     lookups reported by a Watcher (watcher.go; DNSWatcher looks up the
@@ -111,6 +125,7 @@
 // Meter "github.com/grpcmgmt/grpcmgmt/goaway": grpcmgmt.goaway.sent
 // {reason}, grpcmgmt.goaway.suppressed {reason}, grpcmgmt.goaway.hard_closes,
 // grpcmgmt.goaway.connections (live), grpcmgmt.goaway.untracked_calls,
+// grpcmgmt.goaway.drained_streams {reason, ended},
 // grpcmgmt.goaway.connection_age
 // {drained} (seconds, at close), grpcmgmt.goaway.policy_transitions {state};
 // for rebalancing grpcmgmt.goaway.rebalance.decisions {decision,

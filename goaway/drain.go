@@ -26,8 +26,18 @@ type drain struct {
 	reason Reason    // set before ch is closed
 	at     time.Time // when the GOAWAY was written
 
-	streams atomic.Int64 // streams in flight through StreamServerInterceptor
-	cut     atomic.Bool  // the connection closed with streams still in flight
+	streams  atomic.Int64 // streams in flight through StreamServerInterceptor
+	peerGone atomic.Bool  // a read failed: the client closed or reset the connection
+	cut      atomic.Bool  // the server closed the connection with streams in flight
+}
+
+// outlived reports whether a stream ending now outlived the drain's grace:
+// it ended because the connection was closed at the end of the grace. (When
+// grpc-go closes a connection at its MaxConnectionAgeGrace, it first waits
+// up to a second for the client to close, so the client's close can come
+// first: the time tells.)
+func (d *drain) outlived(grace time.Duration) bool {
+	return time.Since(d.at) >= grace-grace/10
 }
 
 // begin marks the connection draining for r, once.
@@ -93,10 +103,10 @@ func DrainInfo(ctx context.Context) (r Reason, closeBy time.Time, ok bool) {
 // StreamServerInterceptor counts the streams of each tracked connection,
 // so that a drain is measured: grpcmgmt.goaway.drained_streams counts, by
 // drain reason, the streams that ended while their connection was
-// draining, ended="handler" when the handler returned before the
-// connection closed (it listened to Draining, or its client finished) and
-// ended="cut" when the connection closed under it (at the end of the grace,
-// or the client gave up). The grpcmgmt Manager installs it; it adds no
+// draining, ended="cut" when the connection was closed under it by the
+// server (at the end of the grace, or a hard stop) and ended="handler"
+// otherwise (its handler returned first: it listened to Draining, or its
+// client finished or gave up). The grpcmgmt Manager installs it; it adds no
 // allocation to a stream.
 func (t *Tracker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
@@ -109,7 +119,7 @@ func (t *Tracker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		c.drain.streams.Add(-1)
 		select {
 		case <-c.drain.ch:
-			t.m.drainedStream(c.drain.reason, c.drain.cut.Load())
+			t.m.drainedStream(c.drain.reason, c.drain.cut.Load() || c.drain.outlived(t.cfg.Grace))
 		default:
 		}
 		return err

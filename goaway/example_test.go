@@ -74,3 +74,51 @@ func ExampleTracker_GoAwayN() {
 	fmt.Println(tracker.GoAwayN(2, goaway.OldestFirst, goaway.ReasonRebalance))
 	// Output: 0
 }
+
+// A handler of a long-lived stream ends it cleanly when its connection is
+// sent a GOAWAY, so the client resumes on a new connection instead of
+// having the stream cut at the end of the grace. Here the replica's
+// StreamingOutputCall does that; the client sees the stream end with OK
+// long before the 1000 responses it asked for.
+func ExampleDraining() {
+	tracker, err := goaway.NewTracker(goaway.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(tracker.WrapCredentials(insecure.NewCredentials())),
+		grpc.StreamInterceptor(tracker.StreamServerInterceptor()))
+	replica.New(replica.Config{Name: "r1"}).Register(srv) // its feed selects on goaway.Draining
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cc.Close()
+	req := &testgrpc.StreamingOutputCallRequest{}
+	for range 1000 {
+		req.ResponseParameters = append(req.ResponseParameters, &testgrpc.ResponseParameters{IntervalUs: 1000})
+	}
+	stream, err := testgrpc.NewTestServiceClient(cc).StreamingOutputCall(context.Background(), req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		log.Fatal(err)
+	}
+	tracker.GoAwayAll(goaway.ReasonRebalance) // or max age, load, shutdown...
+	got := 1
+	for {
+		if _, err := stream.Recv(); err != nil {
+			fmt.Println("stream ended:", err, "- before all 1000:", got < 1000)
+			break
+		}
+		got++
+	}
+	// Output: stream ended: EOF - before all 1000: true
+}

@@ -57,7 +57,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithDescription("Calls served on connections the Tracker never saw (its credentials were replaced by a later grpc.Creds): GOAWAY cannot reach them."))
 	keep(e)
 	out.drainedC, e = m.Int64Counter("grpcmgmt.goaway.drained_streams", metric.WithUnit("{stream}"),
-		metric.WithDescription("Streams that ended while their connection was draining, by drain reason: ended=handler when the handler returned before the connection closed, ended=cut when the connection closed under it (grace, or the client gave up)."))
+		metric.WithDescription("Streams that ended while their connection was draining, by drain reason: ended=cut when the server closed the connection under it (end of the grace, hard stop), ended=handler otherwise."))
 	keep(e)
 	return &out, err
 }

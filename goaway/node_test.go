@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/grpcmgmt/grpcmgmt/goaway"
+	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 )
 
 // nodeDir is the npm tree with @grpc/grpc-js, installed by make test-deps.
@@ -85,5 +89,44 @@ loop:
 	}
 	if res.Calls < 100 || sent < 5 || len(seen) < 5 {
 		t.Fatalf("not exercised: %d calls, %d GOAWAYs, %d connections", res.Calls, sent, len(seen))
+	}
+}
+
+// TestNodeStreamsResumeOnDrain: a standard @grpc/grpc-js client of
+// long-lived server streams, on a server whose every connection reaches its
+// max age (grpc-go's own GOAWAY) about every 500 ms and whose handlers
+// listen to goaway.Draining: every stream ends with OK at the drain and
+// resumes on a new connection; none fails, none is cut at the grace.
+func TestNodeStreamsResumeOnDrain(t *testing.T) {
+	node := needNode(t)
+	m := newMeter()
+	tr := newTracker(t, goaway.Config{Grace: time.Minute, MeterProvider: m})
+	addr := serveStreams(t, replica.Config{Name: "r1"}, []grpc.ServerOption{
+		grpc.Creds(tr.WrapCredentials(insecure.NewCredentials())),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 500 * time.Millisecond, MaxConnectionAgeGrace: time.Minute}),
+	}, tr.StreamServerInterceptor())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "stream_client.js", fmt.Sprintf(`{"target":%q,"streams":8,"intervalMs":20,"durationMs":4000}`, addr))
+	cmd.Dir = nodeDir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node stream client: %v\n%s", err, errOut.String())
+	}
+	var res struct {
+		Messages, Resumes, Failed int
+		Errors                    []string
+		GapsMs                    []int
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("node output %q: %v (stderr %s)", out.String(), err, errOut.String())
+	}
+	t.Logf("grpc-js: %d messages, %d resumes, %d failed %v, gaps %v ms", res.Messages, res.Resumes, res.Failed, res.Errors, res.GapsMs)
+	if res.Failed != 0 || res.Resumes < 8 || res.Messages < 500 {
+		t.Errorf("%d streams failed (%v), %d resumed, %d messages: want 0 failed, ≥ 8 resumed (every stream at least once), ≥ 500 messages", res.Failed, res.Errors, res.Resumes, res.Messages)
+	}
+	if cut := m.sum(t, "grpcmgmt.goaway.drained_streams", attribute.String("ended", "cut")); cut != 0 {
+		t.Errorf("%d streams cut at grace, want 0", cut)
 	}
 }

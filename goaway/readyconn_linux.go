@@ -74,13 +74,16 @@ func (r *readyConn) ReadOnReady(bufSize int, pool mem.BufferPool) (*[]byte, int,
 		if buf != nil {
 			pool.Put(buf)
 		}
+		r.drain.peerGone.Store(true)
 		return nil, 0, err
 	}
 	if rerr != nil {
+		r.drain.peerGone.Store(true)
 		return nil, 0, rerr
 	}
 	if n == 0 {
 		pool.Put(buf)
+		r.drain.peerGone.Store(true)
 		return nil, 0, io.EOF
 	}
 	r.scanRead((*buf)[:n])

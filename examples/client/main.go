@@ -45,6 +45,7 @@ func main() {
 		duration = flag.Duration("duration", 0, "how long to run (0: until interrupted)")
 		timeout  = flag.Duration("timeout", 2*time.Second, "deadline of each call")
 		size     = flag.Int("size", 0, "response size in bytes")
+		streams  = flag.Int("streams", 0, "long-lived server streams to hold beside the unary calls, resumed when the server drains them")
 	)
 	flag.Parse()
 	var opts []grpc.DialOption
@@ -58,13 +59,13 @@ func main() {
 		*target = "static:///replicas"
 		opts = append(opts, grpc.WithResolvers(r))
 	}
-	if err := run(*target, opts, *callers, *duration, *timeout, int32(*size)); err != nil {
+	if err := run(*target, opts, *callers, *streams, *duration, *timeout, int32(*size)); err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
 		os.Exit(1)
 	}
 }
 
-func run(target string, opts []grpc.DialOption, callers int, duration, timeout time.Duration, size int32) error {
+func run(target string, opts []grpc.DialOption, callers, streams int, duration, timeout time.Duration, size int32) error {
 	cc, err := grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(dialconfig.RoundRobin),
@@ -88,6 +89,10 @@ func run(target string, opts []grpc.DialOption, callers int, duration, timeout t
 	var failed atomic.Int64
 	var lastErr atomic.Pointer[string]
 	var wg sync.WaitGroup
+	held := &streamHolder{}
+	if streams > 0 {
+		held.hold(ctx, client, streams, 100*time.Millisecond, &wg)
+	}
 	for range callers {
 		wg.Add(1)
 		go func() {
@@ -135,6 +140,14 @@ func run(target string, opts []grpc.DialOption, callers int, duration, timeout t
 			fmt.Fprintf(&b, "  %s=%d", name, counts[name])
 		}
 		fmt.Fprintf(&b, "  errors=%d", failed.Swap(0))
+		if streams > 0 {
+			per := held.perReplica()
+			fmt.Fprintf(&b, "  streams:")
+			for _, name := range slices.Sorted(maps.Keys(per)) {
+				fmt.Fprintf(&b, " %s=%d", name, per[name])
+			}
+			fmt.Fprintf(&b, " resumed=%d failed=%d", held.resumed.Swap(0), held.failed.Swap(0))
+		}
 		if e := lastErr.Swap(nil); e != nil {
 			fmt.Fprintf(&b, " (last: %s)", *e)
 		}

@@ -51,6 +51,7 @@ func run(args []string) error {
 		metricsListen = fs.String("metrics-listen", "", "address to serve Prometheus /metrics on (empty: off)")
 		shutdownAfter = fs.Duration("shutdown-timeout", 60*time.Second, "how long a shutdown may take before calls are cut")
 		logLevel      = fs.String("log-level", "info", "debug, info, warn or error")
+		ignoreDrain   = fs.Bool("ignore-drain", false, "StreamingOutputCall ignores the drain signal (goaway.Draining): its streams are cut at the end of the grace instead of ending cleanly")
 		tlsCert       = fs.String("tls-cert", "", "PEM certificate to serve TLS with (with -tls-key; empty: plaintext)")
 		tlsKey        = fs.String("tls-key", "", "PEM private key of -tls-cert")
 	)
@@ -115,7 +116,7 @@ func run(args []string) error {
 		return err
 	}
 	srv := grpc.NewServer(m.ServerOptions()...)
-	replica.New(replica.Config{Name: *name, Work: *work, Workers: *workers}).Register(srv)
+	replica.New(replica.Config{Name: *name, Work: *work, Workers: *workers, IgnoreDrain: *ignoreDrain, SpreadDrain: true}).Register(srv)
 	if err := m.Register(srv); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ package replica
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,10 @@ type Config struct {
 	// streams then run until they are done or cut (the baseline of the
 	// streams scenario).
 	IgnoreDrain bool
+	// SpreadDrain makes a drained StreamingOutputCall end at a random point
+	// of the first half of its connection's remaining grace instead of at
+	// once (see StreamingOutputCall).
+	SpreadDrain bool
 }
 
 // Service implements grpc.testing.TestService. Create it with New.
@@ -50,12 +55,12 @@ type Service struct {
 	work  atomic.Int64 // nanoseconds
 	slots chan struct{}
 
-	ignoreDrain bool
+	ignoreDrain, spreadDrain bool
 }
 
 // New returns a Service for cfg.
 func New(cfg Config) *Service {
-	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name), ignoreDrain: cfg.IgnoreDrain}
+	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name), ignoreDrain: cfg.IgnoreDrain, spreadDrain: cfg.SpreadDrain}
 	s.work.Store(int64(cfg.Work))
 	if cfg.Workers > 0 {
 		s.slots = make(chan struct{}, cfg.Workers)
@@ -104,14 +109,20 @@ func (s *Service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*te
 	}, nil
 }
 
-// StreamingOutputCall is a long-lived server stream: one response per
-// ResponseParameters entry, each IntervalUs after the previous one, of the
-// requested size. When the stream's connection is sent a GOAWAY (for any
-// reason: max age, load, rebalancing, shutdown) it ends the stream at once
-// with OK, unless Config.IgnoreDrain: the client, which knows how many
-// responses it received, opens a new stream for the rest, on a new
-// connection (possibly to another replica). That is the pattern of
-// goaway.Draining.
+// StreamingOutputCall is a long-lived server stream, a feed: one response
+// per ResponseParameters entry, of the requested size, each at the next
+// multiple of its IntervalUs on the server's clock (every stream of a
+// replica ticks together, and a stream resumed elsewhere continues the same
+// schedule). When the stream's connection is sent a GOAWAY (for any reason:
+// max age, load, rebalancing, shutdown), it ends the stream with OK, unless
+// Config.IgnoreDrain; with Config.SpreadDrain it first keeps serving for a
+// random part of the first half of the time left before the connection is
+// closed (goaway.DrainInfo), and ends just after a response, so that the
+// client has a whole interval to resume before the next one is due. The client opens a new stream for the rest on a new
+// connection, possibly to another replica; spreading the ends lets a
+// round_robin client's reconnected subchannel take its share of the
+// resumed streams instead of all of them landing on the other replicas.
+// That is the pattern of goaway.Draining.
 func (s *Service) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	if err := stream.SendHeader(s.md); err != nil {
 		return err
@@ -121,21 +132,33 @@ func (s *Service) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, st
 	if !s.ignoreDrain {
 		draining = goaway.Draining(ctx)
 	}
-	var t *time.Timer
+	var spread <-chan time.Time // fires at the drained stream's chosen end
+	last := false               // end right after the next response
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
 	for _, p := range req.GetResponseParameters() {
 		if d := time.Duration(p.GetIntervalUs()) * time.Microsecond; d > 0 {
-			if t == nil {
-				t = time.NewTimer(d)
-				defer t.Stop()
-			} else {
-				t.Reset(d)
-			}
-			select {
-			case <-t.C:
-			case <-draining:
-				return nil
-			case <-ctx.Done():
-				return status.FromContextError(ctx.Err()).Err()
+			now := time.Now()
+			t.Reset(now.Truncate(d).Add(d).Sub(now))
+		wait:
+			for {
+				select {
+				case <-t.C:
+					break wait
+				case <-draining:
+					draining = nil
+					if !s.spreadDrain {
+						return nil
+					}
+					spread = time.After(drainSpread(ctx))
+				case <-spread:
+					// End just after the next response: the client has
+					// a whole interval to resume before the one after.
+					spread, last = nil, true
+				case <-ctx.Done():
+					return status.FromContextError(ctx.Err()).Err()
+				}
 			}
 		}
 		if err := stream.Send(&testpb.StreamingOutputCallResponse{
@@ -143,8 +166,22 @@ func (s *Service) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, st
 		}); err != nil {
 			return err
 		}
+		if last {
+			return nil
+		}
 	}
 	return nil
+}
+
+// drainSpread picks when a drained stream ends: at random within the first
+// half of the time left before its connection is closed.
+func drainSpread(ctx context.Context) time.Duration {
+	_, closeBy, ok := goaway.DrainInfo(ctx)
+	left := time.Until(closeBy) / 2
+	if !ok || left <= 0 {
+		return 0
+	}
+	return rand.N(left)
 }
 
 // FullDuplexCall echoes: for every request it sends one response per

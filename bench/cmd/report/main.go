@@ -68,6 +68,14 @@ var aims = []aim{
 	{"drain.java.failed", "the same with grpc-java clients (no client-side health checking)", "0", le(0)},
 	{"drain.python.failed", "the same with C-core clients", "0", le(0)},
 	{"drain.seconds", "median SIGTERM → exit", "", nil},
+	{"streams.cut_at_grace", "64 long-lived streams, max age 5 s, grace 10 s, 60 s, handlers use the drain signal: streams cut at grace", "0", le(0)},
+	{"streams.failed", "the same: streams ended with a status other than OK or UNAVAILABLE", "0", le(0)},
+	{"streams.baseline_cut_at_grace", "the same with handlers that ignore the signal", "", nil},
+	{"streams.gap_p99_ms", "p99 of the delay a resume added between two messages (gap − interval)", "≤ 50", le(50)},
+	{"streams.rotation_share_error", "streams per replica at the end vs fair share", "≤ 0.2", le(0.2)},
+	{"streams.node.cut_at_grace", "the same with @grpc/grpc-js clients: cut at grace", "0", le(0)},
+	{"streams.node.failed", "grpc-js: failed streams", "0", le(0)},
+	{"streams.node.gap_p99_ms", "grpc-js: p99 delay a resume added", "≤ 50", le(50)},
 }
 
 func main() {

@@ -42,6 +42,7 @@ var scenarios = []scenario{
 	{"hot_python", runHotPython},
 	{"scaleup_dns", runScaleUpDNS},
 	{"drain", runDrain},
+	{"streams", runStreams},
 }
 
 func main() {
