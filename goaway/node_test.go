@@ -94,9 +94,11 @@ loop:
 
 // TestNodeStreamsResumeOnDrain: a standard @grpc/grpc-js client of
 // long-lived server streams, on a server whose every connection reaches its
-// max age (grpc-go's own GOAWAY) about every 500 ms and whose handlers
-// listen to goaway.Draining: every stream ends with OK at the drain and
-// resumes on a new connection; none fails, none is cut at the grace.
+// max age (grpc-go's own GOAWAY) about every 500 ms, and for the first 2 s
+// is sent a GOAWAY of ours (reason load) every 300 ms, and whose handlers
+// listen to
+// goaway.Draining: every stream ends with OK at the drain and resumes on a
+// new connection; none fails, none is cut at the grace.
 func TestNodeStreamsResumeOnDrain(t *testing.T) {
 	node := needNode(t)
 	m := newMeter()
@@ -111,8 +113,28 @@ func TestNodeStreamsResumeOnDrain(t *testing.T) {
 	cmd.Dir = nodeDir
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node stream client: %v\n%s", err, errOut.String())
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	ours := time.Now().Add(2 * time.Second)
+	var werr error
+wait:
+	for {
+		select {
+		case werr = <-done:
+			break wait
+		case now := <-tick.C:
+			if now.Before(ours) {
+				tr.GoAwayAll(goaway.ReasonLoad)
+			}
+		}
+	}
+	if werr != nil {
+		t.Fatalf("node stream client: %v\n%s", werr, errOut.String())
 	}
 	var res struct {
 		Messages, Resumes, Failed int
@@ -128,5 +150,10 @@ func TestNodeStreamsResumeOnDrain(t *testing.T) {
 	}
 	if cut := m.sum(t, "grpcmgmt.goaway.drained_streams", attribute.String("ended", "cut")); cut != 0 {
 		t.Errorf("%d streams cut at grace, want 0", cut)
+	}
+	for _, r := range []string{"max_age", "load"} {
+		if n := m.sum(t, "grpcmgmt.goaway.drained_streams", attribute.String("reason", r), attribute.String("ended", "handler")); n == 0 {
+			t.Errorf("no stream drained for reason %s", r)
+		}
 	}
 }
