@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/health"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
 // Defaults; the package documentation says why each is what it is.
@@ -20,6 +22,8 @@ const (
 	DefaultCooldown         = 30 * time.Second
 	DefaultMaxCooldown      = 5 * time.Minute
 	DefaultPropagationDelay = 10 * time.Second
+	DefaultMaxShare         = 0.9
+	DefaultMaxDwell         = time.Minute
 )
 
 // Config configures a Reporter. The zero value means every default: the
@@ -89,6 +93,36 @@ type Config struct {
 	// when that is longer); allowed Cooldown..24h.
 	MaxCooldown time.Duration
 
+	// MaxShare is the largest share of the Watch streams of a service that
+	// load turns NOT_SERVING. A replica out of rotation answers
+	// NOT_SERVING on a share of its Watch streams sized to its excess
+	// (Load.Excess), chosen by a hash of each stream's peer; the rest stay
+	// SERVING, and their load is how the replica learns that it is fine
+	// again. Below 1 a replica always keeps some health-checking clients
+	// (with one Watch stream, that one is turned away all the same).
+	// Default 0.9; allowed above 0 up to 1.
+	MaxShare float64
+	// MaxDwell caps the dwell: a replica out of rotation steps its share
+	// down (returns half of the clients it turned away) once its load has
+	// been below the exit thresholds for the dwell since the last change.
+	// The dwell starts at MinDwell and doubles, up to MaxDwell, each time a
+	// step down is followed by another overload. Default 1m (or MinDwell
+	// when that is longer); allowed MinDwell..24h.
+	MaxDwell time.Duration
+
+	// Signal reads the policy's Load from each sample. Default: the
+	// smoothed CPU utilization against CPUEnter and CPUExit and the calls
+	// in flight against InFlightEnter and InFlightExit (see Load.Excess).
+	// It runs on the sampler's goroutine and must return quickly.
+	Signal func(s *load.Snapshot) Load
+
+	// Peers is the replica set this server belongs to. When it is set, a
+	// replica may be out of rotation for load only while enough of the set
+	// is SERVING (the guard; see the package documentation), and stays out
+	// for as long as it is overloaded. The zero value means no known set:
+	// a stint out of rotation is bounded by MaxNotServing and Cooldown.
+	Peers Peers
+
 	// PropagationDelay is how long a drain (lame duck, BeginDrain) asks the
 	// Manager to wait after every service turned NOT_SERVING and before the
 	// servers stop, so that clients and probes stop sending new calls. It
@@ -137,6 +171,11 @@ func (c Config) WithDefaults() Config {
 	def(&c.Cooldown, DefaultCooldown)
 	def(&c.MaxCooldown, max(DefaultMaxCooldown, c.Cooldown))
 	def(&c.PropagationDelay, DefaultPropagationDelay)
+	def(&c.MaxDwell, max(DefaultMaxDwell, c.MinDwell))
+	if c.MaxShare == 0 {
+		c.MaxShare = DefaultMaxShare
+	}
+	c.Peers = c.Peers.WithDefaults()
 	return c
 }
 
@@ -144,10 +183,10 @@ func (c Config) WithDefaults() Config {
 // defaults are applied. The error names the field and the range.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	if c.CPUEnter <= 0 || c.CPUEnter > 10 {
+	if !(c.CPUEnter > 0 && c.CPUEnter <= 10) {
 		return fmt.Errorf("health: CPUEnter must be within (0, 10] (0 means the default %v), got %v", DefaultCPUEnter, c.CPUEnter)
 	}
-	if c.CPUExit <= 0 || c.CPUExit >= c.CPUEnter {
+	if !(c.CPUExit > 0 && c.CPUExit < c.CPUEnter) {
 		return fmt.Errorf("health: CPUExit must be within (0, CPUEnter=%v) (0 means the default), got %v", c.CPUEnter, c.CPUExit)
 	}
 	if c.InFlightEnter < 0 || c.InFlightEnter > 1<<30 {
@@ -172,6 +211,7 @@ func (c Config) Validate() error {
 		{"Cooldown", c.Cooldown, time.Millisecond, time.Hour, "", ""},
 		{"MaxCooldown", c.MaxCooldown, c.Cooldown, 24 * time.Hour, "Cooldown", ""},
 		{"PropagationDelay", c.PropagationDelay, time.Millisecond, 10 * time.Minute, "", ""},
+		{"MaxDwell", c.MaxDwell, c.MinDwell, 24 * time.Hour, "MinDwell", ""},
 	}
 	name := func(n string, d time.Duration) string {
 		if n == "" {
@@ -185,5 +225,8 @@ func (c Config) Validate() error {
 				k.name, name(k.loName, k.lo), name(k.hiName, k.hi), k.v)
 		}
 	}
-	return nil
+	if !(c.MaxShare > 0 && c.MaxShare <= 1) {
+		return fmt.Errorf("health: MaxShare must be within (0, 1] (0 means the default %v), got %v", DefaultMaxShare, c.MaxShare)
+	}
+	return c.Peers.validate()
 }

@@ -243,11 +243,16 @@ func fastLoad(cpu load.Source) load.Config {
 
 // A round_robin client with health checking stops sending to a replica
 // within 1 s of its NOT_SERVING and sends to it again after SERVING, with
-// no failed call.
+// no failed call. The replica is so far over its capacity (an excess of
+// 100, MaxShare 1) that every Watch stream is turned away, this client's
+// too.
 func TestRoundRobinClientFollowsHealth(t *testing.T) {
 	hcfg := health.Config{
 		Hold: 100 * time.Millisecond, MinDwell: 300 * time.Millisecond, MaxNotServing: time.Minute,
 		Cooldown: 100 * time.Millisecond, PropagationDelay: 10 * time.Millisecond,
+		MaxShare: 1, Signal: func(s *load.Snapshot) health.Load {
+			return health.Load{Over: s.CPU >= 0.9, Clear: s.CPU < 0.7, Excess: 100 * s.CPU}
+		},
 	}
 	var nodes []*node
 	var hot *signal

@@ -102,6 +102,29 @@ func gauge(t *testing.T, rd *sdkmetric.ManualReader, name, service string) (int6
 	return 0, false
 }
 
+// gaugeAttr sums the data points of the named Int64 gauge whose attribute
+// key has value.
+func gaugeAttr(t *testing.T, rd *sdkmetric.ManualReader, name, key, value string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := rd.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == name {
+				for _, dp := range g.DataPoints {
+					if v, _ := dp.Attributes.Value(attribute.Key(key)); v.AsString() == value {
+						n += dp.Value
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
 // serve starts a real gRPC server on 127.0.0.1:0 with r registered, and
 // returns a client connection to it.
 func serve(t *testing.T, r *health.Reporter) *grpc.ClientConn {

@@ -4,35 +4,35 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpcmgmt/grpcmgmt/load"
 	"go.opentelemetry.io/otel/metric/noop"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
 // The decision made on every sample: one policy step. It runs on the
 // sampler goroutine, once per period, never on the call path.
 func BenchmarkPolicyStep(b *testing.B) {
-	p := newPolicy(Config{}.WithDefaults())
+	cfg := Config{}.WithDefaults()
+	p := newPolicy(cfg)
 	now := time.Now()
 	s := load.Snapshot{CPU: 0.5, InFlight: 10}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		s.CPU = 0.5 + 0.45*float64(i%2) // crossing nothing: CPUEnter is 0.9
 		now = now.Add(10 * time.Millisecond)
-		p.step(now, s)
+		p.step(now, cfg.signal(&s))
 	}
 }
 
 // The Reporter's sample callback, with two services following load.
 func BenchmarkReporterOnSample(b *testing.B) {
-	r, err := New(nil, Config{Services: []string{"", "svc"}, MeterProvider: noop.NewMeterProvider()})
+	r, err := newReporter(Config{Services: []string{"", "svc"}, MeterProvider: noop.NewMeterProvider()}, true)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	r.policy = newPolicy(r.cfg) // follow load without a sampler goroutine
-	for _, s := range r.cfg.Services {
-		r.follows[s] = true
-	}
 	s := load.Snapshot{At: time.Now(), CPU: 0.5}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -41,45 +41,125 @@ func BenchmarkReporterOnSample(b *testing.B) {
 	}
 }
 
-// The step function's transitions, sample by sample, on a fake clock.
-func TestPolicyTransitions(t *testing.T) {
-	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: 100 * time.Millisecond,
-		Cooldown: 50 * time.Millisecond, MaxCooldown: 150 * time.Millisecond}.WithDefaults()
-	p := newPolicy(cfg)
-	p.jitter = func() float64 { return 0.5 } // no jitter
+var (
+	hot  = Load{Over: true, Excess: 2}    // twice what the replica should carry
+	mid  = Load{Excess: 1.1}              // between the thresholds
+	cold = Load{Clear: true, Excess: 0.2} // below the exit thresholds
+)
+
+// policyStep is one sample fed to a policy (or a guard decision, when grant
+// or recall is set) and what must follow.
+type policyStep struct {
+	ms     int
+	l      Load
+	grant  bool // the guard grants a slot at ms instead of a sample
+	recall bool // the guard recalls at ms instead of a sample
+	want   event
+	st     state
+	share  float64
+	dwell  time.Duration // 0: not checked
+}
+
+func runPolicy(t *testing.T, p *policy, steps []policyStep) {
+	t.Helper()
 	t0 := time.Unix(0, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	hot, cold := load.Snapshot{CPU: 0.95}, load.Snapshot{CPU: 0.1}
-	steps := []struct {
-		ms       int
-		s        load.Snapshot
-		want     event
-		cooldown time.Duration // after the step
-	}{
-		{0, hot, eventNone, 50 * time.Millisecond},
-		{20, hot, eventNone, 50 * time.Millisecond},
-		{30, hot, eventOverloaded, 50 * time.Millisecond},   // held for Hold
-		{40, cold, eventNone, 50 * time.Millisecond},        // MinDwell not over
-		{50, cold, eventRecovered, 50 * time.Millisecond},   // cooling until 100
-		{60, hot, eventNone, 50 * time.Millisecond},         // overloaded again...
-		{90, hot, eventSuppressed, 50 * time.Millisecond},   // ...for Hold, in the cooldown
-		{95, hot, eventNone, 50 * time.Millisecond},         // reported once per run
-		{100, hot, eventOverloaded, 100 * time.Millisecond}, // cooldown over; the next doubles
-		{200, hot, eventReleased, 100 * time.Millisecond},   // MaxNotServing; cooling until 300
-		{229, hot, eventNone, 100 * time.Millisecond},
-		{259, hot, eventSuppressed, 100 * time.Millisecond},
-		{300, hot, eventOverloaded, 150 * time.Millisecond}, // doubled, capped at MaxCooldown
-		{400, hot, eventReleased, 150 * time.Millisecond},   // cooling until 550
-		{549, hot, eventNone, 150 * time.Millisecond},
-		{550, hot, eventNone, 150 * time.Millisecond}, // cooldown over, Hold not yet
-		{580, hot, eventOverloaded, 150 * time.Millisecond},
-		{600, cold, eventRecovered, 150 * time.Millisecond}, // cooling until 750
-		{750, cold, eventNone, 50 * time.Millisecond},       // a quiet cooldown resets it
-	}
-	for _, st := range steps {
-		got := p.step(at(st.ms), st.s)
-		if got != st.want || p.cooldown != st.cooldown {
-			t.Fatalf("at %dms CPU %.2f: event %d cooldown %v, want %d %v", st.ms, st.s.CPU, got, p.cooldown, st.want, st.cooldown)
+	for _, s := range steps {
+		now := t0.Add(time.Duration(s.ms) * time.Millisecond)
+		got := eventNone
+		switch {
+		case s.grant:
+			p.grant(now)
+		case s.recall:
+			p.recall()
+		default:
+			got = p.step(now, s.l)
+		}
+		if got != s.want || p.st != s.st || p.share != s.share || (s.dwell != 0 && p.dwell != s.dwell) {
+			t.Fatalf("at %dms %+v: event %d state %v share %v dwell %v, want %d %v %v %v",
+				s.ms, s.l, got, p.st, p.share, p.dwell, s.want, s.st, s.share, s.dwell)
 		}
 	}
+}
+
+// Without a replica set: out for a share sized to the excess, shares that
+// follow the load, MaxNotServing, and a cooldown that doubles while the
+// overload persists.
+func TestPolicyTransitions(t *testing.T) {
+	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: 100 * time.Millisecond,
+		Cooldown: 50 * time.Millisecond, MaxCooldown: 150 * time.Millisecond, MaxDwell: 80 * time.Millisecond}.WithDefaults()
+	p := newPolicy(cfg)
+	p.jitter = func() float64 { return 0.5 } // no jitter
+	runPolicy(t, p, []policyStep{
+		{ms: 0, l: hot, want: eventNone, st: stateIn},
+		{ms: 20, l: hot, want: eventNone, st: stateIn},
+		{ms: 30, l: hot, want: eventOverloaded, st: stateOut, share: 0.5}, // held for Hold; 1 − 1/2
+		{ms: 40, l: cold, want: eventNone, st: stateOut, share: 0.5},      // the dwell is not over
+		{ms: 50, l: cold, want: eventShareDown, st: stateOut, share: 0.25},
+		{ms: 60, l: mid, want: eventNone, st: stateOut, share: 0.25}, // between the thresholds: stays
+		{ms: 75, l: cold, want: eventShareDown, st: stateOut, share: 0.125},
+		{ms: 95, l: cold, want: eventRecovered, st: stateIn}, // below minShare: cooling until 145
+		{ms: 100, l: hot, want: eventNone, st: stateIn},
+		{ms: 130, l: hot, want: eventSuppressed, st: stateIn}, // held, in the cooldown
+		{ms: 135, l: hot, want: eventNone, st: stateIn},       // reported once per run
+		// Back 50ms after the return: the dwell doubles, and so will the
+		// next cooldown.
+		{ms: 145, l: hot, want: eventOverloaded, st: stateOut, share: 0.5, dwell: 40 * time.Millisecond},
+		{ms: 175, l: hot, want: eventShareUp, st: stateOut, share: 0.75}, // still over for Hold: 1 − 0.5/2
+		{ms: 205, l: hot, want: eventShareUp, st: stateOut, share: 0.875},
+		{ms: 235, l: hot, want: eventShareUp, st: stateOut, share: 0.9}, // capped at MaxShare
+		{ms: 245, l: hot, want: eventReleased, st: stateIn},             // MaxNotServing; cooling until 345
+		{ms: 300, l: hot, want: eventNone, st: stateIn},
+		{ms: 330, l: hot, want: eventSuppressed, st: stateIn},
+		{ms: 345, l: hot, want: eventOverloaded, st: stateOut, share: 0.5}, // the next cooldown doubles, capped: 150
+		{ms: 400, l: cold, want: eventShareDown, st: stateOut, share: 0.25, dwell: 40 * time.Millisecond},
+		{ms: 420, l: cold, want: eventNone, st: stateOut, share: 0.25}, // the dwell is still 40ms
+		{ms: 440, l: cold, want: eventShareDown, st: stateOut, share: 0.125},
+		{ms: 480, l: cold, want: eventReleased, st: stateIn}, // MaxNotServing, with the overload over: cooling until 630
+		{ms: 630, l: cold, want: eventNone, st: stateIn},
+	})
+	if p.cooldown != 50*time.Millisecond {
+		t.Errorf("cooldown after a quiet one %v, want Cooldown 50ms again", p.cooldown)
+	}
+}
+
+// With a replica set: the guard grants and recalls; the replica stays out
+// for as long as it is overloaded (no MaxNotServing, no cooldown), and the
+// dwell doubles while each step down is followed by another overload.
+func TestPolicyGuardedTransitions(t *testing.T) {
+	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: 100 * time.Millisecond,
+		MaxDwell: 80 * time.Millisecond,
+		Peers: Peers{Addrs: []string{"127.0.0.2:1", "127.0.0.3:1"}, Delay: 10 * time.Millisecond,
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}},
+	}.WithDefaults()
+	p := newPolicy(cfg)
+	// The relapse window is dwell + 2×(Hold + Delay) = dwell + 80ms.
+	runPolicy(t, p, []policyStep{
+		{ms: 0, l: hot, want: eventNone, st: stateIn},
+		{ms: 30, l: hot, want: eventWant, st: stateWant},
+		{ms: 40, l: hot, want: eventNone, st: stateWant},
+		{ms: 45, grant: true, st: stateOut, share: 0.5},
+		{ms: 50, l: hot, want: eventNone, st: stateOut, share: 0.5},
+		{ms: 80, l: hot, want: eventShareUp, st: stateOut, share: 0.75, dwell: 20 * time.Millisecond},
+		{ms: 90, l: cold, want: eventNone, st: stateOut, share: 0.75},
+		{ms: 100, l: cold, want: eventShareDown, st: stateOut, share: 0.375},
+		{ms: 110, l: hot, want: eventNone, st: stateOut, share: 0.375},
+		// The step down was premature: the dwell doubles.
+		{ms: 140, l: hot, want: eventShareUp, st: stateOut, share: 0.6875, dwell: 40 * time.Millisecond},
+		{ms: 170, l: cold, want: eventNone, st: stateOut, share: 0.6875},
+		{ms: 180, l: cold, want: eventShareDown, st: stateOut, share: 0.34375},
+		{ms: 220, l: cold, want: eventShareDown, st: stateOut, share: 0.171875},
+		{ms: 300, l: cold, want: eventRecovered, st: stateIn, dwell: 40 * time.Millisecond},
+		// 120ms since the return without another overload: the dwell is
+		// back to MinDwell. No MaxNotServing, no cooldown.
+		{ms: 1000, l: hot, want: eventNone, st: stateIn, dwell: 20 * time.Millisecond},
+		{ms: 1030, l: hot, want: eventWant, st: stateWant},
+		{ms: 1040, l: cold, want: eventWithdrawn, st: stateIn}, // recovered before a slot was free
+		{ms: 1100, l: hot, want: eventNone, st: stateIn},
+		{ms: 1130, l: hot, want: eventWant, st: stateWant},
+		{ms: 1140, grant: true, st: stateOut, share: 0.5},
+		{ms: 5000, l: hot, want: eventShareUp, st: stateOut, share: 0.75}, // out for as long as it is overloaded
+		{ms: 5010, recall: true, st: stateIn},                             // the set needs it back
+		{ms: 5020, l: hot, want: eventNone, st: stateIn},                  // Hold again before it asks
+		{ms: 5050, l: hot, want: eventWant, st: stateWant},
+	})
 }

@@ -1,0 +1,53 @@
+package health
+
+import "github.com/grpcmgmt/grpcmgmt/load"
+
+// Load is what the health policy reads from one load sample: the seam
+// between the load package's signals and the state machine in policy.go.
+// Config.Signal produces it; the default reads CPU and calls in flight
+// against the Config's thresholds.
+type Load struct {
+	// Over is true when the server is at or above an enter threshold: it
+	// counts as overloaded.
+	Over bool
+	// Clear is true when the server is below every exit threshold: it
+	// counts as recovered.
+	Clear bool
+	// Excess is the load the server carries ÷ the load it should carry (its
+	// exit level): 2 means twice as much, so that turning half of its
+	// health-checking clients away brings it back. It sizes the share of
+	// Watch streams that turn NOT_SERVING (see the package documentation).
+	// Values up to 1 mean no excess; 0 means unknown.
+	Excess float64
+}
+
+// signal returns the policy's reading of s: cfg.Signal's, or the default.
+func (c *Config) signal(s *load.Snapshot) Load {
+	if c.Signal != nil {
+		return c.Signal(s)
+	}
+	return c.defaultSignal(s)
+}
+
+// defaultSignal reads the smoothed CPU utilization and the calls in flight
+// against the thresholds of c (WithDefaults applied). Excess is the larger
+// of CPU ÷ CPUExit and in-flight ÷ InFlightExit: CPU cannot read above 1,
+// so from CPU alone the excess is at most 1/CPUExit (1.43 with the default);
+// calls in flight, which keep growing with the queue, measure a larger one.
+// A further signal (queueing delay) adds itself here: Over if it is over
+// its own threshold, Clear only if it is clear too, Excess the largest.
+func (c *Config) defaultSignal(s *load.Snapshot) Load {
+	l := Load{Clear: true}
+	if !c.DisableCPU {
+		l.Over = s.CPU >= c.CPUEnter
+		l.Clear = s.CPU < c.CPUExit
+		l.Excess = s.CPU / c.CPUExit
+	}
+	if c.InFlightEnter > 0 {
+		in := max(float64(s.InFlight), s.InFlightAvg)
+		l.Over = l.Over || s.InFlight >= c.InFlightEnter
+		l.Clear = l.Clear && s.InFlight < c.InFlightExit
+		l.Excess = max(l.Excess, in/float64(c.InFlightExit))
+	}
+	return l
+}
