@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/component"
 )
@@ -16,6 +18,12 @@ import (
 // lame duck of Manager.Shutdown. New returns health.Config.Validate's error
 // for an invalid cfg. Without("health") turns it off; Manager.Register then
 // registers no health service.
+//
+// With a replica set (cfg.Peers), the guard reaches the peers with
+// cfg.Peers.DialOptions; for a server built WithInsecure, insecure
+// credentials are the default. When fair-share rebalancing (WithRebalance)
+// watches the same DNS name at the same resolver, the guard shares its
+// lookups (made at the rebalancer's Interval) instead of making its own.
 func WithHealth(cfg health.Config) Option {
 	return setFeature(healthFactory(cfg))
 }
@@ -34,8 +42,29 @@ func healthFactory(cfg health.Config) *component.Factory {
 			if cfg.MeterProvider == nil {
 				cfg.MeterProvider = h.MeterProvider
 			}
+			if cfg.Peers.Name != "" || len(cfg.Peers.Addrs) > 0 || cfg.Peers.Watcher != nil {
+				if len(cfg.Peers.DialOptions) == 0 && h.Insecure {
+					cfg.Peers.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+				}
+				if err := cfg.Validate(); err != nil {
+					return nil, err
+				}
+			}
+			// The guard shares the rebalancer's lookups of the same name.
+			var view goaway.Watcher
+			if c, ok := h.Find("rebalance"); ok && cfg.Peers.Name != "" {
+				if rc, ok := c.(rebalanceComponent); ok {
+					if view = rc.sharedView(cfg.Peers.Name, cfg.Peers.Resolver); view != nil {
+						cfg.Peers.Watcher = view
+						cfg.Peers.Name, cfg.Peers.Resolver, cfg.Peers.Interval = "", "", 0
+					}
+				}
+			}
 			r, err := health.New(h.Load, cfg)
 			if err != nil {
+				if view != nil {
+					_ = view.Close()
+				}
 				return nil, err
 			}
 			return healthComponent{r: r}, nil

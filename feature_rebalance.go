@@ -42,11 +42,32 @@ func rebalanceFactory(cfg goaway.RebalanceConfig) *component.Factory {
 			if !ok || !isGoAway {
 				return nil, errors.New(`grpcmgmt: WithRebalance needs the goaway feature (it sends the GOAWAYs): do not turn it off with Without("goaway")`)
 			}
+			// The DNS lookups go through a SharedWatcher, so that the
+			// health guard watching the same name (health.Peers.Name)
+			// shares them.
+			cfg := cfg // the factory is shared by every Manager: fill in a copy
+			var (
+				shared *goaway.SharedWatcher
+				dns    goaway.DNSWatcherConfig
+			)
+			if cfg.Watcher == nil {
+				dns = goaway.DNSWatcherConfig{Name: cfg.Name, Resolver: cfg.Resolver, Interval: cfg.Interval}
+				w, err := goaway.NewDNSWatcher(dns)
+				if err != nil {
+					return nil, err
+				}
+				shared = goaway.NewSharedWatcher(w)
+				cfg.Watcher = shared.View()
+				cfg.Name, cfg.Resolver, cfg.Interval = "", "", 0
+			}
 			r, err := goaway.NewRebalancer(g.tracker, cfg)
 			if err != nil {
+				if cfg.Watcher != nil && shared != nil {
+					_ = cfg.Watcher.Close()
+				}
 				return nil, err
 			}
-			return rebalanceComponent{r: r}, nil
+			return rebalanceComponent{r: r, shared: shared, dns: dns}, nil
 		},
 		Config: cfg,
 	}
@@ -54,7 +75,20 @@ func rebalanceFactory(cfg goaway.RebalanceConfig) *component.Factory {
 
 // rebalanceComponent adapts a goaway.Rebalancer to the component contract:
 // it contributes no server option, and Close stops the watcher.
-type rebalanceComponent struct{ r *goaway.Rebalancer }
+type rebalanceComponent struct {
+	r      *goaway.Rebalancer
+	shared *goaway.SharedWatcher   // the DNS lookups of dns; nil with a Watcher of the user's
+	dns    goaway.DNSWatcherConfig // what shared looks up
+}
+
+// sharedView returns a view of the rebalancer's replica set lookups if they
+// are of name at resolver, and nil otherwise.
+func (c rebalanceComponent) sharedView(name, resolver string) goaway.Watcher {
+	if c.shared == nil || c.dns.Name != name || c.dns.Resolver != resolver {
+		return nil
+	}
+	return c.shared.View()
+}
 
 func (rebalanceComponent) Parts() component.Parts { return component.Parts{} }
 

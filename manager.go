@@ -75,6 +75,7 @@ func New(opts ...Option) (*Manager, error) {
 			Logger:        s.logger.With("lib", "grpcmgmt"),
 			MeterProvider: s.meterProvider,
 			Load:          sampler,
+			Insecure:      s.credsBy == "WithInsecure",
 			MaxAgeGrace:   s.maxAgeGrace(),
 		},
 		creds:   s.creds,

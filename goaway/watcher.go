@@ -188,3 +188,98 @@ func (w *DNSWatcher) lookup() Lookup {
 	}
 	return l
 }
+
+// SharedWatcher lets several users (fair-share rebalancing, the health
+// guard) watch one replica set through one Watcher, so that one set of
+// lookups serves them all. Each View is a Watcher of its own: its Watch
+// receives the latest Lookup at once (if there is one) and every Lookup
+// after it; the underlying Watcher starts with the first View's Watch and is
+// closed when the last View that was handed out is closed.
+type SharedWatcher struct {
+	// Immutable after NewSharedWatcher:
+	w Watcher
+
+	mu      sync.Mutex // guards the fields below; held while reporting
+	views   map[*sharedView]func(Lookup)
+	last    *Lookup
+	started bool
+	open    int // views handed out and not closed
+	closed  bool
+}
+
+// NewSharedWatcher returns a SharedWatcher over w, which it owns.
+func NewSharedWatcher(w Watcher) *SharedWatcher {
+	return &SharedWatcher{w: w, views: map[*sharedView]func(Lookup){}}
+}
+
+// View returns a new Watcher on the shared set.
+func (s *SharedWatcher) View() Watcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open++
+	return &sharedView{s: s}
+}
+
+func (s *SharedWatcher) fanout(l Lookup) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = &l
+	for _, report := range s.views {
+		report(l)
+	}
+}
+
+type sharedView struct {
+	s      *SharedWatcher
+	once   sync.Once
+	closed bool // guarded by s.mu
+}
+
+func (v *sharedView) Watch(report func(Lookup)) error {
+	if report == nil {
+		return errors.New("goaway: SharedWatcher view: nil report function")
+	}
+	s := v.s
+	s.mu.Lock()
+	switch {
+	case v.closed || s.closed:
+		s.mu.Unlock()
+		return errors.New("goaway: SharedWatcher view: closed")
+	case s.views[v] != nil:
+		s.mu.Unlock()
+		return errors.New("goaway: SharedWatcher view: already watching")
+	}
+	s.views[v] = report
+	if s.last != nil {
+		report(*s.last)
+	}
+	start := !s.started
+	s.started = true
+	s.mu.Unlock()
+	if start {
+		return s.w.Watch(s.fanout)
+	}
+	return nil
+}
+
+// Close stops reports to this view; the last view closed closes the
+// underlying Watcher.
+func (v *sharedView) Close() error {
+	var err error
+	v.once.Do(func() {
+		s := v.s
+		s.mu.Lock()
+		v.closed = true
+		delete(s.views, v)
+		s.open--
+		last := s.open == 0
+		if last {
+			s.closed = true
+		}
+		s.mu.Unlock()
+		if last {
+			err = s.w.Close()
+		}
+	})
+	return err
+}

@@ -176,3 +176,69 @@ func TestDNSWatcherConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// fakeWatcher is a Watcher the test reports through.
+type fakeWatcher struct {
+	mu      sync.Mutex
+	report  func(goaway.Lookup)
+	watches int
+	closes  int
+}
+
+func (f *fakeWatcher) Watch(report func(goaway.Lookup)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.report = report
+	f.watches++
+	return nil
+}
+
+func (f *fakeWatcher) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closes++
+	return nil
+}
+
+func (f *fakeWatcher) send(l goaway.Lookup) {
+	f.mu.Lock()
+	report := f.report
+	f.mu.Unlock()
+	report(l)
+}
+
+// One Watcher serves several views: it is started once, each view gets every
+// lookup (a late one the latest at once), a closed view gets nothing more,
+// and the last view closed closes the Watcher.
+func TestSharedWatcher(t *testing.T) {
+	f := &fakeWatcher{}
+	s := goaway.NewSharedWatcher(f)
+	a, b := s.View(), s.View()
+	var gotA, gotB []string
+	if err := a.Watch(func(l goaway.Lookup) { gotA = append(gotA, l.Members...) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Watch(func(goaway.Lookup) {}); err == nil {
+		t.Error("a second Watch on one view did not fail")
+	}
+	f.send(goaway.Lookup{Members: []string{"1"}})
+	if err := b.Watch(func(l goaway.Lookup) { gotB = append(gotB, l.Members...) }); err != nil {
+		t.Fatal(err)
+	}
+	f.send(goaway.Lookup{Members: []string{"2"}})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.send(goaway.Lookup{Members: []string{"3"}})
+	if !slices.Equal(gotA, []string{"1", "2"}) || !slices.Equal(gotB, []string{"1", "2", "3"}) {
+		t.Errorf("views got %v and %v, want [1 2] and [1 2 3]", gotA, gotB)
+	}
+	if f.watches != 1 || f.closes != 0 {
+		t.Errorf("underlying Watch called %d times and Close %d times with a view open, want 1 and 0", f.watches, f.closes)
+	}
+	_ = b.Close()
+	_ = b.Close()
+	if f.closes != 1 {
+		t.Errorf("underlying Close called %d times after the last view closed, want 1", f.closes)
+	}
+}

@@ -59,6 +59,8 @@ type nodeConfig struct {
 	mp      *sdkmetric.MeterProvider
 	// extra are server options added after the Manager's (a test shedder).
 	extra []grpc.ServerOption
+	// opts are further Manager options.
+	opts []grpcmgmt.Option
 }
 
 func startNode(t *testing.T, cfg nodeConfig) *node {
@@ -67,6 +69,7 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	if cfg.mp != nil {
 		opts = append(opts, grpcmgmt.WithMeterProvider(cfg.mp))
 	}
+	opts = append(opts, cfg.opts...)
 	m, err := grpcmgmt.New(append([]grpcmgmt.Option{grpcmgmt.WithInsecure()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +134,20 @@ func dialConfig(t *testing.T, sc string, addrs ...string) *grpc.ClientConn {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
 			MinConnectTimeout: time.Second,
 		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// dialTarget returns a client for target (e.g. dns://...) with the service
+// config sc.
+func dialTarget(t *testing.T, target, sc string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(sc))
 	if err != nil {
 		t.Fatal(err)
 	}

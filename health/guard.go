@@ -29,7 +29,7 @@ const (
 	peerIn          peerState = iota // GuardService SERVING
 	peerWant                         // GuardService UNKNOWN: asking for a slot
 	peerOut                          // GuardService NOT_SERVING (or "" not SERVING)
-	peerUnreachable                  // no answer within Delay/2: counted as out
+	peerUnreachable                  // no answer within Delay/4: counted as out
 )
 
 // view is what one round of Checks saw.
@@ -271,8 +271,31 @@ func (g *guard) round() {
 	g.r.decide(v, start, epoch)
 }
 
+// warm makes (and starts connecting) a client for every member, so that
+// the round Delay later does not pay for the connections. The caller may
+// hold the Reporter's mu.
+func (g *guard) warm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	for m := range g.members {
+		if g.conns[m] != nil {
+			continue
+		}
+		cc, err := grpc.NewClient(m, g.cfg.DialOptions...)
+		if err != nil {
+			continue // look logs it
+		}
+		cc.Connect()
+		g.conns[m] = cc
+	}
+}
+
 // look asks every member of the set for its GuardService status, all at
-// once, each within Delay/2.
+// once, each within Delay/4 (a member that does not answer in time counts
+// as out of rotation).
 func (g *guard) look() view {
 	g.mu.Lock()
 	members := slices.SortedFunc(maps.Keys(g.members), compareAddrs)
@@ -291,7 +314,7 @@ func (g *guard) look() view {
 	}
 	g.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Delay/2)
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Delay/4)
 	defer cancel()
 	states := make([]peerState, len(members))
 	selfs := make([]bool, len(members))

@@ -89,10 +89,12 @@ type Peers struct {
 	CheckInterval time.Duration
 	// Delay is the re-check delay: a replica that starts to want out
 	// announces it (GuardService UNKNOWN) and waits Delay, plus up to 50 %
-	// at random, before the round of Checks that decides. A round's Checks
-	// must all answer within Delay/2 or the round counts nobody as
-	// SERVING. Together these make two replicas deciding at the same
-	// instant see each other (doc.go). Default 1s; allowed 10ms..1m.
+	// at random, before the round of Checks that decides. Each Check of a
+	// round has Delay/4 to answer (a peer that does not is counted as out
+	// of rotation), and a round that took Delay/2 or longer in all (a
+	// stalled process) is discarded. Together these make two replicas
+	// deciding at the same instant see each other (doc.go). Default 1s;
+	// allowed 10ms..1m.
 	Delay time.Duration
 	// Forget is how long a replica that left the set's answer is still
 	// asked and counted (as out of rotation when it does not answer).

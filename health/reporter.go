@@ -66,6 +66,7 @@ type Reporter struct {
 	policy    *policy               // nil if load is off
 	announced time.Time             // when the current want was published
 	refusals  int                   // rounds that refused the current want
+	recalls   int                   // consecutive rounds that found the set needs this replica back
 	tally     tally                 // the guard's last round
 	tallied   bool                  // tally is set
 	draining  bool
@@ -328,6 +329,7 @@ func (r *Reporter) step(now time.Time, l Load, s *load.Snapshot) {
 		r.refusals = 0
 		r.metrics.decision(reasonWant, false)
 		r.log.Info("health: overloaded: asking the replica set for a slot out of rotation", attrs("hold", r.cfg.Hold, "delay", r.cfg.Peers.Delay)...)
+		r.guard.warm()
 		r.guard.schedule(r.guard.firstRound(r.announced))
 	case eventWithdrawn:
 		r.metrics.decision(reasonWithdrawn, true)
@@ -383,10 +385,11 @@ func (r *Reporter) decide(v view, start time.Time, epoch uint64) {
 	switch {
 	case p.epoch != epoch:
 		// The state changed during the round: decide on a new one.
-	case now.Sub(start) >= g.cfg.Delay:
-		// Too slow (a stalled process): the peers' answers may be older
-		// than the announcements they must reflect. Try again.
-		r.log.Debug("health: guard: round took longer than Delay; discarded", "took", now.Sub(start), "delay", g.cfg.Delay)
+	case now.Sub(start) >= g.cfg.Delay/2:
+		// Too slow (a stalled process): two replicas deciding at once
+		// might not have seen each other's announcement (doc.go). Try
+		// again.
+		r.log.Debug("health: guard: round took longer than Delay/2; discarded", "took", now.Sub(start), "delay", g.cfg.Delay)
 	case p.st == stateWant && v.self == "":
 		r.metrics.guard(guardNotInSet)
 		if r.refusals++; r.refusals == 1 {
@@ -395,6 +398,7 @@ func (r *Reporter) decide(v view, start time.Time, epoch uint64) {
 		}
 	case p.st == stateWant && t.mayGoOut():
 		p.grant(now)
+		r.recalls = 0
 		r.metrics.guard(guardGranted)
 		r.metrics.decision(ReasonLoad, false)
 		r.log.Info("health: overloaded, and the replica set can spare this replica: out of rotation (NOT_SERVING to Check and to a share of the Watch streams)",
@@ -408,7 +412,16 @@ func (r *Reporter) decide(v view, start time.Time, epoch uint64) {
 		}
 		r.log.Log(context.Background(), level, "health: wanted out of rotation, but the replica set needs this replica: staying SERVING",
 			append(t.attrs(), "refused_rounds", r.refusals)...)
-	case p.st == stateOut && (t.mustReturn() || v.self == ""):
+	case p.st == stateOut && !t.mustReturn() && v.self != "":
+		r.recalls = 0
+	case p.st == stateOut && r.recalls == 0:
+		// The set needs this replica back, or it is no longer in the set:
+		// decided on the next round if that one agrees, so that one slow
+		// answer (counted as out) does not bring it back.
+		r.recalls++
+		r.log.Debug("health: guard: the replica set may need this replica back; checking again", t.attrs()...)
+	case p.st == stateOut:
+		r.recalls = 0
 		p.recall()
 		r.metrics.guard(guardRecalled)
 		r.metrics.decision(ReasonFleet, true)
@@ -417,14 +430,18 @@ func (r *Reporter) decide(v view, start time.Time, epoch uint64) {
 		r.changedLocked(ReasonFleet, nil)
 	}
 	switch p.st {
+	case stateOut:
+		if r.recalls > 0 {
+			g.schedule(now.Add(g.cfg.Delay)) // the confirming round
+			return
+		}
+		g.schedule(g.nextRound(now))
 	case stateWant:
 		if now.Before(r.announced.Add(g.cfg.Delay)) {
 			g.schedule(g.firstRound(r.announced))
 		} else {
 			g.schedule(g.nextRound(now))
 		}
-	case stateOut:
-		g.schedule(g.nextRound(now))
 	}
 }
 

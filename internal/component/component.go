@@ -40,6 +40,10 @@ type Host struct {
 	// Load.Snapshot() on the call path and subscribe with Load.OnSample for
 	// periodic decisions, instead of starting goroutines of their own.
 	Load *load.Sampler
+	// Insecure is true when the server's credentials are plaintext
+	// (grpcmgmt.WithInsecure): a component that dials the server's peers
+	// (the health guard) may then do so in plaintext too.
+	Insecure bool
 	// MaxAgeGrace is the grace the maxage component applies after a
 	// GOAWAY (0 when maxage is off). Other components that send GOAWAY use it
 	// as their default hard-close grace.
