@@ -13,8 +13,16 @@
 // For every service the Reporter knows, the published status is
 //
 //	the application's own status (Reporter.SetStatus; SERVING if never set)
-//	AND not overloaded (only for the services in Config.Services)
+//	AND not out of rotation for load (only for the services in Config.Services)
 //	AND not draining (Reporter.BeginDrain).
+//
+// That status is what Check answers (a Kubernetes probe, grpc_health_probe:
+// the binary status) and what List lists; both are the health.Server's own.
+// Watch is answered per stream: while the replica is out of rotation for
+// load, only a share of the Watch streams of a service that follows load
+// see NOT_SERVING (proportional removal, below); every other Watch stream
+// sees the application's status AND not draining. Services that do not
+// follow load are watched through the health.Server as they are.
 //
 // So the load logic never turns an application's NOT_SERVING into SERVING,
 // and nothing turns a draining server SERVING again. Set statuses through
@@ -25,40 +33,125 @@
 //
 // # Where each decision is made
 //
-//   - policy.go, policy.step: the load state machine: overloaded or not,
-//     released at MaxNotServing, held SERVING by a cooldown.
+//   - signal.go, Config.signal: the seam between the load sampler and the
+//     state machine. It reads each sample as a Load: over an enter
+//     threshold, under every exit threshold, and the excess (load carried ÷
+//     load it should carry). Config.Signal replaces it.
+//   - policy.go, policy.step: the state machine below: in, want, out;
+//     the share while out; the dwell and its doubling; MaxNotServing and
+//     the cooldown without a replica set.
+//   - streams.go, streamSet.apply: which Watch streams see NOT_SERVING for
+//     a share (the lowest hashes of their peers, sticky).
+//   - guard.go, guard.round and tally.mayGoOut / tally.mustReturn: the
+//     round of Checks of the replica set and the guard's two rules;
+//     Reporter.decide (reporter.go) applies them.
+//   - service.go: the grpc.health.v1 service: Check and List from the
+//     health.Server, Watch per stream, Check of GuardService for the peers.
 //   - reporter.go, Reporter.wantLocked: the AND of application, load and
 //     drain; Reporter.publishLocked publishes, counts and logs each change;
 //     Reporter.BeginDrain is the lame duck.
-//   - config.go: defaults and the allowed range of every field.
+//   - config.go and peers.go: defaults and the allowed range of every field.
 //   - The Manager (package grpcmgmt, feature_health.go) builds the Reporter
 //     on its shared load sampler, registers it on every server
-//     (Manager.Register) and calls BeginDrain first in Manager.Shutdown.
+//     (Manager.Register), gives the guard insecure credentials for a
+//     WithInsecure server and the rebalancer's lookups of the same name,
+//     and calls BeginDrain first in Manager.Shutdown.
+//
+// # The state machine
+//
+//	      ┌──────────────── below the exit thresholds ───────────────┐
+//	      ▼                                                          │
+//	┌───────────┐   overloaded for Hold, replica set known     ┌───────────┐
+//	│    in     │ ───────────────────────────────────────────▶ │   want    │ ◀─┐ round refused
+//	│  SERVING  │                                              │  SERVING  │ ──┘ ("fleet_needed")
+//	└───────────┘                                              └───────────┘
+//	   │     ▲   overloaded for Hold,              a round, Delay after │
+//	   │     │   no replica set known,             the want, grants a   │
+//	   │     │   no cooldown                       slot ("granted")     │
+//	   │     │                                                          ▼
+//	   │     │    s halved below 1/8 (recovered); recalled by     ┌─────────────┐
+//	   │     └─── the set (two rounds); MaxNotServing (no set) ── │   out (s)   │
+//	   └────────────────────────────────────────────────────────▶ │ NOT_SERVING │
+//	                                                              └─────────────┘
+//	out: Check NOT_SERVING; ⌈s·n⌉ of the n Watch streams NOT_SERVING, the others SERVING;
+//	     overloaded for Hold since the last change → s grows;
+//	     below the exit thresholds for the dwell → s halves (a probe);
+//	     a step down followed by another overload → the dwell doubles (up to MaxDwell).
 //
 // # Load: hysteresis in level and in time
 //
 // The Reporter subscribes to the shared load sampler (load.Sampler.OnSample;
-// no goroutine of its own) and reads the smoothed CPU utilization and the
-// calls in flight of each sample:
+// no goroutine of its own) and reads each sample through Config.Signal
+// (default: the smoothed CPU utilization and the calls in flight):
 //
 //   - the server counts as overloaded when CPU ≥ CPUEnter (0.90) or
 //     in-flight ≥ InFlightEnter (off unless set), sample after sample, for
 //     Hold (2 s); shorter bursts are the load shedder's business;
-//   - it is then NOT_SERVING for at least MinDwell (500 ms), and SERVING
-//     again on the first sample after that with CPU < CPUExit (0.70) and
-//     in-flight < InFlightExit.
+//   - it counts as recovered below CPUExit (0.70) and InFlightExit.
 //
 // Enter and exit thresholds are apart, so a signal wandering around either
-// one does not make the status follow it; Hold and MinDwell keep short
+// one does not make the status follow it; Hold and the dwell keep short
 // swings from doing so either.
+//
+// # Proportional removal
+//
+// A client channel with health checking holds one Watch stream per
+// backend, so a server can tell some of its clients to go elsewhere and
+// keep the others: a replica at twice what it should carry turns about
+// half of its health-checking clients away, not all of them. It moves the
+// excess, not the replica's whole share, and persists for as long as the
+// overload does.
+//
+// The share s is sized to the excess e (Load.Excess, the load carried ÷ the
+// load at the exit level): going out, s = 1 − 1/e (at least 1/8); while
+// still overloaded for Hold since the last change, the share served, 1 − s,
+// is divided by the excess again (s grows by 1/8 at least); never above
+// MaxShare (0.9). The streams turned away are the ⌈s·n⌉ of the n Watch
+// streams of the service with the lowest hashes of their peer addresses
+// (at least one, at most MaxShare of them). The choice is sticky: when the
+// number grows, the lowest hashes not yet turned away are added; when it
+// shrinks, the highest of those turned away return; an arriving client is
+// turned away only if the number grows with it; a client that leaves while
+// turned away is replaced by the lowest hash of the others. So a client's
+// status changes only when the share does, never because others come and
+// go, and clients do not flap.
+//
+// Check callers (a Kubernetes readiness probe) see the binary status:
+// NOT_SERVING while out, whatever the share. Kubernetes cannot take part of
+// a pod out of its endpoints; the guard bounds how many pods are so at once.
+//
+// With the default signal the excess read from CPU alone is at most
+// 1/CPUExit (1.43), since CPU cannot read above 1: the first share is then
+// at most 0.3, and it grows each Hold while the overload lasts. The calls
+// in flight (InFlightEnter) measure a larger excess directly.
+//
+// # Coming back: the dwell, the probe, and its doubling
+//
+// A replica out of rotation must learn when it is fine again, and the load
+// it serves is no evidence if it serves nothing. Proportional removal keeps
+// serving the share 1 − s (MaxShare < 1), and that share's load is the
+// evidence: once it has been below the exit thresholds for the dwell since
+// the last change, the share halves: half of the clients turned away come
+// back (a probe). Below 1/8 the replica is back in rotation. The dwell
+// starts at MinDwell (500 ms) and doubles, up to MaxDwell (1 m), each time a
+// step down is followed, within dwell + 2·(Hold + Peers.Delay), by a step
+// up or a new stint: a replica hot for a long time probes less and less
+// often. A step down that holds for that long resets the dwell to MinDwell.
+//
+// With a single health-checking client (or MaxShare 1 and a large excess)
+// every stream is turned away and the replica's load from health-checking
+// clients drops to zero: then the dwell is a plain time out, after which
+// half of the share (all of it, for one stream) returns as the probe, and
+// the doubling is what keeps a replica that is still hot from coming back
+// at a fixed rate.
 //
 // # Fleet-wide overload must not become a fleet-wide outage
 //
 // A client with health checking sends nothing to a NOT_SERVING backend, and
 // if every backend is NOT_SERVING its calls fail with UNAVAILABLE at once:
 // a whole fleet turning NOT_SERVING for load is an outage of the whole
-// service. A server cannot see its peers, and in a fleet-wide overload every
-// replica sees the same load at the same time.
+// service. In a fleet-wide overload every replica sees the same load at the
+// same time.
 //
 // The SRE book ("Site Reliability Engineering", O'Reilly 2016) names this
 // trap. "Addressing Cascading Failures" (chapter 22) describes the cascade:
@@ -75,63 +168,113 @@
 // the Datacenter", chapter 20) is the case where taking a task out of
 // rotation is always right: it is leaving.
 //
-// So the Reporter treats NOT_SERVING for load as a remedy for local
-// overload, bounds the harm it can do if the overload is global, and leaves
-// global overload to shedding. The rule for when load may turn a server
-// NOT_SERVING at all:
+// So the Reporter treats going out of rotation for load as a remedy for
+// local overload, moves only the excess (proportional removal), and bounds
+// how many replicas may do it at once: with a known replica set, by asking
+// the set (the guard); without one, in time.
+//
+// # The guard: with a known replica set
+//
+// Config.Peers names the replica set: the DNS name that resolves to every
+// replica (in Kubernetes a headless Service that publishes not-ready
+// addresses: a replica out of rotation must stay in the answer), a fixed
+// list of addresses, or a goaway.Watcher. The lookups are
+// goaway.DNSWatcher's, shared with fair-share rebalancing when the Manager
+// runs both on the same name. Each replica answers a Check of GuardService
+// with its place in rotation: SERVING (in), UNKNOWN (wants out, still
+// serving) or NOT_SERVING (out, for load or for any other reason). There
+// is no coordinator; each replica decides for itself:
+//
+//  1. Overloaded for Hold, a replica announces that it wants out (its
+//     GuardService turns UNKNOWN; it stays SERVING) and opens a connection
+//     to every member it does not have one to.
+//  2. After Delay (1 s) plus up to 50 % at random it Checks every member
+//     at once, each Check within Delay/4, and discards the round if it took
+//     Delay/2 or longer. A member that does not answer counts as out.
+//  3. It goes out if the members out of rotation, plus those that want out
+//     and come before it in address order (IP, then port), leave a slot:
+//     out + unreachable + ahead < maxOut. Otherwise it stays SERVING,
+//     counts "fleet_needed" (grpcmgmt.health.guard_decisions) and logs
+//     "wanted out of rotation, but the replica set needs this replica" with
+//     the counts of the peers seen serving, wanting out, out and
+//     unreachable, then asks again every CheckInterval (1 s ± 25 %) for as
+//     long as it is overloaded.
+//  4. Out, it stays out for as long as it is overloaded (no MaxNotServing,
+//     no cooldown), steps its share as above, and Checks the set every
+//     CheckInterval: when two rounds in a row find that with it more than
+//     maxOut replicas are out (another replica drains, crashes or turned
+//     NOT_SERVING), it returns ("recalled"; the overload must then hold for
+//     Hold again before it asks).
+//
+// maxOut is Peers.MaxOut, by default ⌊(n−1)/3⌋ of a set of n, but at least 1
+// (⌊(n−1)/3⌋ is 0 below four replicas, which would switch the lever off for
+// the smallest fleets), and never more than n−1.
+//
+// Why two replicas deciding at once cannot both take the last slot: let A
+// announce at a_A and B at a_B, and let each decide in a round that starts
+// at least Delay after its own announcement and publishes its decision less
+// than Delay/2 after the round started. If B's round saw A still in
+// rotation (before a_A), then B decided before a_A + Delay/2, which is
+// before A's round started (at a_A + Delay or later): so A's round sees B
+// out, and A stays. Otherwise each saw the other wanting out, and only the
+// one first in address order counts no one ahead of it. In every case one
+// of the two sees the other, and the rule counts what it sees. A test
+// checks the rule over random interleavings of announcements, rounds and
+// observations (and that with rounds as long as Delay it can fail), and the
+// decisions of real replicas checking each other over loopback.
+//
+// The bound that follows: at any time at most maxOut ≤ n−1 replicas are
+// out of rotation for load, and the others serve every stream, so no
+// client ever sees every replica NOT_SERVING for load. What it does not
+// cover: members that differ between replicas' views of the set (a
+// replica's guard counts only the members it knows; a member that left the
+// answer is still asked, and counted as out if it does not answer, for
+// Forget, 1 m), and replicas NOT_SERVING for reasons other than load
+// (draining, the application's own status), which the guard counts but
+// does not control.
+//
+// # Without a known replica set: bounded in time
+//
+// Without Config.Peers a replica cannot tell whether its peers are out of
+// rotation too, and the bound is in time instead:
 //
 //  1. Only after the overload held for Hold, and only outside a cooldown.
-//  2. A stint NOT_SERVING for load ends at the first sample after MinDwell
-//     that is below the exit thresholds. Health-checking clients leave at
-//     once, so the load of a replica whose peers can take it falls within a
-//     sample or two; MinDwell is kept short because, if every replica
-//     flipped together, MinDwell is how long the service is down.
-//  3. A stint ends at MaxNotServing (5 s) whatever the load ("max-time
-//     release"). Load that does not fall while NOT_SERVING comes from
-//     clients that do not check health, or from calls that are stuck;
-//     NOT_SERVING does not help against either, and every second of it is
-//     capacity health-checking clients cannot use.
-//  4. After every stint the server stays SERVING for a cooldown (30 s, ±20 %
-//     random so that replicas that flipped together drift apart), whatever
+//  2. A stint out of rotation ends when its share steps down below 1/8
+//     (recovered) or at MaxNotServing (5 s) whatever the load ("max-time
+//     release"): load that does not fall while out comes from clients that
+//     do not check health, or from calls that are stuck, or the whole fleet
+//     is overloaded; going out does not help against any of these.
+//  3. After every stint the server stays SERVING for a cooldown (30 s, ±20 %
+//     random so that replicas that went out together drift apart), whatever
 //     its load, and load shedding alone protects it. An overload during the
 //     cooldown is logged and counted (load_decisions reason "cooldown"), not
 //     acted on. The cooldown doubles, up to MaxCooldown (5 m), while the
 //     overload keeps coming back (or was not over at MaxNotServing), and
 //     returns to Cooldown after one without overload.
 //
-// The bound that follows: in a fleet-wide overload, where every replica
-// flips together, health-checking clients see one outage of about MinDwell
-// plus the time the smoothed load needs to fall below CPUExit (a fraction
-// of the sampler's time constant), at most MaxNotServing, and after that at
-// most one NOT_SERVING stint per replica per cooldown, the stints spread
-// apart by the jitter. A replica NOT_SERVING for load is so at most
+// What is lost without the set: a replica that is hot for a long time (a
+// slow node, a noisy neighbour) is out of rotation for one stint of at most
+// MaxNotServing per cooldown, not for as long as it is hot: at most
 // MaxNotServing / (MaxNotServing + Cooldown), 14 % of the time with the
-// defaults, less as the cooldown doubles. The test TestFleetWideOverload
-// offers three replicas twice their capacity, with these timings scaled
-// down, side by side with a reference fleet whose load-following is off,
-// and checks that the fleet serves at least 80 % of its capacity and never
-// serves nothing for more than a second while the reference serves.
-//
-// The price is paid in local overload: a replica that is hot for a long time
-// (a slow node, a noisy neighbour) is NOT_SERVING for one stint per cooldown,
-// not for as long as it is hot. Longer-lasting imbalance is the job of the
-// levers that do not take capacity away: ORCA load reports with
-// weighted_round_robin clients, and load shedding with a retry policy,
-// which sends the rejected calls to other replicas one at a time.
-// DisableLoad turns load-following off altogether; the drain and the
-// application's statuses still work.
+// defaults, less as the cooldown doubles; the rest of the time it serves
+// its full share, protected by shedding only. And the bound is a bound,
+// not a guarantee: in a fleet-wide overload every replica may go out in the
+// same few seconds, and a client whose streams each replica's share picked
+// sees every replica NOT_SERVING for up to MaxNotServing (the test
+// TestFleetWideOverload holds such a fleet to 80 % of its capacity and at
+// most a second of nothing served). Set Peers to have neither limit.
 //
 // # Lame duck
 //
 // grpcmgmt's Manager.Shutdown calls BeginDrain first: every service turns
-// NOT_SERVING (health.Server.Shutdown, which also ignores later changes) and
-// the Manager waits PropagationDelay (or until its context ends) before it
-// stops the servers with GracefulStop (GOAWAY on every connection, calls in
-// flight finish), and with Stop when its context ends. Each step is logged.
-// A Watch stream is a call in flight too: grpc-go clients with health
-// checking end theirs when the GOAWAY arrives, but any other client that
-// keeps one open (a monitoring tool) holds GracefulStop until the context
-// of Shutdown ends.
+// NOT_SERVING (health.Server.Shutdown, which also ignores later changes, and
+// every Watch stream) and the Manager waits PropagationDelay (or until its
+// context ends) before it stops the servers with GracefulStop (GOAWAY on
+// every connection, calls in flight finish), and with Stop when its context
+// ends. Each step is logged. A Watch stream is a call in flight too:
+// grpc-go clients with health checking end theirs when the GOAWAY arrives,
+// but any other client that keeps one open (a monitoring tool) holds
+// GracefulStop until the context of Shutdown ends.
 //
 // PropagationDelay defaults to 10 s. Clients with health checking react to
 // NOT_SERVING at once (the Watch stream pushes it, in milliseconds). A
@@ -181,10 +324,18 @@
 //
 // Metrics (meter "github.com/grpcmgmt/grpcmgmt/health"):
 // grpcmgmt.health.flips counts published status changes by service, reason
-// ("load", "max_time", "drain", "app") and direction ("serving",
+// ("load", "max_time", "fleet", "drain", "app") and direction ("serving",
 // "not_serving"); grpcmgmt.health.load_decisions counts the load policy's
-// decisions, including overloads held SERVING by a cooldown (reason
-// "cooldown"); grpcmgmt.health.status is the published status per service
-// (1 SERVING, 0 otherwise). Every change is logged at INFO with its reason
-// and the load numbers it was decided on.
+// decisions (reasons "load", "max_time", "fleet", "want", "withdrawn",
+// "share_up", "share_down", and "cooldown" for an overload held SERVING by
+// a cooldown); grpcmgmt.health.guard_decisions counts the guard's
+// ("granted", "fleet_needed", "recalled", "not_in_set");
+// grpcmgmt.health.status is the published status per service (1 SERVING, 0
+// otherwise); grpcmgmt.health.removed_share the share of Watch streams
+// turned away; grpcmgmt.health.watch_streams the Watch streams by service
+// and the status they see; grpcmgmt.health.peers the other replicas by
+// state as the guard's last round saw them. Every change of status or share
+// and every decision of the guard is logged at INFO with its reason and the
+// numbers it was decided on (a refusal repeated round after round at
+// DEBUG).
 package health

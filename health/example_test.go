@@ -14,6 +14,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/load"
@@ -138,4 +139,52 @@ func ExampleConfig_Validate() {
 	fmt.Println(err)
 	// Output:
 	// health: CPUExit must be within (0, CPUEnter=0.8) (0 means the default), got 0.9
+}
+
+// The guard: the replica set is the headless Service's DNS name (one that
+// publishes not-ready addresses) and the replicas' port. With the Manager,
+// the peers are reached with insecure credentials when the server is
+// WithInsecure (set Peers.DialOptions with TLS otherwise), and the DNS
+// lookups are shared with fair-share rebalancing of the same name. (Not
+// run: it would look the name up.)
+func ExamplePeers() {
+	const set = "grpcmgmt-server-peers.grpcmgmt.svc.cluster.local."
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(),
+		grpcmgmt.WithHealth(health.Config{Peers: health.Peers{Name: set, Port: 50051}}),
+		grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: set}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...)
+	if err := m.Register(srv); err != nil {
+		log.Fatal(err)
+	}
+	// ... srv.Serve(lis); on SIGTERM: m.Shutdown(ctx)
+}
+
+// The guard's defaults, and a replica set it could not reach.
+func ExamplePeers_defaults() {
+	p := health.Config{Peers: health.Peers{Name: "svc.test.", Port: 50051,
+		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}}}.WithDefaults().Peers
+	fmt.Println("re-check delay", p.Delay, "check interval", p.CheckInterval, "DNS interval", p.Interval)
+	// Without the port, the guard could not reach the addresses DNS gives.
+	fmt.Println(health.Config{Peers: health.Peers{Name: "svc.test."}}.Validate())
+	// Output:
+	// re-check delay 1s check interval 1s DNS interval 1s
+	// health: Peers.Port must be within 1..65535 with Peers.Name (the replicas' gRPC port), got 0
+}
+
+// A health signal of your own: overloaded when a work queue is deep,
+// recovered when it is short, and the excess as the queue's length over
+// the length the replica should have. The Reporter reads it on every
+// sample of the shared sampler.
+func ExampleConfig_signal() {
+	const queue = "queue_length" // a load.Source registered with the sampler
+	cfg := health.Config{Signal: func(s *load.Snapshot) health.Load {
+		q := s.Custom[queue]
+		return health.Load{Over: q >= 100, Clear: q < 50, Excess: q / 50}
+	}}
+	fmt.Println(cfg.Signal(&load.Snapshot{Custom: map[string]float64{queue: 150}}))
+	// Output:
+	// {true false 3}
 }
