@@ -2,6 +2,7 @@ package grpcmgmt
 
 import (
 	"context"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -41,13 +42,28 @@ func (c callCounter) Parts() component.Parts {
 	return component.Parts{Unary: c.unary, Stream: c.stream}
 }
 
+// uncounted reports whether streams of method are not load: health Watch
+// streams (a health-checking client holds one open on every backend for as
+// long as its connection lasts, which would read as one call in flight per
+// client) and ORCA out-of-band report streams (the same, for
+// weighted_round_robin clients with out-of-band reports). A health Check
+// is counted like any unary call (a probe's rate is negligible, and the
+// goaway lever's audit of untracked calls counts every call).
+func uncounted(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(method, "/xds.service.orca.v3.OpenRcaService/")
+}
+
 func (c callCounter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	c.calls.Begin()
 	defer func() { c.calls.End(isServerError(err)) }()
 	return h(ctx, req)
 }
 
-func (c callCounter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+func (c callCounter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	if uncounted(info.FullMethod) {
+		return h(srv, ss)
+	}
 	c.calls.Begin()
 	defer func() { c.calls.End(isServerError(err)) }()
 	return h(srv, ss)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
@@ -208,5 +209,60 @@ func TestWithLoadInvalid(t *testing.T) {
 	_, err := grpcmgmt.New(grpcmgmt.WithLoad(load.Config{Period: time.Nanosecond}))
 	if err == nil || err.Error() != "load: Period must be within 10ms..10s, got 1ns" {
 		t.Fatalf("New with Period 1ns: %v", err)
+	}
+}
+
+// A health-checking client's Watch stream, open for as long as its
+// connection, is not load: it is not counted as a call (in flight or
+// started). A probe's Check is an ordinary unary call.
+func TestCallCounterSkipsHealth(t *testing.T) {
+	m, err := grpcmgmt.New(testOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...)
+	replica.New(replica.Config{Name: "r1"}).Register(srv)
+	if err := m.Register(srv); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		_ = conn.Close()
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		_ = m.Shutdown(sctx)
+		<-served
+	})
+	calls := m.Load().Calls()
+	if _, err := testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	hc := healthpb.NewHealthClient(conn)
+	w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.InFlight(); got != 0 {
+		t.Errorf("InFlight with a health Watch stream open = %d, want 0", got)
+	}
+	if got := calls.Started(); got != 2 {
+		t.Errorf("Started = %d after one EmptyCall, a Watch and a Check, want 2 (the Watch not counted)", got)
 	}
 }
