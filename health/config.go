@@ -114,7 +114,7 @@ type Config struct {
 	// smoothed CPU utilization against CPUEnter and CPUExit and the calls
 	// in flight against InFlightEnter and InFlightExit (see Load.Excess).
 	// It runs on the sampler's goroutine and must return quickly.
-	Signal func(s *load.Snapshot) Load
+	Signal func(s load.Snapshot) Load
 
 	// Peers is the replica set this server belongs to. When it is set, a
 	// replica may be out of rotation for load only while enough of the set

@@ -180,11 +180,11 @@ func ExamplePeers_defaults() {
 // sample of the shared sampler.
 func ExampleConfig_signal() {
 	const queue = "queue_length" // a load.Source registered with the sampler
-	cfg := health.Config{Signal: func(s *load.Snapshot) health.Load {
+	cfg := health.Config{Signal: func(s load.Snapshot) health.Load {
 		q := s.Custom[queue]
 		return health.Load{Over: q >= 100, Clear: q < 50, Excess: q / 50}
 	}}
-	fmt.Println(cfg.Signal(&load.Snapshot{Custom: map[string]float64{queue: 150}}))
+	fmt.Println(cfg.Signal(load.Snapshot{Custom: map[string]float64{queue: 150}}))
 	// Output:
 	// {true false 3}
 }

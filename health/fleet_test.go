@@ -267,7 +267,7 @@ func TestRoundRobinClientFollowsHealth(t *testing.T) {
 	hcfg := health.Config{
 		Hold: 100 * time.Millisecond, MinDwell: 300 * time.Millisecond, MaxNotServing: time.Minute,
 		Cooldown: 100 * time.Millisecond, PropagationDelay: 10 * time.Millisecond,
-		MaxShare: 1, Signal: func(s *load.Snapshot) health.Load {
+		MaxShare: 1, Signal: func(s load.Snapshot) health.Load {
 			return health.Load{Over: s.CPU >= 0.9, Clear: s.CPU < 0.7, Excess: 100 * s.CPU}
 		},
 	}

@@ -13,7 +13,7 @@ import (
 // excessSignal is a health signal over the injected CPU: overloaded at 0.9
 // and above, recovered below 0.7, and an excess of 2 while overloaded (a
 // replica at twice what it should carry).
-func excessSignal(s *load.Snapshot) health.Load {
+func excessSignal(s load.Snapshot) health.Load {
 	l := health.Load{Over: s.CPU >= 0.9, Clear: s.CPU < 0.7, Excess: s.CPU / 0.7}
 	if l.Over {
 		l.Excess = 2

@@ -24,7 +24,7 @@ type Load struct {
 // signal returns the policy's reading of s: cfg.Signal's, or the default.
 func (c *Config) signal(s *load.Snapshot) Load {
 	if c.Signal != nil {
-		return c.Signal(s)
+		return c.Signal(*s) // by value: s does not escape, no allocation per sample
 	}
 	return c.defaultSignal(s)
 }

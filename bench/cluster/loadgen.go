@@ -11,7 +11,6 @@ import (
 	_ "google.golang.org/grpc/health" // client-side health checking
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 )
@@ -58,7 +57,7 @@ func (c *Client) call(i int, timeout time.Duration, req *testpb.SimpleRequest, r
 	if v := hdr.Get(replica.HeaderName); len(v) > 0 {
 		name = v[0]
 	}
-	rec.Record(name, time.Since(start), status.Code(err))
+	rec.RecordCall(name, time.Since(start), err)
 }
 
 // ClosedLoop runs callers concurrent callers (spread over the connections)

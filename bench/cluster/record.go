@@ -3,10 +3,12 @@ package cluster
 import (
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Recorder collects the outcome of every call a load generator makes:
@@ -19,10 +21,11 @@ type Recorder struct {
 }
 
 type sample struct {
-	at      time.Duration // since start, when the call ended
-	lat     time.Duration
-	replica string
-	code    codes.Code
+	at        time.Duration // since start, when the call ended
+	lat       time.Duration
+	replica   string
+	code      codes.Code
+	noServing bool // failed because no replica was SERVING (health checking)
 }
 
 // maxSamples bounds a Recorder's memory (about 160 MB): a 75 s closed-loop
@@ -50,6 +53,22 @@ func (r *Recorder) RecordAt(at time.Duration, replica string, lat time.Duration,
 	r.mu.Unlock()
 }
 
+// RecordCall adds one call that ended now with err (nil: served by
+// replica). A failure whose message is grpc-go's for a backend whose health
+// check failed ("connection active but health check failed") is counted
+// as failed because no replica was SERVING (Window.NoServing): the picker
+// had only NOT_SERVING backends to offer.
+func (r *Recorder) RecordCall(replica string, lat time.Duration, err error) {
+	at := time.Since(r.start)
+	code := status.Code(err)
+	noServing := code == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "health check failed")
+	r.mu.Lock()
+	if len(r.samples) < maxSamples {
+		r.samples = append(r.samples, sample{at: at, lat: lat, replica: replica, code: code, noServing: noServing})
+	}
+	r.mu.Unlock()
+}
+
 // Window selects the calls that ended in [from, to) after the start.
 type Window struct {
 	OK, Failed int
@@ -57,7 +76,10 @@ type Window struct {
 	PerReplica map[string]int
 	// Codes counts failed calls by status code.
 	Codes map[codes.Code]int
-	lats  []time.Duration
+	// NoServing counts the failed calls that failed because no replica was
+	// SERVING (RecordCall).
+	NoServing int
+	lats      []time.Duration
 }
 
 // Window returns the calls that ended in [from, to).
@@ -76,6 +98,9 @@ func (r *Recorder) Window(from, to time.Duration) Window {
 		} else {
 			w.Failed++
 			w.Codes[s.code]++
+			if s.noServing {
+				w.NoServing++
+			}
 		}
 	}
 	return w

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
@@ -24,9 +25,19 @@ const wrrConfig = `{
     "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]
 }`
 
+// healthOnlyConfig is round_robin with health checking and no retries.
+const healthOnlyConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
+
+// hotPairs is how many times the compared legs run, interleaved.
+const hotPairs = 3
+
 // hot: three replicas on real DNS, each with one CPU and one worker (10 ms
 // per call: 100 calls/s); r1 turns hot at half capacity (20 ms per call).
-// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines.
+// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines. The
+// library's replicas know their replica set (the fleet's DNS name, for the
+// health guard). Legs equal, rr and health_only run interleaved hotPairs
+// times; the figures are ratios of medians, with their spread over the
+// pairs.
 func runHot(ctx context.Context, e *env) error {
 	peerBin, err := e.c.Build("./bench/cmd/peerserver")
 	if err != nil {
@@ -35,7 +46,7 @@ func runHot(ctx context.Context, e *env) error {
 	e.c.ReplicaEnv = []string{"GOMAXPROCS=1"}
 	defer func() { e.c.ReplicaEnv = nil }()
 	lib := []string{"-shed", "-shed-adaptive", "-log-level", "warn"}
-	replicas := func(bin string, extra []string, hotWork string) [][]string {
+	replicas := func(extra []string, hotWork string) [][]string {
 		var out [][]string
 		for i := range 3 {
 			work := "10ms"
@@ -47,53 +58,115 @@ func runHot(ctx context.Context, e *env) error {
 		return out
 	}
 	const fleetCapacity = 250.0 // 100 + 100 + 50 calls/s with r1 hot
-	base := cluster.Fleet{Conns: 4, Rate: 0.6 * fleetCapacity, For: 25 * time.Second, CallTimeout: time.Second,
+	base := cluster.Fleet{Conns: 4, Rate: 0.6 * fleetCapacity, For: 20 * time.Second, CallTimeout: time.Second,
 		ServiceConfig: dialconfig.RoundRobin}
 	measure := 10 * time.Second // the last 10 s: after the levers had time
 	type leg struct {
 		name string
 		f    cluster.Fleet
 	}
-	mk := func(bin string, args [][]string, sc string) cluster.Fleet {
+	mk := func(bin string, args [][]string, sc string, guard bool) cluster.Fleet {
 		f := base
-		f.Bin, f.Args = bin, args
+		f.Bin, f.Args, f.Guard, f.Watch = bin, args, guard, []string{"r1"}
 		if sc != "" {
 			f.ServiceConfig = sc
 		}
 		return f
 	}
-	legs := []leg{
-		{"equal", mk(e.serverBin, replicas(e.serverBin, lib, ""), "")},
-		{"rr", mk(e.serverBin, replicas(e.serverBin, lib, "20ms"), "")},
-		{"baseline_equal", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, ""), "")},
-		{"baseline", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, "20ms"), "")},
-		{"wrr", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), wrrConfig)},
+	compared := []leg{
+		{"equal", mk(e.serverBin, replicas(lib, ""), "", true)},
+		{"rr", mk(e.serverBin, replicas(lib, "20ms"), "", true)},
+		{"health_only", mk(e.serverBin, replicas([]string{"-log-level", "warn"}, "20ms"), healthOnlyConfig, true)},
 	}
-	p99 := map[string]time.Duration{}
-	for _, l := range legs {
-		rec, err := l.f.Run(ctx, e.c)
+	var legs []leg
+	for range hotPairs {
+		legs = append(legs, compared...)
+	}
+	legs = append(legs,
+		leg{"baseline_equal", mk(peerBin, replicas([]string{"-peer", "none"}, ""), "", false)},
+		leg{"baseline", mk(peerBin, replicas([]string{"-peer", "none"}, "20ms"), "", false)},
+		leg{"wrr", mk(e.serverBin, replicas([]string{"-log-level", "warn"}, "20ms"), wrrConfig, false)},
+	)
+	p99 := map[string][]float64{} // seconds, one per run of the leg
+	outShare := map[string][]float64{}
+	for i, l := range legs {
+		run, err := l.f.RunWatched(ctx, e.c)
 		e.c.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
 		}
-		w := rec.Window(l.f.For-measure, l.f.For+2*time.Second)
-		p99[l.name] = w.Quantile(0.99)
-		fmt.Fprintf(os.Stderr, "   %-14s p99 %v  share r1 %.2f r2 %.2f r3 %.2f  ok %d failed %d %v\n", l.name,
-			p99[l.name].Round(time.Millisecond), w.Share("r1"), w.Share("r2"), w.Share("r3"), w.OK, w.Failed, w.Codes)
+		from, to := l.f.For-measure, l.f.For+2*time.Second
+		w := run.Rec.Window(from, to)
+		p99[l.name] = append(p99[l.name], w.Quantile(0.99).Seconds())
+		var share, notServing, n float64
+		for _, h := range run.Health["r1"] {
+			if h.At >= from && h.At < l.f.For {
+				share += h.RemovedShare
+				if h.NotServing {
+					notServing++
+				}
+				n++
+			}
+		}
+		if n > 0 {
+			share, notServing = share/n, notServing/n
+			outShare[l.name] = append(outShare[l.name], share)
+		}
+		fmt.Fprintf(os.Stderr, "   %-14s p99 %v  share r1 %.2f r2 %.2f r3 %.2f  ok %d failed %d %v  r1 removed share %.2f, NOT_SERVING %.0f%% of the window\n",
+			l.name, w.Quantile(0.99).Round(time.Millisecond), w.Share("r1"), w.Share("r2"), w.Share("r3"),
+			w.OK, w.Failed, w.Codes, share, 100*notServing)
 		if l.name == "wrr" {
 			capShare := 50 / fleetCapacity
 			e.results["hot.wrr.share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
 		}
-		if err := cluster.PerReplicaChart(filepath.Join(e.out, "hot_"+l.name+".svg"),
-			"hot ("+l.name+"): calls/s per replica, r1 at half capacity", rec.PerSecond(int(l.f.For/time.Second))); err != nil {
-			return err
+		if i < len(compared) || i >= hotPairs*len(compared) { // one chart per leg
+			if err := cluster.PerReplicaChart(filepath.Join(e.out, "hot_"+l.name+".svg"),
+				"hot ("+l.name+"): calls/s per replica, r1 at half capacity", run.Rec.PerSecond(int(l.f.For/time.Second))); err != nil {
+				return err
+			}
 		}
 	}
-	if p99["equal"] > 0 {
-		e.results["hot.rr.p99_ratio"] = float64(p99["rr"]) / float64(p99["equal"])
+	ratio := func(figure, leg, ref string) {
+		a, b := p99[leg], p99[ref]
+		if len(a) == 0 || len(a) != len(b) || median(b) <= 0 {
+			return
+		}
+		e.results[figure] = median(a) / median(b)
+		var pairs []float64
+		for i := range a {
+			if b[i] > 0 {
+				pairs = append(pairs, a[i]/b[i])
+			}
+		}
+		if len(pairs) > 0 {
+			e.results[figure+"_min"], e.results[figure+"_max"] = slices.Min(pairs), slices.Max(pairs)
+		}
 	}
-	if p99["baseline_equal"] > 0 {
-		e.results["hot.baseline.p99_ratio"] = float64(p99["baseline"]) / float64(p99["baseline_equal"])
+	ratio("hot.rr.p99_ratio", "rr", "equal")
+	ratio("hot.health_only.p99_ratio", "health_only", "equal")
+	if s := outShare["rr"]; len(s) > 0 {
+		e.results["hot.seconds_out"] = median(s)
+		e.results["hot.seconds_out_min"], e.results["hot.seconds_out_max"] = slices.Min(s), slices.Max(s)
+	}
+	if s := outShare["health_only"]; len(s) > 0 {
+		e.results["hot.health_only.seconds_out"] = median(s)
+	}
+	if b, be := p99["baseline"], p99["baseline_equal"]; len(b) > 0 && len(be) > 0 && be[0] > 0 {
+		e.results["hot.baseline.p99_ratio"] = b[0] / be[0]
 	}
 	return nil
+}
+
+// median returns the median of v (the mean of the middle two for an even
+// count); 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -40,6 +40,7 @@ var scenarios = []scenario{
 	{"scaleup_l4", runScaleUpL4},
 	{"hot", runHot},
 	{"hot_python", runHotPython},
+	{"fleet_overload", runFleetOverload},
 	{"scaleup_dns", runScaleUpDNS},
 	{"drain", runDrain},
 	{"streams", runStreams},
