@@ -132,7 +132,12 @@
 // serving the share 1 − s (MaxShare < 1), and that share's load is the
 // evidence: once it has been below the exit thresholds for the dwell since
 // the last change, the share halves: half of the clients turned away come
-// back (a probe). Below 1/8 the replica is back in rotation. The dwell
+// back (a probe; halved again while that would not change the whole
+// streams turned away). Below 1/8 the replica is back in rotation. A probe
+// is not made when the replica can foresee that it would overload it: the
+// excess scaled by the clients it would then serve (counted in whole
+// streams) reaching Load.OverAt, the enter threshold (CPU 0.75 with a
+// quarter of the clients away does not take them back: 1.0 is over 0.90). The dwell
 // starts at MinDwell (500 ms) and doubles, up to MaxDwell (1 m), each time a
 // step down is followed, within dwell + 2·(Hold + Peers.Delay), by a step
 // up or a new stint: a replica hot for a long time probes less and less

@@ -182,9 +182,10 @@ func ExampleConfig_signal() {
 	const queue = "queue_length" // a load.Source registered with the sampler
 	cfg := health.Config{Signal: func(s load.Snapshot) health.Load {
 		q := s.Custom[queue]
-		return health.Load{Over: q >= 100, Clear: q < 50, Excess: q / 50}
+		return health.Load{Over: q >= 100, Clear: q < 50, Excess: q / 50, OverAt: 100.0 / 50}
 	}}
-	fmt.Println(cfg.Signal(load.Snapshot{Custom: map[string]float64{queue: 150}}))
+	l := cfg.Signal(load.Snapshot{Custom: map[string]float64{queue: 150}})
+	fmt.Printf("over %v, clear %v, excess %v (overloaded from %v)\n", l.Over, l.Clear, l.Excess, l.OverAt)
 	// Output:
-	// {true false 3}
+	// over true, clear false, excess 3 (overloaded from 2)
 }

@@ -1,8 +1,12 @@
 package health_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,5 +102,121 @@ func TestGuardRealDNS(t *testing.T) {
 	stop()
 	if f := failed(rec.results()); len(f) > 0 {
 		t.Errorf("%d of %d calls failed, want 0; first: %v", len(f), len(rec.results()), f[0].err)
+	}
+}
+
+// logRecord is one log line of a replica, with its time.
+type logRecord struct {
+	at      time.Time
+	replica string
+	msg     string
+}
+
+// logBook collects the log lines of several replicas in one process, in
+// the order they were written (one clock: the order of the decisions).
+type logBook struct {
+	mu   sync.Mutex
+	recs []logRecord
+}
+
+type bookHandler struct {
+	b       *logBook
+	replica string
+}
+
+func (h bookHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h bookHandler) Handle(_ context.Context, r slog.Record) error {
+	h.b.mu.Lock()
+	h.b.recs = append(h.b.recs, logRecord{r.Time, h.replica, r.Message})
+	h.b.mu.Unlock()
+	return nil
+}
+func (h bookHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h bookHandler) WithGroup(string) slog.Handler      { return h }
+
+// The guard with real timers (the Checks, the re-check delay and the rounds
+// as in production, scaled down): three replicas, all hot, with the replica
+// out of rotation made to recover again and again so that the slot changes
+// hands. The decisions' own log lines, in the order they were made, never
+// show two replicas out of rotation at once (one slot of three).
+func TestGuardHandoversRealTime(t *testing.T) {
+	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	port, err := loopback.FreePort(ips...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip, fmt.Sprint(port)))
+	}
+	hcfg := health.Config{
+		Hold: 100 * time.Millisecond, MinDwell: 100 * time.Millisecond, PropagationDelay: 10 * time.Millisecond,
+		Peers: health.Peers{Addrs: addrs, CheckInterval: 50 * time.Millisecond, Delay: 100 * time.Millisecond},
+	}
+	book := &logBook{}
+	var (
+		nodes []*node
+		cpus  []*signal
+	)
+	for i, addr := range addrs {
+		cpu := &signal{}
+		cpu.Set(0.95)
+		name := fmt.Sprintf("r%d", i+1)
+		nodes = append(nodes, startNode(t, nodeConfig{
+			addr: addr, replica: replica.Config{Name: name}, load: fastLoad(cpu), health: hcfg,
+			opts: []grpcmgmt.Option{grpcmgmt.WithLogger(slog.New(bookHandler{book, name}))},
+		}))
+		cpus = append(cpus, cpu)
+	}
+	outNow := func() []int {
+		var out []int
+		for i, n := range nodes {
+			if st, _ := n.m.Health().Status(""); st == health.NotServing {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	// Five handovers: wait for a replica out, let it recover, make it hot
+	// again once it is back.
+	for range 5 {
+		var out []int
+		deadline := time.Now().Add(10 * time.Second)
+		for out = outNow(); len(out) == 0; out = outNow() {
+			if time.Now().After(deadline) {
+				t.Fatal("no replica went out of rotation within 10s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		i := out[0]
+		cpus[i].Set(0.1)
+		waitStatus(t, nodes[i].m.Health(), health.Serving)
+		cpus[i].Set(0.95)
+	}
+	for _, n := range nodes {
+		n.stop(t)
+	}
+
+	book.mu.Lock()
+	defer book.mu.Unlock()
+	out := map[string]bool{}
+	most, grants := 0, 0
+	for _, r := range book.recs {
+		switch {
+		case strings.HasPrefix(r.msg, "health: overloaded, and the replica set can spare this replica"):
+			out[r.replica] = true
+			grants++
+		case strings.HasPrefix(r.msg, "health: recovered: back in rotation"),
+			strings.HasPrefix(r.msg, "health: the replica set needs this replica back"),
+			strings.HasPrefix(r.msg, "health: lame duck"):
+			delete(out, r.replica)
+		}
+		most = max(most, len(out))
+	}
+	if grants < 5 {
+		t.Errorf("%d slots granted, want at least 5 (one per handover)", grants)
+	}
+	if most != 1 {
+		t.Errorf("at most %d replicas out of rotation at once by the decisions' log, want 1", most)
 	}
 }

@@ -63,6 +63,10 @@ type policy struct {
 	cfg     Config
 	guarded bool           // a replica set is known: the guard grants the slots
 	jitter  func() float64 // in [0, 1)
+	// removed is the share of the clients a share turns away in fact (the
+	// Watch streams come in whole numbers: ⌈share·n⌉ of n). The Reporter
+	// sets it; the default is the share itself.
+	removed func(share float64) float64
 
 	st         state
 	share      float64   // of the Watch streams turned NOT_SERVING; 0 unless out
@@ -82,7 +86,8 @@ type policy struct {
 }
 
 func newPolicy(cfg Config) *policy {
-	return &policy{cfg: cfg, guarded: cfg.Peers.configured(), cooldown: cfg.Cooldown, dwell: cfg.MinDwell, jitter: rand.Float64}
+	return &policy{cfg: cfg, guarded: cfg.Peers.configured(), cooldown: cfg.Cooldown, dwell: cfg.MinDwell, jitter: rand.Float64,
+		removed: func(share float64) float64 { return share }}
 }
 
 // relapseWindow is how soon after a step down (or a return) a step up (or a
@@ -170,11 +175,18 @@ func (p *policy) stepOut(now time.Time, l Load, held bool) event {
 	}
 	if l.Clear && now.Sub(p.lastChange) >= p.dwell {
 		// A probe: half of the clients turned away come back. The load
-		// of the share still served is the evidence: below the exit
-		// thresholds for the whole dwell.
+		// of the clients still served is the evidence: below the exit
+		// thresholds for the whole dwell, and, if it measures anything
+		// (some are served), not foreseen to be overloaded with the
+		// clients that would come back.
+		next := p.stepDown()
+		if served := 1 - p.removed(p.share); served > 0 && l.OverAt > 0 &&
+			l.Excess*(1-p.removed(next))/served >= l.OverAt {
+			return eventNone
+		}
 		p.lastChange = now
 		p.lastDown = now
-		if p.share /= 2; p.share < minShare {
+		if p.share = next; p.share == 0 {
 			p.leave(now, false)
 			return eventRecovered
 		}
@@ -183,15 +195,29 @@ func (p *policy) stepOut(now time.Time, l Load, held bool) event {
 	return eventNone
 }
 
+// stepDown returns the share a probe steps down to: half of the current
+// one, halved again while that would not change the clients served (the
+// streams come in whole numbers), and 0 below minShare.
+func (p *policy) stepDown() float64 {
+	next := p.share / 2
+	for next >= minShare && p.removed(next) == p.removed(p.share) {
+		next /= 2
+	}
+	if next < minShare {
+		return 0
+	}
+	return next
+}
+
 // grow returns the share that would leave the replica the load at its exit
-// level, if the load is proportional to the clients served: the share
-// served, 1 − share, divided by excess. It grows by minShare at least (the
-// excess may be unknown, or read from a signal that saturates) and stays
-// within MaxShare.
+// level, if the load is proportional to the clients served: the share of
+// the clients served now, 1 − removed(share), divided by excess. It grows by
+// minShare at least (the excess may be unknown, or read from a signal that
+// saturates) and stays within MaxShare.
 func (p *policy) grow(excess float64) float64 {
 	next := p.share + minShare
 	if excess > 1 {
-		next = max(next, 1-(1-p.share)/excess)
+		next = max(next, 1-(1-p.removed(p.share))/excess)
 	}
 	return min(next, p.cfg.MaxShare)
 }

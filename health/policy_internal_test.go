@@ -163,3 +163,38 @@ func TestPolicyGuardedTransitions(t *testing.T) {
 		{ms: 5050, l: hot, want: eventWant, st: stateWant},
 	})
 }
+
+// A probe returns clients only if the load it foresees with them stays
+// under OverAt, counting the clients in whole Watch streams (four here:
+// a share of 0.3 turns two away).
+func TestPolicyProbeForesight(t *testing.T) {
+	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxDwell: 80 * time.Millisecond,
+		Peers: Peers{Addrs: []string{"127.0.0.2:1", "127.0.0.3:1"}, Delay: 10 * time.Millisecond,
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}},
+	}.WithDefaults()
+	p := newPolicy(cfg)
+	p.removed = func(share float64) float64 { return float64(target(share, cfg.MaxShare, 4)) / 4 }
+	cpu := func(v float64) Load { // the default signal's reading of CPU v
+		c := cfg
+		return c.defaultSignal(&load.Snapshot{CPU: v})
+	}
+	exit := cfg.CPUExit
+	s0 := 1 - 1/(1/exit) // the excess of CPU 1: two of four streams
+	runPolicy(t, p, []policyStep{
+		{ms: 0, l: cpu(1), want: eventNone, st: stateIn},
+		{ms: 30, l: cpu(1), want: eventWant, st: stateWant},
+		{ms: 40, grant: true, st: stateOut, share: s0},
+		// Half of the clients gone, CPU 0.5: one stream back would make it
+		// 0.75 (0.5 × 3/2), under CPUEnter: a probe.
+		{ms: 70, l: cpu(0.5), want: eventShareDown, st: stateOut, share: s0 / 2},
+		// 0.75: between the thresholds, stays.
+		{ms: 100, l: cpu(0.75), want: eventNone, st: stateOut, share: s0 / 2},
+		// 0.69 is below CPUExit, but with the last stream back it would be
+		// 0.92 (0.69 × 4/3), over CPUEnter: no probe.
+		{ms: 130, l: cpu(0.69), want: eventNone, st: stateOut, share: s0 / 2},
+		{ms: 200, l: cpu(0.69), want: eventNone, st: stateOut, share: s0 / 2},
+		// The replica got faster: 0.6 × 4/3 = 0.8: back in rotation. (0.075
+		// would not change the streams turned away: the step goes to 0.)
+		{ms: 230, l: cpu(0.6), want: eventRecovered, st: stateIn},
+	})
+}

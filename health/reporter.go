@@ -133,6 +133,7 @@ func newReporter(cfg Config, withLoad bool) (*Reporter, error) {
 			r.streams[s] = &streamSet{}
 		}
 		r.policy = newPolicy(cfg)
+		r.policy.removed = r.removedLocked
 	}
 	// The statuses of cfg.Services already on a server the user brought are
 	// the application's; otherwise they start SERVING. Other services on
@@ -356,6 +357,20 @@ func (r *Reporter) applySharesLocked() {
 	for _, ss := range r.streams {
 		ss.apply(target(r.policy.share, r.cfg.MaxShare, len(ss.list)))
 	}
+}
+
+// removedLocked is the share of the health-checking clients a share turns
+// away in fact: of the service with the most Watch streams (the share
+// itself while there are none).
+func (r *Reporter) removedLocked(share float64) float64 {
+	n := 0
+	for _, ss := range r.streams {
+		n = max(n, len(ss.list))
+	}
+	if n == 0 {
+		return share
+	}
+	return float64(target(share, r.cfg.MaxShare, n)) / float64(n)
 }
 
 // guardState returns what a round of the guard needs: the policy's epoch

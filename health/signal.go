@@ -19,6 +19,12 @@ type Load struct {
 	// Watch streams that turn NOT_SERVING (see the package documentation).
 	// Values up to 1 mean no excess; 0 means unknown.
 	Excess float64
+	// OverAt is the Excess at which the server counts as overloaded (the
+	// enter threshold ÷ the exit threshold; 0: unknown). A replica out of
+	// rotation returns clients (a probe) only while the excess it expects
+	// with them, Excess scaled by the clients it would serve, stays below
+	// OverAt: it does not step back into an overload it can foresee.
+	OverAt float64
 }
 
 // signal returns the policy's reading of s: cfg.Signal's, or the default.
@@ -33,7 +39,11 @@ func (c *Config) signal(s *load.Snapshot) Load {
 // against the thresholds of c (WithDefaults applied). Excess is the larger
 // of CPU ÷ CPUExit and in-flight ÷ InFlightExit: CPU cannot read above 1,
 // so from CPU alone the excess is at most 1/CPUExit (1.43 with the default);
-// calls in flight, which keep growing with the queue, measure a larger one.
+// calls in flight, which keep growing with the queue, measure a larger one
+// (but not in proportion to the load: a queue grows much faster than the
+// load near saturation, so a probe's foresight, OverAt, is weaker there and
+// the dwell's doubling does the rest). OverAt is the lower of the two
+// enter ÷ exit ratios.
 // A further signal (queueing delay) adds itself here: Over if it is over
 // its own threshold, Clear only if it is clear too, Excess the largest.
 func (c *Config) defaultSignal(s *load.Snapshot) Load {
@@ -42,12 +52,17 @@ func (c *Config) defaultSignal(s *load.Snapshot) Load {
 		l.Over = s.CPU >= c.CPUEnter
 		l.Clear = s.CPU < c.CPUExit
 		l.Excess = s.CPU / c.CPUExit
+		l.OverAt = c.CPUEnter / c.CPUExit
 	}
 	if c.InFlightEnter > 0 {
 		in := max(float64(s.InFlight), s.InFlightAvg)
 		l.Over = l.Over || s.InFlight >= c.InFlightEnter
 		l.Clear = l.Clear && s.InFlight < c.InFlightExit
 		l.Excess = max(l.Excess, in/float64(c.InFlightExit))
+		at := float64(c.InFlightEnter) / float64(c.InFlightExit)
+		if l.OverAt == 0 || at < l.OverAt {
+			l.OverAt = at
+		}
 	}
 	return l
 }

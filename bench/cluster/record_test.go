@@ -49,3 +49,20 @@ func TestRecordCallNoServing(t *testing.T) {
 		t.Fatalf("window %+v: want 1+ served, one failure for no replica SERVING, and the shed call not counted as one", w)
 	}
 }
+
+// Two replicas NOT_SERVING one after the other, sampled at different
+// instants, do not count as out together; overlapping runs do.
+func TestMaxNotServing(t *testing.T) {
+	ms := time.Millisecond
+	run := FleetRun{Health: map[string][]HealthSample{
+		"a": {{At: 0, NotServing: true}, {At: 250 * ms, NotServing: true}, {At: 500 * ms}, {At: 750 * ms}},
+		"b": {{At: 100 * ms}, {At: 350 * ms, NotServing: true}, {At: 600 * ms, NotServing: true}, {At: 850 * ms}},
+	}}
+	if got := run.MaxNotServing(0, time.Second); got != 1 {
+		t.Errorf("handover sampled at different instants: MaxNotServing = %d, want 1", got)
+	}
+	run.Health["c"] = []HealthSample{{At: 400 * ms, NotServing: true}, {At: 650 * ms, NotServing: true}}
+	if got := run.MaxNotServing(0, time.Second); got != 2 {
+		t.Errorf("b and c both out over 400–600ms: MaxNotServing = %d, want 2", got)
+	}
+}

@@ -67,7 +67,10 @@ func runHot(ctx context.Context, e *env) error {
 	}
 	mk := func(bin string, args [][]string, sc string, guard bool) cluster.Fleet {
 		f := base
-		f.Bin, f.Args, f.Guard, f.Watch = bin, args, guard, []string{"r1"}
+		f.Bin, f.Args, f.Guard = bin, args, guard
+		if bin == e.serverBin {
+			f.Watch = []string{"r1"} // its /metrics (the peer server has none)
+		}
 		if sc != "" {
 			f.ServiceConfig = sc
 		}
