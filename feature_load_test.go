@@ -27,6 +27,13 @@ import (
 // test.
 func serveReplica(t *testing.T, cfg replica.Config, opts ...grpcmgmt.Option) (*grpcmgmt.Manager, testgrpc.TestServiceClient) {
 	t.Helper()
+	m, conn := serveReplicaConn(t, cfg, opts...)
+	return m, testgrpc.NewTestServiceClient(conn)
+}
+
+// serveReplicaConn is serveReplica returning the client's connection.
+func serveReplicaConn(t *testing.T, cfg replica.Config, opts ...grpcmgmt.Option) (*grpcmgmt.Manager, *grpc.ClientConn) {
+	t.Helper()
 	opts = testOptions(opts...)
 	m, err := grpcmgmt.New(append([]grpcmgmt.Option{grpcmgmt.WithInsecure()}, opts...)...)
 	if err != nil {
@@ -56,7 +63,7 @@ func serveReplica(t *testing.T, cfg replica.Config, opts ...grpcmgmt.Option) (*g
 		}
 		<-served
 	})
-	return m, testgrpc.NewTestServiceClient(conn)
+	return m, conn
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -216,34 +223,9 @@ func TestWithLoadInvalid(t *testing.T) {
 // connection, is not load: it is not counted as a call (in flight or
 // started). A probe's Check is an ordinary unary call.
 func TestCallCounterSkipsHealth(t *testing.T) {
-	m, err := grpcmgmt.New(testOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(m.ServerOptions()...)
-	replica.New(replica.Config{Name: "r1"}).Register(srv)
-	if err := m.Register(srv); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, conn := serveReplicaConn(t, replica.Config{Name: "r1"})
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		_ = conn.Close()
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = m.Shutdown(sctx)
-		<-served
-	})
+	defer cancel()
 	calls := m.Load().Calls()
 	if _, err := testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
 		t.Fatal(err)

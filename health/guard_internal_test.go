@@ -195,6 +195,17 @@ func (m *member) guardCount(t *testing.T, decision string) int64 {
 	return n
 }
 
+// firstOut overloads the first member until it is out of rotation, alone.
+func firstOut(t *testing.T, clk *clock, ms []*member) {
+	t.Helper()
+	overloadFor(clk, ms[:1], ms[0].r.cfg.Hold)
+	clk.advance(ms[0].r.cfg.Peers.Delay)
+	rounds(clk, ms[:1])
+	if got := outs(ms); !slices.Equal(got, []int{0}) {
+		t.Fatalf("out %v, want [0]", got)
+	}
+}
+
 // outs returns the indexes of the members out of rotation.
 func outs(ms []*member) []int {
 	var out []int
@@ -390,12 +401,7 @@ func TestGuardLastSlot(t *testing.T) {
 	clk := &clock{now: time.Unix(1000, 0)}
 	ms := startSet(t, 7, clk)
 	hold, delay := ms[0].r.cfg.Hold, ms[0].r.cfg.Peers.Delay
-	overloadFor(clk, ms[:1], hold)
-	clk.advance(delay)
-	rounds(clk, ms[:1])
-	if got := outs(ms); !slices.Equal(got, []int{0}) {
-		t.Fatalf("out %v, want [0]", got)
-	}
+	firstOut(t, clk, ms)
 	pairs := [][2]int{{3, 5}, {6, 1}, {2, 4}, {5, 6}, {1, 2}}
 	for _, p := range pairs {
 		a, b := ms[p[0]], ms[p[1]]
@@ -429,12 +435,7 @@ func TestGuardRecall(t *testing.T) {
 	clk := &clock{now: time.Unix(1000, 0)}
 	ms := startSet(t, 4, clk) // one slot
 	hold, delay := ms[0].r.cfg.Hold, ms[0].r.cfg.Peers.Delay
-	overloadFor(clk, ms[:1], hold)
-	clk.advance(delay)
-	rounds(clk, ms[:1])
-	if got := outs(ms); !slices.Equal(got, []int{0}) {
-		t.Fatalf("out %v, want [0]", got)
-	}
+	firstOut(t, clk, ms)
 	ms[2].r.BeginDrain()
 	clk.advance(time.Second)
 	rounds(clk, ms[:1])

@@ -48,14 +48,21 @@ func newReader(t *testing.T) (*sdkmetric.MeterProvider, *sdkmetric.ManualReader)
 	return mp, rd
 }
 
-// counter sums the data points of the named Int64 counter whose attributes
-// include every one of attrs (name=value pairs).
-func counter(t *testing.T, rd *sdkmetric.ManualReader, name string, attrs ...string) int64 {
+// collect reads every metric from rd.
+func collect(t *testing.T, rd *sdkmetric.ManualReader) metricdata.ResourceMetrics {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := rd.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
+	return rm
+}
+
+// counter sums the data points of the named Int64 counter whose attributes
+// include every one of attrs (name=value pairs).
+func counter(t *testing.T, rd *sdkmetric.ManualReader, name string, attrs ...string) int64 {
+	t.Helper()
+	rm := collect(t, rd)
 	var n int64
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -84,10 +91,7 @@ func counter(t *testing.T, rd *sdkmetric.ManualReader, name string, attrs ...str
 // if there is none.
 func gauge(t *testing.T, rd *sdkmetric.ManualReader, name, service string) (int64, bool) {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := rd.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	rm := collect(t, rd)
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == name {
@@ -106,10 +110,7 @@ func gauge(t *testing.T, rd *sdkmetric.ManualReader, name, service string) (int6
 // key has value.
 func gaugeAttr(t *testing.T, rd *sdkmetric.ManualReader, name, key, value string) int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := rd.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	rm := collect(t, rd)
 	var n int64
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {

@@ -69,28 +69,17 @@ func TestGRPCHealthProbe(t *testing.T) {
 		},
 	})
 	r := n.m.Health()
-	waitStatus := func(want health.Status) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if st, _ := r.Status(""); st == want {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		t.Fatalf("status did not become %v within 5s", want)
-	}
 	const unhealthy = 4 // grpc_health_probe's exit code for a status other than SERVING
 	if code, out := probe(t, bin, n.addr); code != 0 {
 		t.Errorf("probe against a SERVING replica exited %d, want 0:\n%s", code, out)
 	}
 	cpu.Set(0.95)
-	waitStatus(notServing)
+	waitStatus(t, r, notServing)
 	if code, out := probe(t, bin, n.addr); code != unhealthy {
 		t.Errorf("probe against a replica NOT_SERVING for load exited %d, want %d:\n%s", code, unhealthy, out)
 	}
 	cpu.Set(0.1)
-	waitStatus(serving)
+	waitStatus(t, r, serving)
 	if code, out := probe(t, bin, n.addr); code != 0 {
 		t.Errorf("probe against a recovered replica exited %d, want 0:\n%s", code, out)
 	}
