@@ -20,8 +20,10 @@ const fleetPairs = 3
 // worker (20 ms per call: 50 calls/s), all offered twice the fleet's
 // measured capacity for 30 s in open loop (1 s deadlines), by standard
 // grpc-go clients with round_robin, health checking and retries. The
-// library's replicas shed (adaptive limit) and follow load with health on
-// in-flight calls too (4, as in the issue's measurement). Each of
+// library's replicas do not shed, and follow load with health on in-flight
+// calls too (4), as in the measurement of issue 13 that found the
+// time-bounded health lever failing 6–7 % of such calls: with shedding on,
+// its limit keeps the calls in flight (and so the health lever) low. Each of
 // fleetPairs rounds measures the fleet's capacity (a closed loop of 32
 // callers, 8 s, no shedding, health not following load), then runs the
 // legs guard (the replicas know their replica set: the outage guard) and
@@ -39,7 +41,7 @@ func runFleetOverload(ctx context.Context, e *env) error {
 		}
 		return out
 	}
-	lib := []string{"-shed", "-shed-adaptive", "-health-in-flight-enter", "4"}
+	lib := []string{"-health-in-flight-enter", "4"}
 	watch := []string{"r1", "r2", "r3"}
 	capFleet := cluster.Fleet{Bin: e.serverBin, Args: replicas("-health-no-load"), Conns: 4, For: 8 * time.Second,
 		CallTimeout: 10 * time.Second, ServiceConfig: dialconfig.RoundRobin}
@@ -95,7 +97,7 @@ func runFleetOverload(ctx context.Context, e *env) error {
 			}
 		}
 		if round == fleetPairs-1 {
-			if err := runLeg(leg{"no_load", mk(false, 2*capacity, replicas("-shed", "-shed-adaptive", "-health-no-load"))}, capacity, true); err != nil {
+			if err := runLeg(leg{"no_load", mk(false, 2*capacity, replicas("-health-no-load"))}, capacity, true); err != nil {
 				return err
 			}
 		}
