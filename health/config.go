@@ -74,8 +74,11 @@ type Config struct {
 	// before it turns NOT_SERVING. Shorter bursts are the load shedder's
 	// business. Default 2s; allowed 1ms..10m.
 	Hold time.Duration
-	// MinDwell is the least time the server stays NOT_SERVING for load,
-	// even if it recovers at once. Default 500ms; allowed 1ms..MaxNotServing.
+	// MinDwell is the first dwell: the least time the server stays out of
+	// rotation for load before it returns some of the clients it turned
+	// away, and the time its load must then stay below the exit thresholds
+	// before each such step (see MaxDwell). Default 500ms; allowed
+	// 1ms..MaxNotServing.
 	MinDwell time.Duration
 	// MaxNotServing is the longest time the server stays NOT_SERVING for
 	// load. Then it turns SERVING whatever its load (a "max-time release"),
@@ -104,7 +107,8 @@ type Config struct {
 	MaxShare float64
 	// MaxDwell caps the dwell: a replica out of rotation steps its share
 	// down (returns half of the clients it turned away) once its load has
-	// been below the exit thresholds for the dwell since the last change.
+	// been below the exit thresholds for the dwell, and no sooner than twice
+	// the sampler's TimeConstant after the last change.
 	// The dwell starts at MinDwell and doubles, up to MaxDwell, each time a
 	// step down is followed by another overload. Default 1m (or MinDwell
 	// when that is longer); allowed MinDwell..24h.

@@ -130,10 +130,12 @@
 // A replica out of rotation must learn when it is fine again, and the load
 // it serves is no evidence if it serves nothing. Proportional removal keeps
 // serving the share 1 − s (MaxShare < 1), and that share's load is the
-// evidence: once it has been below the exit thresholds for the dwell since
-// the last change, the share halves: half of the clients turned away come
-// back (a probe; halved again while that would not change the whole
-// streams turned away). Below 1/8 the replica is back in rotation. A probe
+// evidence: once it has been below the exit thresholds for the dwell, and
+// at least twice the sampler's TimeConstant has passed since the last
+// change (the smoothed signal needs that long to show it: a probe any sooner
+// reads the load from before the change), the share halves: half of the
+// clients turned away come back (a probe; halved again while that would
+// not change the whole streams turned away). Below 1/8 the replica is back in rotation. A probe
 // is not made when the replica can foresee that it would overload it: the
 // excess scaled by the clients it would then serve (counted in whole
 // streams) reaching Load.OverAt, the enter threshold (CPU 0.75 with a

@@ -67,12 +67,17 @@ type policy struct {
 	// Watch streams come in whole numbers: ⌈share·n⌉ of n). The Reporter
 	// sets it; the default is the share itself.
 	removed func(share float64) float64
+	// settle is how long the load signal takes to show a change of the
+	// clients served (twice the sampler's TimeConstant): no probe is made
+	// sooner after a change, or it would read the load from before it.
+	settle time.Duration
 
 	st         state
 	share      float64   // of the Watch streams turned NOT_SERVING; 0 unless out
 	epoch      uint64    // incremented on every change of state
 	excess     float64   // the last sample's Load.Excess
 	overSince  time.Time // start of the current run of overloaded samples; zero if none
+	clearSince time.Time // start of the current run of samples below the exit thresholds; zero if none
 	outSince   time.Time // when out began
 	lastChange time.Time // last change of share (entry included)
 	lastDown   time.Time // last step down or return, until a relapse or the relapse window is over; zero otherwise
@@ -112,6 +117,11 @@ func (p *policy) step(now time.Time, l Load) event {
 		p.suppressedRun = false
 	} else if p.overSince.IsZero() {
 		p.overSince = now
+	}
+	if !l.Clear {
+		p.clearSince = time.Time{}
+	} else if p.clearSince.IsZero() {
+		p.clearSince = now
 	}
 	held := !p.overSince.IsZero() && now.Sub(p.overSince) >= p.cfg.Hold
 	switch p.st {
@@ -173,12 +183,13 @@ func (p *policy) stepOut(now time.Time, l Load, held bool) event {
 		p.overSince = now // the next step up needs another Hold
 		return eventShareUp
 	}
-	if l.Clear && now.Sub(p.lastChange) >= p.dwell {
+	if l.Clear && now.Sub(p.clearSince) >= p.dwell && now.Sub(p.lastChange) >= max(p.dwell, p.settle) {
 		// A probe: half of the clients turned away come back. The load
 		// of the clients still served is the evidence: below the exit
-		// thresholds for the whole dwell, and, if it measures anything
-		// (some are served), not foreseen to be overloaded with the
-		// clients that would come back.
+		// thresholds for the whole dwell (and read at least settle after
+		// the last change), and, if it measures anything (some are
+		// served), not foreseen to be overloaded with the clients that
+		// would come back.
 		next := p.stepDown()
 		if served := 1 - p.removed(p.share); served > 0 && l.OverAt > 0 &&
 			l.Excess*(1-p.removed(next))/served >= l.OverAt {

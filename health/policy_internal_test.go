@@ -93,27 +93,27 @@ func TestPolicyTransitions(t *testing.T) {
 		{ms: 0, l: hot, want: eventNone, st: stateIn},
 		{ms: 20, l: hot, want: eventNone, st: stateIn},
 		{ms: 30, l: hot, want: eventOverloaded, st: stateOut, share: 0.5}, // held for Hold; 1 − 1/2
-		{ms: 40, l: cold, want: eventNone, st: stateOut, share: 0.5},      // the dwell is not over
-		{ms: 50, l: cold, want: eventShareDown, st: stateOut, share: 0.25},
-		{ms: 60, l: mid, want: eventNone, st: stateOut, share: 0.25}, // between the thresholds: stays
-		{ms: 75, l: cold, want: eventShareDown, st: stateOut, share: 0.125},
-		{ms: 95, l: cold, want: eventRecovered, st: stateIn}, // below minShare: cooling until 145
-		{ms: 100, l: hot, want: eventNone, st: stateIn},
-		{ms: 130, l: hot, want: eventSuppressed, st: stateIn}, // held, in the cooldown
-		{ms: 135, l: hot, want: eventNone, st: stateIn},       // reported once per run
+		{ms: 40, l: cold, want: eventNone, st: stateOut, share: 0.5},      // not below the exit thresholds for the dwell yet
+		{ms: 60, l: cold, want: eventShareDown, st: stateOut, share: 0.25},
+		{ms: 70, l: mid, want: eventNone, st: stateOut, share: 0.25}, // between the thresholds: stays
+		{ms: 75, l: cold, want: eventNone, st: stateOut, share: 0.25},
+		{ms: 95, l: cold, want: eventShareDown, st: stateOut, share: 0.125},
+		{ms: 115, l: cold, want: eventRecovered, st: stateIn}, // below minShare: cooling until 165
+		{ms: 120, l: hot, want: eventNone, st: stateIn},
+		{ms: 150, l: hot, want: eventSuppressed, st: stateIn}, // held, in the cooldown
+		{ms: 155, l: hot, want: eventNone, st: stateIn},       // reported once per run
 		// Back 50ms after the return: the dwell doubles, and so will the
 		// next cooldown.
-		{ms: 145, l: hot, want: eventOverloaded, st: stateOut, share: 0.5, dwell: 40 * time.Millisecond},
-		{ms: 175, l: hot, want: eventShareUp, st: stateOut, share: 0.75}, // still over for Hold: 1 − 0.5/2
-		{ms: 205, l: hot, want: eventShareUp, st: stateOut, share: 0.875},
-		{ms: 235, l: hot, want: eventShareUp, st: stateOut, share: 0.9}, // capped at MaxShare
-		{ms: 245, l: hot, want: eventReleased, st: stateIn},             // MaxNotServing; cooling until 345
-		{ms: 300, l: hot, want: eventNone, st: stateIn},
-		{ms: 330, l: hot, want: eventSuppressed, st: stateIn},
-		{ms: 345, l: hot, want: eventOverloaded, st: stateOut, share: 0.5}, // the next cooldown doubles, capped: 150
-		{ms: 400, l: cold, want: eventShareDown, st: stateOut, share: 0.25, dwell: 40 * time.Millisecond},
-		{ms: 420, l: cold, want: eventNone, st: stateOut, share: 0.25}, // the dwell is still 40ms
-		{ms: 440, l: cold, want: eventShareDown, st: stateOut, share: 0.125},
+		{ms: 165, l: hot, want: eventOverloaded, st: stateOut, share: 0.5, dwell: 40 * time.Millisecond},
+		{ms: 195, l: hot, want: eventShareUp, st: stateOut, share: 0.75}, // still over for Hold: 1 − 0.5/2
+		{ms: 225, l: hot, want: eventShareUp, st: stateOut, share: 0.875},
+		{ms: 255, l: hot, want: eventShareUp, st: stateOut, share: 0.9}, // capped at MaxShare
+		{ms: 265, l: hot, want: eventReleased, st: stateIn},             // MaxNotServing; cooling until 365
+		{ms: 320, l: hot, want: eventNone, st: stateIn},
+		{ms: 350, l: hot, want: eventSuppressed, st: stateIn},
+		{ms: 365, l: hot, want: eventOverloaded, st: stateOut, share: 0.5}, // the next cooldown doubles, capped: 150
+		{ms: 420, l: cold, want: eventNone, st: stateOut, share: 0.5},
+		{ms: 460, l: cold, want: eventShareDown, st: stateOut, share: 0.25, dwell: 40 * time.Millisecond},
 		{ms: 480, l: cold, want: eventReleased, st: stateIn}, // MaxNotServing, with the overload over: cooling until 630
 		{ms: 630, l: cold, want: eventNone, st: stateIn},
 	})
@@ -141,15 +141,16 @@ func TestPolicyGuardedTransitions(t *testing.T) {
 		{ms: 50, l: hot, want: eventNone, st: stateOut, share: 0.5},
 		{ms: 80, l: hot, want: eventShareUp, st: stateOut, share: 0.75, dwell: 20 * time.Millisecond},
 		{ms: 90, l: cold, want: eventNone, st: stateOut, share: 0.75},
-		{ms: 100, l: cold, want: eventShareDown, st: stateOut, share: 0.375},
-		{ms: 110, l: hot, want: eventNone, st: stateOut, share: 0.375},
+		{ms: 110, l: cold, want: eventShareDown, st: stateOut, share: 0.375}, // below the exit thresholds for the dwell
+		{ms: 120, l: hot, want: eventNone, st: stateOut, share: 0.375},
 		// The step down was premature: the dwell doubles.
-		{ms: 140, l: hot, want: eventShareUp, st: stateOut, share: 0.6875, dwell: 40 * time.Millisecond},
-		{ms: 170, l: cold, want: eventNone, st: stateOut, share: 0.6875},
-		{ms: 180, l: cold, want: eventShareDown, st: stateOut, share: 0.34375},
-		{ms: 220, l: cold, want: eventShareDown, st: stateOut, share: 0.171875},
-		{ms: 300, l: cold, want: eventRecovered, st: stateIn, dwell: 40 * time.Millisecond},
-		// 120ms since the return without another overload: the dwell is
+		{ms: 150, l: hot, want: eventShareUp, st: stateOut, share: 0.6875, dwell: 40 * time.Millisecond},
+		{ms: 160, l: cold, want: eventNone, st: stateOut, share: 0.6875},
+		{ms: 180, l: cold, want: eventNone, st: stateOut, share: 0.6875}, // the dwell is 40ms now
+		{ms: 200, l: cold, want: eventShareDown, st: stateOut, share: 0.34375},
+		{ms: 240, l: cold, want: eventShareDown, st: stateOut, share: 0.171875},
+		{ms: 280, l: cold, want: eventRecovered, st: stateIn, dwell: 40 * time.Millisecond},
+		// Long since the return without another overload: the dwell is
 		// back to MinDwell. No MaxNotServing, no cooldown.
 		{ms: 1000, l: hot, want: eventNone, st: stateIn, dwell: 20 * time.Millisecond},
 		{ms: 1030, l: hot, want: eventWant, st: stateWant},
@@ -166,7 +167,8 @@ func TestPolicyGuardedTransitions(t *testing.T) {
 
 // A probe returns clients only if the load it foresees with them stays
 // under OverAt, counting the clients in whole Watch streams (four here:
-// a share of 0.3 turns two away).
+// a share of 0.3 turns two away), and not before the signal has settled
+// after the last change.
 func TestPolicyProbeForesight(t *testing.T) {
 	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxDwell: 80 * time.Millisecond,
 		Peers: Peers{Addrs: []string{"127.0.0.2:1", "127.0.0.3:1"}, Delay: 10 * time.Millisecond,
@@ -180,13 +182,18 @@ func TestPolicyProbeForesight(t *testing.T) {
 	}
 	exit := cfg.CPUExit
 	s0 := 1 - 1/(1/exit) // the excess of CPU 1: two of four streams
+	p.settle = 40 * time.Millisecond
 	runPolicy(t, p, []policyStep{
 		{ms: 0, l: cpu(1), want: eventNone, st: stateIn},
 		{ms: 30, l: cpu(1), want: eventWant, st: stateWant},
 		{ms: 40, grant: true, st: stateOut, share: s0},
-		// Half of the clients gone, CPU 0.5: one stream back would make it
-		// 0.75 (0.5 × 3/2), under CPUEnter: a probe.
-		{ms: 70, l: cpu(0.5), want: eventShareDown, st: stateOut, share: s0 / 2},
+		{ms: 45, l: cpu(0.5), want: eventNone, st: stateOut, share: s0},
+		// Below the exit thresholds for the dwell (20ms), but only 25ms
+		// after the change: the signal may not show it yet (settle 40ms).
+		{ms: 65, l: cpu(0.5), want: eventNone, st: stateOut, share: s0},
+		// Half of the clients gone, CPU 0.5 (for the dwell): one stream
+		// back would make it 0.75 (0.5 × 3/2), under CPUEnter: a probe.
+		{ms: 80, l: cpu(0.5), want: eventShareDown, st: stateOut, share: s0 / 2},
 		// 0.75: between the thresholds, stays.
 		{ms: 100, l: cpu(0.75), want: eventNone, st: stateOut, share: s0 / 2},
 		// 0.69 is below CPUExit, but with the last stream back it would be

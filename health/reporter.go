@@ -92,6 +92,7 @@ func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 		}
 	}
 	if r.policy != nil {
+		r.policy.settle = 2 * sampler.TimeConstant()
 		r.cancel = sampler.OnSample(r.onSample)
 	}
 	return r, nil

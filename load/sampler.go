@@ -143,6 +143,11 @@ func (s *Sampler) Snapshot() *Snapshot { return s.snap.Load() }
 // Period returns the time between samples.
 func (s *Sampler) Period() time.Duration { return s.period }
 
+// TimeConstant returns the smoothing time constant of the averaged signals:
+// a step change of load shows in them at about 63 % after one time
+// constant and 86 % after two.
+func (s *Sampler) TimeConstant() time.Duration { return s.tau }
+
 // OnSample registers fn to be called after every sample with the new
 // Snapshot, until the returned cancel is called or the Sampler is closed.
 //

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
@@ -118,6 +119,9 @@ func runHot(ctx context.Context, e *env) error {
 		fmt.Fprintf(os.Stderr, "   %-14s p99 %v  share r1 %.2f r2 %.2f r3 %.2f  ok %d failed %d %v  r1 removed share %.2f, NOT_SERVING %.0f%% of the window\n",
 			l.name, w.Quantile(0.99).Round(time.Millisecond), w.Share("r1"), w.Share("r2"), w.Share("r3"),
 			w.OK, w.Failed, w.Codes, share, 100*notServing)
+		if hs := run.Health["r1"]; len(hs) > 0 {
+			fmt.Fprintf(os.Stderr, "   %-14s r1 removed share, every second: %s\n", "", shareTimeline(hs))
+		}
 		if l.name == "wrr" {
 			capShare := 50 / fleetCapacity
 			e.results["hot.wrr.share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
@@ -158,6 +162,28 @@ func runHot(ctx context.Context, e *env) error {
 		e.results["hot.baseline.p99_ratio"] = b[0] / be[0]
 	}
 	return nil
+}
+
+// shareTimeline prints a replica's removed share in each whole second
+// (the last sample of the second; "." for a second without one): how the
+// health lever followed the load.
+func shareTimeline(hs []cluster.HealthSample) string {
+	last := map[int]float64{}
+	end := 0
+	for _, h := range hs {
+		sec := int(h.At / time.Second)
+		last[sec] = h.RemovedShare
+		end = max(end, sec)
+	}
+	var b strings.Builder
+	for sec := 0; sec <= end; sec++ {
+		if v, ok := last[sec]; ok {
+			fmt.Fprintf(&b, " %.2f", v)
+		} else {
+			b.WriteString(" .")
+		}
+	}
+	return b.String()
 }
 
 // median returns the median of v (the mean of the middle two for an even
