@@ -46,9 +46,24 @@
 // # Where decisions are made
 //
 // Each lever lives in its own package, and its package documentation says
-// where its decisions are made. The Manager (manager.go) only wires them:
-// it builds each lever from its option (one file per lever in this package,
-// feature_*.go), merges their server options, and runs Shutdown.
+// where its decisions are made. The Manager (manager.go) only wires them,
+// explicitly, with one typed field per lever: New builds them in a fixed
+// order (Manager.buildLevers; each lever's option and build function are in
+// feature_*.go), ServerOptions installs them in the order a call passes
+// them (shedding before the call counter, ORCA after it; see
+// Manager.ServerOptions), Register registers their services and Shutdown
+// drains and closes them.
+//
+// # Turning levers off
+//
+// maxage, goaway, health and orca are on by default; loadshed and
+// rebalance are on once WithLoadShed or WithRebalance is given. Without
+// turns any of them off by name (the Feature constants: "maxage",
+// "goaway", "health", "orca", "loadshed", "rebalance"), whatever its
+// position among the options. Inside a lever, a threshold or timer is
+// turned off by its package's own setting, documented on the field
+// (maxage.Off, loadshed.Off, goaway.PolicyConfig.Off, orca's and health's
+// Disable* fields).
 //
 // # Options grpc-go allows once
 //

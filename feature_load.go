@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
@@ -36,10 +35,6 @@ func (s *settings) samplerConfig() load.Config {
 // callCounter counts every admitted call for the sampler's in-flight, QPS and
 // EPS. It is always installed.
 type callCounter struct{ calls *load.Calls }
-
-func (c callCounter) Parts() component.Parts {
-	return component.Parts{Unary: c.unary, Stream: c.stream}
-}
 
 func (c callCounter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	c.calls.Begin()
