@@ -10,7 +10,9 @@
 //   - maxage: ends connections after MAX_CONNECTION_AGE (with jitter and
 //     grace), so clients reconnect and re-resolve;
 //   - goaway: sends GOAWAY on chosen connections when CPU or in-flight load
-//     crosses a threshold, or when the replica set grows, so clients move;
+//     crosses a threshold, so clients move; and, with WithRebalance (off by
+//     default: it needs the replica set's DNS name), when the replica set
+//     grows;
 //   - health: flips grpc.health.v1 status while overloaded (bounded in time)
 //     or draining, so health-checking clients and Kubernetes probes stop
 //     sending;

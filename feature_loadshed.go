@@ -14,7 +14,8 @@ import (
 // Shedding is off by default because it turns latency into errors that only
 // clients with a retry policy turn back into successes (on another
 // backend), and the server cannot see its clients' service config: turn it
-// on together with the client retry config in the loadshed documentation.
+// on together with the client configuration of package clientconfig
+// (clientconfig.RoundRobin retries shed calls on another replica).
 func WithLoadShed(cfg loadshed.Config) Option {
 	return func(s *settings) { s.loadShed, s.enabled[LoadShed] = cfg, true }
 }
