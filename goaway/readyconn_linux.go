@@ -9,7 +9,7 @@ import (
 )
 
 // readyConn is a conn over a plain socket that also reads the way grpc-go
-// (1.85+) reads a bare *net.TCPConn: it waits until the socket is readable
+// (1.81+) reads a bare *net.TCPConn: it waits until the socket is readable
 // and only then takes a buffer from grpc-go's pool. grpc-go uses this
 // through its optional ReadOnReady interface (internal/transport/
 // readyreader) when the connection offers it; without it grpc-go falls back
