@@ -49,6 +49,10 @@ const wrrWeights = `      "blackoutPeriod": "10s",           "blackout_period": 
       "errorUtilizationPenalty": 1,      "error_utilization_penalty": 1`
 
 // healthAndRetries is what every config carries besides its policy.
+// tokenRatio is written 2.0, not 2: C-core 1.51 (python grpcio) misreads a
+// tokenRatio without a decimal point, and its retries then stop after the
+// first few dozen failures (measured: half the calls failed with one of two
+// replicas shedding, against 0.5 % with 2.0).
 const healthAndRetries = `  "healthCheckConfig": {"serviceName": ""},
   "methodConfig": [{
     "name": [{}],
@@ -60,4 +64,4 @@ const healthAndRetries = `  "healthCheckConfig": {"serviceName": ""},
       "retryableStatusCodes": ["UNAVAILABLE"]
     }
   }],
-  "retryThrottling": {"maxTokens": 100, "tokenRatio": 2}`
+  "retryThrottling": {"maxTokens": 100, "tokenRatio": 2.0}`

@@ -161,6 +161,34 @@ func maps(m map[string]any) map[string]any {
 	return out
 }
 
+// TestTokenRatioHasADecimalPoint: C-core 1.51 misreads an integer
+// tokenRatio (and then stops retrying): every config, and every service
+// config in the docs, writes it with a decimal point.
+func TestTokenRatioHasADecimalPoint(t *testing.T) {
+	ratio := regexp.MustCompile(`"tokenRatio"\s*:\s*([0-9.eE+-]+)`)
+	check := func(where, js string) {
+		for _, m := range ratio.FindAllStringSubmatch(js, -1) {
+			if !strings.Contains(m[1], ".") {
+				t.Errorf("%s: tokenRatio %s has no decimal point (C-core 1.51 misreads it)", where, m[1])
+			}
+		}
+	}
+	for name, js := range configs {
+		if !ratio.MatchString(js) {
+			t.Errorf("%s: no tokenRatio", name)
+		}
+		check(name, js)
+	}
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	for _, f := range append(docs, filepath.Join(root, "README.md")) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(f, string(b))
+	}
+}
+
 // serviceConfigKeys are the top-level fields that make a JSON object a gRPC
 // service config.
 var serviceConfigKeys = []string{"loadBalancingConfig", "loadBalancingPolicy", "methodConfig", "healthCheckConfig", "retryThrottling"}
