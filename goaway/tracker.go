@@ -275,7 +275,7 @@ func (t *Tracker) goAwayN(n int, sel Selector, r Reason, minAge time.Duration) i
 		}
 		rs := make([]ranked, len(cands))
 		for i, c := range cands {
-			rs[i] = ranked{c, float64(c.calls.Load()) / max(now.Sub(c.start).Seconds(), 1e-3)}
+			rs[i] = ranked{c, float64(c.calls.Load()) / max(now.Sub(c.start).Seconds(), 1e-9)}
 		}
 		slices.SortStableFunc(rs, func(a, b ranked) int { return cmp.Compare(b.rate, a.rate) })
 		for i := range rs {
