@@ -4,12 +4,7 @@ import (
 	"errors"
 
 	"github.com/grpcmgmt/grpcmgmt/goaway"
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
 )
-
-// orderRebalance builds the rebalancer after the goaway component, whose
-// Tracker it sends GOAWAYs through. It adds no interceptor.
-const orderRebalance = orderGoAway + 1
 
 // WithRebalance turns on fair-share rebalancing (off by default: it needs
 // the name of the replica set): the server watches its replica set (cfg.Name,
@@ -21,41 +16,31 @@ const orderRebalance = orderGoAway + 1
 //
 //	grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: "svc.ns.svc.cluster.local."})
 //
-// It sends its GOAWAYs through the goaway feature (on by default); New
-// returns an error if that feature is turned off, and
+// It sends its GOAWAYs through the goaway lever (on by default); New
+// returns an error if that lever is turned off, and
 // goaway.RebalanceConfig.Validate's error for an invalid cfg. Logs and
 // metrics go to the Manager's logger and meter provider.
 func WithRebalance(cfg goaway.RebalanceConfig) Option {
-	return setFeature(rebalanceFactory(cfg))
+	return func(s *settings) { s.rebalance, s.enabled[Rebalance] = cfg, true }
 }
 
-func rebalanceFactory(cfg goaway.RebalanceConfig) *component.Factory {
-	return &component.Factory{
-		Name:  "rebalance",
-		Order: orderRebalance,
-		New: func(h *component.Host) (component.Component, error) {
-			if err := cfg.Validate(); err != nil {
-				return nil, err
-			}
-			c, ok := h.Find("goaway")
-			g, isGoAway := c.(*goAwayComponent)
-			if !ok || !isGoAway {
-				return nil, errors.New(`grpcmgmt: WithRebalance needs the goaway feature (it sends the GOAWAYs): do not turn it off with Without("goaway")`)
-			}
-			r, err := goaway.NewRebalancer(g.tracker, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return rebalanceComponent{r: r}, nil
-		},
-		Config: cfg,
+// buildRebalance starts the Rebalancer on goaway's Tracker. Call it after
+// buildGoAway.
+func (m *Manager) buildRebalance(s *settings) error {
+	if !s.on(Rebalance) {
+		return nil
 	}
+	if err := s.rebalance.Validate(); err != nil {
+		return err
+	}
+	if m.tracker == nil {
+		return errors.New(`grpcmgmt: WithRebalance needs the goaway lever (it sends the GOAWAYs through its Tracker): ` +
+			`do not turn it off with Without("goaway")`)
+	}
+	r, err := goaway.NewRebalancer(m.tracker, s.rebalance)
+	if err != nil {
+		return err
+	}
+	m.rebalancer = r
+	return nil
 }
-
-// rebalanceComponent adapts a goaway.Rebalancer to the component contract:
-// it contributes no server option, and Close stops the watcher.
-type rebalanceComponent struct{ r *goaway.Rebalancer }
-
-func (rebalanceComponent) Parts() component.Parts { return component.Parts{} }
-
-func (c rebalanceComponent) Close() error { return c.r.Close() }

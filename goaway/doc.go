@@ -41,6 +41,15 @@
 // That costs nothing per call beyond a few comparisons per frame, where a
 // stats.Handler would need a lookup from the call to its connection.
 //
+// A connection leaves the Tracker however it ends, not only through the
+// wrapper's Close: when a read or write fails (the client's EOF or reset),
+// and when its socket was closed underneath the wrapper. grpc-go does the
+// latter when setting up its transport fails after the handshake (it closes
+// the raw connection, never the one the handshake returned): a client that
+// resets its connection right after the handshake, which a small
+// grpc.WriteBufferSize turns into a failed first write, would otherwise
+// leave an entry behind each time (TestTrackerForgetsConnectionsResetAfterHandshake).
+//
 // The wrapper keeps what grpc-go does with a bare connection: channelz
 // still reads socket options through syscall.Conn, and on Linux a plain
 // TCP or Unix socket still offers grpc-go's ReadOnReady (read only once the

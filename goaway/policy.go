@@ -31,7 +31,8 @@ type PolicyConfig struct {
 	// allowed 0.01..4 (above 1 means over the allowance).
 	CPUEnter float64
 	// CPUExit is the CPU utilization at or below which it stops (with
-	// InFlightExit). Default 0.75, or CPUEnter-0.15 when CPUEnter is set;
+	// InFlightExit). Default 0.75, or max(CPUEnter-0.15, CPUEnter/2) when
+	// CPUEnter is set;
 	// allowed 0..CPUEnter (exclusive): the gap is the hysteresis.
 	CPUExit float64
 	// InFlightEnter is the number of calls in flight at or above which the
@@ -40,7 +41,7 @@ type PolicyConfig struct {
 	InFlightEnter int64
 	// InFlightExit is the number of calls in flight at or below which it
 	// stops (with CPUExit). Default 3/4 of InFlightEnter; allowed
-	// 0..InFlightEnter (exclusive).
+	// 0..InFlightEnter (exclusive), and only 0 while InFlightEnter is 0.
 	InFlightExit int64
 	// Fraction is the share of the connections that are not draining that
 	// get a GOAWAY per Interval while overloaded; at least one. Default
@@ -109,6 +110,8 @@ func (c PolicyConfig) Validate() error {
 		return fmt.Errorf("goaway: PolicyConfig.CPUExit must be within 0..CPUEnter (%v, exclusive), got %v", c.CPUEnter, c.CPUExit)
 	case c.InFlightEnter < 0 || c.InFlightEnter > 1e9:
 		return fmt.Errorf("goaway: PolicyConfig.InFlightEnter must be within 0..1e9 (0 means not watched), got %d", c.InFlightEnter)
+	case c.InFlightEnter == 0 && c.InFlightExit != 0:
+		return fmt.Errorf("goaway: PolicyConfig.InFlightExit must be 0 while InFlightEnter is 0 (in-flight calls not watched), got %d", c.InFlightExit)
 	case c.InFlightEnter > 0 && (c.InFlightExit < 0 || c.InFlightExit >= c.InFlightEnter):
 		return fmt.Errorf("goaway: PolicyConfig.InFlightExit must be within 0..InFlightEnter (%d, exclusive), got %d", c.InFlightEnter, c.InFlightExit)
 	case !(c.Fraction >= 0.001 && c.Fraction <= 0.5):

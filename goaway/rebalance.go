@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"time"
 )
@@ -96,13 +95,8 @@ func (c RebalanceConfig) Validate() error {
 			return errors.New("goaway: RebalanceConfig: set Name, Resolver and Interval (DNS) or Watcher, not both")
 		}
 	} else {
-		if c.Name == "" {
-			return errors.New("goaway: RebalanceConfig.Name must be set: the DNS name that resolves to every replica (in Kubernetes, the headless Service's name), or set Watcher")
-		}
-		if c.Resolver != "" {
-			if _, port, err := net.SplitHostPort(c.Resolver); err != nil || port == "" {
-				return fmt.Errorf("goaway: RebalanceConfig.Resolver must be host:port (empty means the system resolver), got %q", c.Resolver)
-			}
+		if err := checkDNS("RebalanceConfig", c.Name, c.Resolver, ", or set Watcher"); err != nil {
+			return err
 		}
 		if c.Interval < 100*time.Millisecond || c.Interval > 10*time.Minute {
 			return fmt.Errorf("goaway: RebalanceConfig.Interval must be within 100ms..10m (0 means %v), got %v", DefaultLookupInterval, c.Interval)

@@ -71,7 +71,8 @@ type Config struct {
 	// business. Default 2s; allowed 1ms..10m.
 	Hold time.Duration
 	// MinDwell is the least time the server stays NOT_SERVING for load,
-	// even if it recovers at once. Default 500ms; allowed 1ms..MaxNotServing.
+	// even if it recovers at once. Default 500ms (or MaxNotServing when
+	// that is shorter); allowed 1ms..MaxNotServing.
 	MinDwell time.Duration
 	// MaxNotServing is the longest time the server stays NOT_SERVING for
 	// load. Then it turns SERVING whatever its load (a "max-time release"),
@@ -132,7 +133,10 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	def(&c.Hold, DefaultHold)
-	def(&c.MaxNotServing, max(DefaultMaxNotServing, c.MinDwell))
+	// MaxNotServing keeps its default whatever MinDwell says (a MinDwell
+	// above it is an error about MinDwell); MinDwell's default is capped at
+	// a shorter MaxNotServing.
+	def(&c.MaxNotServing, DefaultMaxNotServing)
 	def(&c.MinDwell, min(DefaultMinDwell, c.MaxNotServing))
 	def(&c.Cooldown, DefaultCooldown)
 	def(&c.MaxCooldown, max(DefaultMaxCooldown, c.Cooldown))
@@ -144,10 +148,10 @@ func (c Config) WithDefaults() Config {
 // defaults are applied. The error names the field and the range.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	if c.CPUEnter <= 0 || c.CPUEnter > 10 {
+	if !(c.CPUEnter > 0 && c.CPUEnter <= 10) { // NaN fails too
 		return fmt.Errorf("health: CPUEnter must be within (0, 10] (0 means the default %v), got %v", DefaultCPUEnter, c.CPUEnter)
 	}
-	if c.CPUExit <= 0 || c.CPUExit >= c.CPUEnter {
+	if !(c.CPUExit > 0 && c.CPUExit < c.CPUEnter) {
 		return fmt.Errorf("health: CPUExit must be within (0, CPUEnter=%v) (0 means the default), got %v", c.CPUEnter, c.CPUExit)
 	}
 	if c.InFlightEnter < 0 || c.InFlightEnter > 1<<30 {

@@ -159,9 +159,8 @@
 // Go (grpc-go): client-side health checking needs the blank import
 // _ "google.golang.org/grpc/health" and a service config naming the service
 // to watch, with a load-balancing policy that balances over all addresses:
-//
-//	{"loadBalancingConfig": [{"round_robin": {}}],
-//	 "healthCheckConfig": {"serviceName": ""}}
+// clientconfig.RoundRobin (healthCheckConfig with serviceName "", under
+// round_robin or weighted_round_robin).
 //
 // A retry policy for UNAVAILABLE lets calls caught by a shutting-down
 // replica go elsewhere (see Example). C-core based clients read the same

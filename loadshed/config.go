@@ -47,7 +47,10 @@ type Config struct {
 	// Sheddable, is not usable as "unset", so this field is a pointer).
 	DefaultPriority *Priority
 	// PriorityHeader is the request metadata key carrying a call's priority.
-	// Default DefaultPriorityHeader; NoHeader ignores metadata.
+	// Default DefaultPriorityHeader; NoHeader ignores metadata. Allowed: a
+	// key a client can send as text (HTTP/2 field-name characters, compared
+	// lower-cased; not a ":" pseudo-header, a reserved "grpc-" or HTTP/2
+	// connection header, or a "-bin" key).
 	PriorityHeader string
 	// Methods gives priorities per full method ("/pkg.Service/Method") or
 	// per service ("/pkg.Service/"). A valid header wins over this map.
@@ -137,23 +140,35 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 }
 
 func (c AdaptiveConfig) validate() error {
+	set := c // what the caller set: a relation error names a field set there
 	c = c.withDefaults()
+	// Each field's own range first, so that an error names the field that
+	// is out of it, then the relations between the limits.
 	ints := []struct {
-		name    string
-		v       int
-		lo, hi  int
-		hiLabel string
+		name   string
+		v      int
+		lo, hi int
 	}{
-		{"MinLimit", c.MinLimit, 1, c.MaxLimit, "MaxLimit"},
-		{"MaxLimit", c.MaxLimit, c.MinLimit, 1 << 30, ""},
-		{"InitialLimit", c.InitialLimit, c.MinLimit, c.MaxLimit, ""},
-		{"MinSamples", c.MinSamples, 1, 10000, ""},
-		{"ProbeSamples", c.ProbeSamples, 1, 10000, ""},
+		{"MinLimit", c.MinLimit, 1, 1 << 30},
+		{"MaxLimit", c.MaxLimit, 1, 1 << 30},
+		{"InitialLimit", c.InitialLimit, 1, 1 << 30},
+		{"MinSamples", c.MinSamples, 1, 10000},
+		{"ProbeSamples", c.ProbeSamples, 1, 10000},
 	}
 	for _, k := range ints {
 		if k.v < k.lo || k.v > k.hi {
 			return fmt.Errorf("loadshed: Adaptive.%s must be within %d..%d (0 means the default), got %d", k.name, k.lo, k.hi, k.v)
 		}
+	}
+	if c.MinLimit > c.MaxLimit {
+		if set.MinLimit != 0 {
+			return fmt.Errorf("loadshed: Adaptive.MinLimit must be within 1..MaxLimit=%d (0 means the default), got %d", c.MaxLimit, c.MinLimit)
+		}
+		return fmt.Errorf("loadshed: Adaptive.MaxLimit must be within MinLimit=%d..%d (0 means the default), got %d", c.MinLimit, 1<<30, c.MaxLimit)
+	}
+	if c.InitialLimit < c.MinLimit || c.InitialLimit > c.MaxLimit {
+		return fmt.Errorf("loadshed: Adaptive.InitialLimit must be within MinLimit=%d..MaxLimit=%d (0 means the default), got %d",
+			c.MinLimit, c.MaxLimit, c.InitialLimit)
 	}
 	if c.Window < 10*time.Millisecond || c.Window > 10*time.Second {
 		return fmt.Errorf("loadshed: Adaptive.Window must be within 10ms..10s (0 means the default), got %v", c.Window)
@@ -207,6 +222,9 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
+	if err := checkPriorityHeader(c.PriorityHeader); err != nil {
+		return err
+	}
 	if c.DefaultPriority != nil && *c.DefaultPriority >= numPriorities {
 		return fmt.Errorf("loadshed: DefaultPriority must be one of Sheddable..CriticalPlus, got %v", *c.DefaultPriority)
 	}
@@ -228,6 +246,35 @@ func (c Config) Validate() error {
 	}
 	if c.Pushback != 0 && c.Pushback != Off && (c.Pushback < time.Millisecond || c.Pushback > time.Minute) {
 		return fmt.Errorf("loadshed: Pushback must be within 1ms..1m or loadshed.Off (0 means %v), got %v", DefaultPushback, c.Pushback)
+	}
+	return nil
+}
+
+// checkPriorityHeader reports an error unless h is empty (the default),
+// NoHeader, or a metadata key a client can send and grpc-go passes to the
+// server as text: an HTTP/2 field name (lower-cased here, as grpc-go does),
+// not a pseudo-header (":authority"), not reserved for gRPC ("grpc-…",
+// content-type, te, user-agent), not an HTTP/2 connection header and not a
+// binary ("-bin") key.
+func checkPriorityHeader(h string) error {
+	if h == "" || h == NoHeader {
+		return nil
+	}
+	k := strings.ToLower(h)
+	ok := !strings.HasPrefix(k, "grpc-") && !strings.HasSuffix(k, "-bin")
+	switch k {
+	case "content-type", "te", "user-agent", "connection", "keep-alive", "proxy-connection",
+		"transfer-encoding", "upgrade", "host":
+		ok = false
+	}
+	for i := 0; ok && i < len(k); i++ {
+		b := k[i]
+		ok = b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+	}
+	if !ok {
+		return fmt.Errorf("loadshed: PriorityHeader must be a metadata key (letters, digits and !#$%%&'*+-.^_`|~; "+
+			"not a pseudo-header, a reserved grpc-* or HTTP/2 connection header, nor a -bin key), "+
+			"or loadshed.NoHeader (%q); empty means %q; got %q", NoHeader, DefaultPriorityHeader, h)
 	}
 	return nil
 }

@@ -30,30 +30,21 @@
 // Shedding is off by default in the Manager: it turns latency into errors,
 // and only clients with a retry policy turn those back into successes. The
 // server cannot see whether its clients have one, so turning shedding on is
-// an operator's decision, taken together with publishing ClientServiceConfig
-// (in DNS TXT, or each client's default service config). Running
+// an operator's decision, taken together with publishing
+// clientconfig.RoundRobin (in DNS TXT, or each client's default service
+// config). Running
 // unprotected is bad too: turn it on wherever you control the clients.
 //
 // # The client side
 //
-// ClientServiceConfig is the service config to give clients:
+// The service config to give clients is clientconfig.RoundRobin (or one of
+// the weighted configs of package clientconfig): round_robin, health
+// checking, and a retry policy for UNAVAILABLE (add "RESOURCE_EXHAUSTED" if
+// Config.Code is that) with up to 5 attempts and retryThrottling, so that
+// retries do not multiply a fleet-wide overload. In Go:
 //
-//	{
-//	  "loadBalancingConfig": [{"round_robin": {}}],
-//	  "methodConfig": [{
-//	    "name": [{}],
-//	    "retryPolicy": {
-//	      "maxAttempts": 5,
-//	      "initialBackoff": "0.01s",
-//	      "maxBackoff": "0.1s",
-//	      "backoffMultiplier": 2,
-//	      "retryableStatusCodes": ["UNAVAILABLE"]
-//	    }
-//	  }],
-//	  "retryThrottling": {"maxTokens": 100, "tokenRatio": 2}
-//	}
+//	grpc.NewClient(target, grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 //
-// In Go: grpc.NewClient(target, grpc.WithDefaultServiceConfig(loadshed.ClientServiceConfig)).
 // grpc-js reads the same JSON (the "grpc.service_config" channel option) and
 // honours the pushback; it retries at once when the trailer does not parse.
 // Both are tested here against two replicas, one at its limit: zero failed

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
@@ -84,7 +85,7 @@ func Example() {
 	// held call: OK
 }
 
-// A client with ClientServiceConfig, over two replicas of which one is at
+// A client with clientconfig.RoundRobin, over two replicas of which one is at
 // its limit: every call succeeds, on the other replica.
 func Example_clientServiceConfig() {
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -114,7 +115,7 @@ func Example_clientServiceConfig() {
 	cc, err := grpc.NewClient(r.Scheme()+":///replicas",
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(loadshed.ClientServiceConfig))
+		grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -64,8 +64,8 @@ type Config struct {
 	// allowed 10ms..1m.
 	TimeConstant time.Duration
 	// DisablePerCall turns off the per-call reports (the
-	// endpoint-load-metrics-bin trailer). Default false: every call carries
-	// one.
+	// endpoint-load-metrics-bin trailer). Default false: one unary call in
+	// PerCallEvery, and every stream, carries one.
 	DisablePerCall bool
 	// PerCallEvery sends the per-call report on one unary call in
 	// PerCallEvery (streams always carry one). Every report carries the same

@@ -108,31 +108,15 @@
 //
 //	import _ "google.golang.org/grpc/balancer/weightedroundrobin"
 //
+// The service configs to give clients are in package clientconfig:
+// clientconfig.WeightedRoundRobin learns weights from the trailers of the
+// client's own calls (per-call reports, the A58 default), and
+// clientconfig.WeightedRoundRobinOOB from one out-of-band stream per
+// connection, a report every oobReportingPeriod (grpc-js spells it
+// oob_load_reporting_period), raised to the server's MinReportingInterval.
 // grpc-go reads the policy's fields in camelCase, @grpc/grpc-js 1.14 in
-// snake_case (and silently ignores the other spelling), so a service config
-// meant for both carries both. With per-call reports (the A58 default), the
-// client learns weights from the trailers of its own calls:
-//
-//	{"loadBalancingConfig": [{"weighted_round_robin": {
-//	  "enableOobLoadReport": false, "enable_oob_load_report": false,
-//	  "blackoutPeriod": "10s", "blackout_period": "10s",
-//	  "weightUpdatePeriod": "1s", "weight_update_period": "1s",
-//	  "weightExpirationPeriod": "180s", "weight_expiration_period": "180s",
-//	  "errorUtilizationPenalty": 1, "error_utilization_penalty": 1
-//	}}, {"round_robin": {}}]}
-//
-// With out-of-band reports, each connection streams reports every
-// oobReportingPeriod (grpc-js spells it oob_load_reporting_period), raised
-// to the server's MinReportingInterval:
-//
-//	{"loadBalancingConfig": [{"weighted_round_robin": {
-//	  "enableOobLoadReport": true, "enable_oob_load_report": true,
-//	  "oobReportingPeriod": "10s", "oob_load_reporting_period": "10s",
-//	  "blackoutPeriod": "10s", "blackout_period": "10s",
-//	  "weightUpdatePeriod": "1s", "weight_update_period": "1s",
-//	  "weightExpirationPeriod": "180s", "weight_expiration_period": "180s",
-//	  "errorUtilizationPenalty": 1, "error_utilization_penalty": 1
-//	}}, {"round_robin": {}}]}
+// snake_case (and silently ignores the other spelling), so both configs
+// carry both.
 //
 // Which to choose: per-call reports cost a few dozen bytes per call and
 // reflect load as often as calls end; out-of-band reports cost one message
@@ -149,7 +133,8 @@
 // valid load from their first call.
 //
 // Give the server a MinReportingInterval no longer than the clients'
-// oobReportingPeriod, or the clients get reports at the server's pace.
+// oobReportingPeriod, or the clients get reports at the server's pace
+// (clientconfig.WeightedRoundRobinOOB asks for the default, 30 s).
 // blackoutPeriod (default 10 s) is how long a new connection's weight is
 // ignored; weightExpirationPeriod (default 3 min) how long a weight lasts
 // without reports.
@@ -159,7 +144,7 @@
 // (C-core 1.51, for one) with equal shares instead of failing; it also
 // hides a forgotten blank import in a Go client, which then splits evenly
 // (without the fallback grpc.NewClient fails: "no supported policies found
-// in config"). The tests in this package run both configs above, periods
+// in config"). The tests in this package run both configs, periods
 // shortened, in grpc-go and @grpc/grpc-js clients.
 //
 // # Observability

@@ -37,10 +37,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/chart"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/dnsserver"
 	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
@@ -169,7 +169,7 @@ func run(svgPath string) error {
 	target := fmt.Sprintf("dns://%s/svc.demo:%d", dnsSrv.Addr(), port)
 	cc, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(dialconfig.RoundRobin))
+		grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 	maxNS := fs.Duration("health-max-not-serving", 0, "longest NOT_SERVING for load (0: library default "+health.DefaultMaxNotServing.String()+")")
 	cooldown := fs.Duration("health-cooldown", 0, "SERVING at least this long after NOT_SERVING for load (0: library default "+health.DefaultCooldown.String()+")")
 	return func() ([]grpcmgmt.Option, error) {
-		return []grpcmgmt.Option{grpcmgmt.WithHealth(health.Config{
+		cfg := health.Config{
 			PropagationDelay: *delay,
 			DisableLoad:      *noLoad,
 			CPUEnter:         *cpuEnter,
@@ -26,6 +26,17 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 			Hold:             *hold,
 			MaxNotServing:    *maxNS,
 			Cooldown:         *cooldown,
-		})}, nil
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, flagError(err, map[string]string{
+				"health: PropagationDelay": "lame-duck-delay",
+				"health: CPUEnter":         "health-cpu-enter",
+				"health: InFlightEnter":    "health-in-flight-enter",
+				"health: Hold":             "health-hold",
+				"health: MaxNotServing":    "health-max-not-serving",
+				"health: Cooldown":         "health-cooldown",
+			})
+		}
+		return []grpcmgmt.Option{grpcmgmt.WithHealth(cfg)}, nil
 	}
 }

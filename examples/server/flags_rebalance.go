@@ -23,12 +23,22 @@ func rebalanceFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 			}
 			return nil, nil
 		}
-		return []grpcmgmt.Option{grpcmgmt.WithRebalance(goaway.RebalanceConfig{
+		cfg := goaway.RebalanceConfig{
 			Name:      *name,
 			Resolver:  *resolver,
 			Interval:  *interval,
 			StableFor: *stable,
 			Window:    *window,
-		})}, nil
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, flagError(err, map[string]string{
+				"RebalanceConfig.Name":      "replica-set-name",
+				"RebalanceConfig.Resolver":  "replica-set-resolver",
+				"RebalanceConfig.Interval":  "replica-set-interval",
+				"RebalanceConfig.StableFor": "replica-set-stable-for",
+				"RebalanceConfig.Window":    "rebalance-window",
+			})
+		}
+		return []grpcmgmt.Option{grpcmgmt.WithRebalance(cfg)}, nil
 	}
 }

@@ -108,8 +108,8 @@ func run(in, doc string) error {
 		}
 	}
 	var w strings.Builder
-	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (see the shared BENCH.md for\n")
-	fmt.Fprintf(&w, "the scenarios and the rules of measurement), written by `go run ./bench/cmd/report`.\n\n")
+	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (each scenario is described in\n")
+	fmt.Fprintf(&w, "`bench/cmd/scenarios`, the cluster they run on in `bench/cluster`), written by `go run ./bench/cmd/report`.\n\n")
 	fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
 	fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
 	seen := map[string]bool{}

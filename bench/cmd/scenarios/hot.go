@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -9,20 +10,25 @@ import (
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 )
 
-// wrrConfig is the documented weighted_round_robin config (both spellings)
-// with per-call reports, and the retry policy.
-const wrrConfig = `{
-  "loadBalancingConfig": [{"weighted_round_robin": {
-    "enableOobLoadReport": false, "enable_oob_load_report": false,
-    "blackoutPeriod": "2s", "blackout_period": "2s",
-    "weightUpdatePeriod": "1s", "weight_update_period": "1s"
-  }}],
-  "methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s",
-    "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]
-}`
+// wrrConfig is clientconfig.WeightedRoundRobin (per-call reports, both
+// spellings, health checking and retries) with the blackout shortened to
+// 2 s, so that weights apply within the scenario's warm-up.
+var wrrConfig = func() string {
+	var sc map[string]any
+	if err := json.Unmarshal([]byte(clientconfig.WeightedRoundRobin), &sc); err != nil {
+		panic(err)
+	}
+	w := sc["loadBalancingConfig"].([]any)[0].(map[string]any)["weighted_round_robin"].(map[string]any)
+	w["blackoutPeriod"], w["blackout_period"] = "2s", "2s"
+	b, err := json.Marshal(sc)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // hot: three replicas on real DNS, each with one CPU and one worker (10 ms
 // per call: 100 calls/s); r1 turns hot at half capacity (20 ms per call).
@@ -48,7 +54,7 @@ func runHot(ctx context.Context, e *env) error {
 	}
 	const fleetCapacity = 250.0 // 100 + 100 + 50 calls/s with r1 hot
 	base := cluster.Fleet{Conns: 4, Rate: 0.6 * fleetCapacity, For: 25 * time.Second, CallTimeout: time.Second,
-		ServiceConfig: dialconfig.RoundRobin}
+		ServiceConfig: clientconfig.RoundRobin}
 	measure := 10 * time.Second // the last 10 s: after the levers had time
 	type leg struct {
 		name string

@@ -1,4 +1,5 @@
-// Command scenarios runs the one-machine cluster scenarios of BENCH.md and
+// Command scenarios runs the one-machine cluster scenarios (one file each
+// here, documented on its run function) and
 // merges their figures into bench/out/results.json.
 //
 //	go run ./bench/cmd/scenarios                       (make scenarios)
