@@ -92,7 +92,8 @@
 //   - when a connection has carried enough calls: conn.scanRead, against
 //     Config.MaxCallsPerConn;
 //   - when load moves connections, and how many: Policy.onSample
-//     (policy.go), on the shared load sampler's goroutine;
+//     (policy.go), on the shared load sampler's goroutine (or on the
+//     snapshots given to Policy.Decide);
 //   - lame-duck shutdown calls Tracker.GoAwayAll from the grpcmgmt Manager;
 //   - whether calls bypass the Tracker (credentials replaced): Tracker.Audit
 //     (audit.go);
@@ -100,9 +101,16 @@
 //     GOAWAY written) and conn.sawHeader (grpc-go's), closing the channel
 //     Draining returns (drain.go);
 //   - when the replica set grew, and how many connections move to the new
-//     replicas: Rebalancer.observe and Rebalancer.round (rebalance.go), on
-//     lookups reported by a Watcher (watcher.go; DNSWatcher looks up the
-//     headless Service's name).
+//     replicas: RebalanceDecider.Observe and RebalanceDecider.Round
+//     (rebalance_decider.go), on lookups reported by a Watcher (watcher.go;
+//     DNSWatcher looks up the headless Service's name); the Rebalancer
+//     (rebalance.go) adds the timer and the lock.
+//
+// Both policies act through the ConnSet interface (connset.go), which the
+// Tracker implements: a fleet simulation (bench/sim) drives the same
+// deciders (RebalanceDecider, NewPolicyOn) over simulated replicas on a
+// simulated clock, so that what it measures at 1 000 replicas is this
+// code's behaviour rather than a model of it.
 //
 // # Fair-share rebalancing
 //

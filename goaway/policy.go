@@ -144,6 +144,7 @@ func (c PolicyConfig) Validate() error {
 type Policy struct {
 	// Immutable after NewPolicy:
 	t      *Tracker
+	conns  ConnSet // what the rounds act on: t, or a simulated replica's (NewPolicyOn)
 	cfg    PolicyConfig
 	cancel func() // unsubscribes from the sampler; nil when Off
 
@@ -162,7 +163,7 @@ func NewPolicy(t *Tracker, s *load.Sampler, cfg PolicyConfig) (*Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Policy{t: t, cfg: cfg.WithDefaults()}
+	p := &Policy{t: t, conns: t, cfg: cfg.WithDefaults()}
 	if !cfg.Off {
 		p.cancel = s.OnSample(p.onSample)
 	}
@@ -218,9 +219,9 @@ func (p *Policy) onSample(s load.Snapshot) {
 		return
 	}
 	p.lastRound = now
-	active := p.t.Active()
+	active := p.conns.Active()
 	n := max(1, int(c.Fraction*float64(active)))
-	sent := p.t.goAwayN(n, c.Selector, ReasonLoad, c.MinAge)
+	sent := p.conns.GoAwayOlder(n, c.Selector, ReasonLoad, c.MinAge)
 	p.t.log.Debug("goaway policy: round", "at", now, "active", active, "sent", sent,
 		"cpu", s.CPU, "in_flight", s.InFlight)
 }
