@@ -13,6 +13,10 @@ const (
 	DefaultStableFor       = 2 * time.Second
 	DefaultMemory          = 5 * time.Minute
 	DefaultRebalanceWindow = 2 * time.Second
+	DefaultSettle          = 10 * time.Second
+	// DefaultMaxArrivalRate: about a third of a core of TLS handshakes
+	// (a Go server's TLS 1.3 handshake costs a few hundred µs of CPU).
+	DefaultMaxArrivalRate = 1000
 )
 
 // Pacing of a rebalancing episode (see Rebalancer).
@@ -21,13 +25,21 @@ const (
 	// Window/20, each jittered by ±50 %.
 	rebalanceSteps = 20
 	// rebalanceBudget bounds the GOAWAYs of one episode to this many times
-	// the connections held when it started. Behind a random or round-robin
-	// L4 balancer only 1/M of the reconnections reach the new replicas, so
-	// reaching the fair share takes about one GOAWAY per connection held;
-	// twice that leaves room for the tail and still bounds the churn when
-	// every reconnection comes back here (DNS clients, or a balancer that
-	// does not know the new replicas yet).
+	// the connections held when it started. Behind a uniform random L4
+	// balancer only (M−N)/M of the reconnections reach the new replicas, so
+	// reaching the fair share takes about one GOAWAY per connection held
+	// whatever the growth; twice that leaves room for the tail and still
+	// bounds the churn when every reconnection comes back here (DNS
+	// clients, or a balancer that does not know the new replicas yet).
 	rebalanceBudget = 2
+	// toleranceDiv: once a replica has sent what it owed, a round sends
+	// only when its connections exceed the target by more than a
+	// tolerance: behind a least-connections balancer a reconnection lands
+	// on a replica that is exactly at its target, and sending it on again
+	// only moves it between equals. The tolerance is the target ×
+	// (M−N)/(toleranceDiv × N), at least one: the N old replicas together
+	// then keep at most 1/toleranceDiv (5 %) of the M−N new ones' share.
+	toleranceDiv = 20
 )
 
 // RebalanceConfig configures fair-share rebalancing. Set Name (DNS) or
@@ -62,6 +74,27 @@ type RebalanceConfig struct {
 	// Selector chooses which connections go first. Default OldestFirst:
 	// the connections from before the scale-out.
 	Selector Selector
+	// Settle is how long an episode goes on once this server is back at
+	// its share, sending on the connections that other replicas' rounds
+	// bring here: the replicas see the grown set up to a DNS TTL apart
+	// (CoreDNS: 5 s), and a replica that stopped at once would keep what
+	// the late ones send it. The episode ends when the connections have
+	// stayed at the target for Settle. It is also the start-up grace: a
+	// growth first seen within Settle of this server's first answer is
+	// taken as the starting point (a replica that has just started is
+	// usually the growth itself, and its DNS cache answered without it).
+	// Default 10s; allowed 1ms..10m.
+	Settle time.Duration
+	// MaxArrivalRate is the reconnection budget of one replica: the most
+	// reconnections per second a scale-out's rebalancing should bring to
+	// any replica (TLS handshakes, connection setup). Each replica paces
+	// its GOAWAYs so that, with every replica doing the same, none
+	// receives more: behind a least-connections balancer every
+	// reconnection goes to the M−N new replicas, so each of the N old ones
+	// sends at most MaxArrivalRate × (M−N)/N per second; where
+	// reconnections are seen to come back (a random balancer, DNS clients)
+	// the pace rises accordingly. Default 1000; allowed 1..1e6.
+	MaxArrivalRate float64
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -80,6 +113,12 @@ func (c RebalanceConfig) WithDefaults() RebalanceConfig {
 	}
 	if c.Selector == 0 {
 		c.Selector = OldestFirst
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.MaxArrivalRate == 0 {
+		c.MaxArrivalRate = DefaultMaxArrivalRate
 	}
 	return c
 }
@@ -119,6 +158,10 @@ func (c RebalanceConfig) validateDecisions() error {
 		return fmt.Errorf("goaway: RebalanceConfig.Window must be within 100ms..10m (0 means %v), got %v", DefaultRebalanceWindow, c.Window)
 	case c.Selector < OldestFirst || c.Selector > Random:
 		return fmt.Errorf("goaway: RebalanceConfig.Selector must be OldestFirst, BusiestFirst or Random, got %v", c.Selector)
+	case c.Settle < time.Millisecond || c.Settle > 10*time.Minute:
+		return fmt.Errorf("goaway: RebalanceConfig.Settle must be within 1ms..10m (0 means %v), got %v", DefaultSettle, c.Settle)
+	case !(c.MaxArrivalRate >= 1 && c.MaxArrivalRate <= 1e6):
+		return fmt.Errorf("goaway: RebalanceConfig.MaxArrivalRate must be within 1..1e6 (0 means %v), got %v", DefaultMaxArrivalRate, c.MaxArrivalRate)
 	}
 	return nil
 }
@@ -139,15 +182,24 @@ func (c RebalanceConfig) dns() DNSWatcherConfig {
 //     StableFor (and at least twice), and only if it is larger than every
 //     set seen within Memory: a set that flaps, or grows back after a
 //     replica left, does not trigger;
+//   - a growth seen within Settle of this server's first answer is its
+//     starting point (a new replica is usually the growth itself);
 //   - on a growth from N to M replicas (N the largest set remembered), it
-//     keeps N/M of the connections it holds and sends GOAWAY to the rest,
-//     oldest first, in rounds spread over Window with jitter. Behind a
-//     least-connections balancer the first round is enough. Behind a
-//     round-robin or random one (HAProxy roundrobin, kube-proxy) only 1/M
-//     of the reconnections reach the new replicas and the rest come back:
-//     later rounds send those over again, until the server is back at its
-//     share, the window ends, or the episode's budget (twice the
-//     connections held at the start) is spent.
+//     keeps N/M of the connections it held before the growth (rounded at
+//     random, so the fleet moves the exact share on average) and sends
+//     GOAWAY to the rest, oldest first, in rounds every Window/20 with
+//     jitter. Behind a least-connections balancer that is all. Behind a
+//     random one only (M−N)/M of the reconnections reach the new replicas
+//     and the rest come back: later rounds send those on again while the
+//     server is above its share by more than a small tolerance, until it
+//     has stayed at its share for Settle (other replicas, which saw the
+//     growth later, are still sending), or the episode's budget (twice the
+//     connections held) is spent. Where nearly everything comes back (DNS
+//     clients; a random balancer after a small growth) each connection is
+//     sent one GOAWAY and no more;
+//   - the rounds are paced by MaxArrivalRate, the reconnection budget of a
+//     replica: with every replica doing the same, no replica should
+//     receive more reconnections per second than that.
 //
 // The decisions are a RebalanceDecider's; the Rebalancer adds the Watcher,
 // a timer for the rounds and a lock. A server sees only its own

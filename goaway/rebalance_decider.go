@@ -27,6 +27,7 @@ type RebalanceDecider struct {
 	m     *rebalanceMetrics
 	rnd   *rand.Rand // nil: the global source
 
+	firstAt time.Time // the first good answer
 	known   int       // the last confirmed set size; 0 before the first answer
 	peak    int       // the largest confirmed size seen within Memory
 	peakAt  time.Time // when a set of size peak was last confirmed
@@ -35,17 +36,50 @@ type RebalanceDecider struct {
 	seen    int       // lookups in a row that reported pending
 	failing bool      // the last lookup failed or was empty
 	ep      *episode  // the running episode; nil if none
+	// history holds the active connections at the last good lookups,
+	// oldest first: the count before the growth, which the other
+	// replicas' rounds have not inflated yet (start).
+	history []sample
 }
+
+// sample is the connection count at one lookup.
+type sample struct {
+	at     time.Time
+	active int
+}
+
+// comeBackShare: when at least this share of the GOAWAYs sent comes back,
+// the episode sends each connection held once and stops, or, for a growth
+// below smallGrowth of the set, sends only what it owed (Round).
+const (
+	comeBackShare = 0.9
+	smallGrowth   = 0.02
+)
+
+// historyLen bounds the history: with the default 1 s Interval it covers
+// the default Settle.
+const historyLen = 16
 
 // episode is one scale-out's rounds of GOAWAYs.
 type episode struct {
-	from, to int // set sizes
-	before   int // active connections at the start
-	target   int // connections to keep
-	budget   int // most GOAWAYs this episode may send
-	perRound int
-	sent     int
-	elapsed  time.Duration // the delays scheduled so far, up to the next round
+	from, to  int // set sizes
+	before    int // active connections at the start
+	target    int // connections to keep
+	tolerance int // once owed is sent, rounds send only above target + tolerance
+	owed      int // the share of the connections held before the growth not sent yet
+	held      int // the connections held before the growth
+	budget    int // most GOAWAYs this episode may send
+	perRound  int
+	sent      int
+	// back counts the connections that arrived during the episode (the
+	// rise of Active between rounds): with sent, it says how many
+	// reconnections come back, which sets the pace (Round).
+	back       int
+	lastActive int           // Active after the last round's GOAWAYs; -1 before the first
+	credit     float64       // GOAWAYs MaxArrivalRate allows now
+	lastDelay  time.Duration // the delay before the round now due
+	elapsed    time.Duration // the delays scheduled so far, up to the next round
+	quiet      time.Duration // time at or below target + tolerance, in a row
 }
 
 // NewRebalanceDecider returns the decision logic of a Rebalancer with cfg,
@@ -96,6 +130,10 @@ func (d *RebalanceDecider) Observe(l Lookup) (time.Duration, bool) {
 		return 0, false
 	}
 	d.m.lookup("ok")
+	if len(d.history) == historyLen {
+		d.history = append(d.history[:0], d.history[1:]...)
+	}
+	d.history = append(d.history, sample{l.At, d.conns.Active()})
 	if d.failing {
 		d.failing = false
 		d.log.Info("rebalance: replica set lookups work again", "size", len(l.Members))
@@ -106,7 +144,7 @@ func (d *RebalanceDecider) Observe(l Lookup) (time.Duration, bool) {
 	}
 	switch {
 	case d.known == 0:
-		d.known, d.peak, d.peakAt = s, s, l.At
+		d.known, d.peak, d.peakAt, d.firstAt = s, s, l.At, l.At
 		d.m.setSize(s)
 		d.log.Info("rebalance: replica set first seen", "size", s)
 		return 0, false
@@ -151,6 +189,18 @@ func (d *RebalanceDecider) Observe(l Lookup) (time.Duration, bool) {
 		return 0, false
 	}
 	d.peak, d.peakAt = s, l.At
+	// A replica that has just started is usually the growth itself: its
+	// DNS cache answered without it, then with it, and what it holds are
+	// the connections it was just given. Shedding half of them works
+	// against the rebalancing (the fleet simulation showed it at 1 000
+	// replicas, where a 5 s DNS lag let the new replicas fill up before
+	// they confirmed the growth).
+	if d.since.Sub(d.firstAt) < d.cfg.Settle {
+		d.m.decide("startup", from, s)
+		d.log.Info("rebalance: replica set grew just after this server started; taking it as the starting point",
+			"before", from, "after", s, "since_first_answer", d.since.Sub(d.firstAt), "grace", d.cfg.Settle)
+		return 0, false
+	}
 	d.m.decide("rebalance", from, s)
 	return d.start(from, s)
 }
@@ -162,50 +212,147 @@ func (d *RebalanceDecider) start(n, m int) (time.Duration, bool) {
 		d.ep = nil
 	}
 	before := d.conns.Active()
-	// Keep N/M of the connections rounded down: every replica that holds a
-	// connection sends at least one GOAWAY. A client that resolves DNS
-	// itself (round_robin over dns:///) needs only one GOAWAY on any of its
-	// connections to re-resolve and spread over the grown set; with few
-	// large clients, rounding at random would leave some of them (and so
-	// the new replicas) untouched until MAX_CONNECTION_AGE. The cost is at
-	// most one extra reconnection per replica.
-	target := int(math.Floor(float64(before) * float64(n) / float64(m)))
-	budget := rebalanceBudget * before
-	d.log.Info("rebalance: replica set grew; moving connections to the new replicas",
-		"before", n, "after", m, "connections", before, "keep", target, "window", d.cfg.Window)
-	if before <= target {
-		return 0, false
+	// The share to keep is N/M of what this server held before the
+	// growth. Replicas see the grown set up to a DNS TTL apart, so the
+	// first ones' rounds have already sent some of their connections here
+	// when this one confirms it; counting those would keep them (the fleet
+	// simulation lost a sixth of the new replicas' share that way at 1 000
+	// replicas with a 5 s lag). Connections only arrive from those rounds,
+	// so the fewest held at a lookup since Settle before the growth was
+	// first seen is the count from before it.
+	held := before
+	for _, h := range d.history {
+		if !h.at.Before(d.since.Add(-d.cfg.Settle)) {
+			held = min(held, h.active)
+		}
 	}
-	d.ep = &episode{from: n, to: m, before: before, target: target, budget: budget,
+	excess := d.excess(held, n, m)
+	target := held - excess
+	d.log.Info("rebalance: replica set grew; moving connections to the new replicas",
+		"before", n, "after", m, "connections", before, "held_before_growth", held, "keep", target,
+		"window", d.cfg.Window, "max_arrival_rate", d.cfg.MaxArrivalRate)
+	budget := rebalanceBudget * before
+	d.ep = &episode{from: n, to: m, before: before, target: target, budget: budget, owed: excess, held: held,
+		tolerance: max(1, target*(m-n)/(toleranceDiv*n)), lastActive: -1,
 		perRound: (budget + rebalanceSteps - 1) / rebalanceSteps}
 	first := d.roundDelay() / 2
-	d.ep.elapsed = first
+	d.ep.elapsed, d.ep.lastDelay = first, first
 	return first, true
 }
 
+// excess returns how many of c connections to send away on a growth from
+// n to m replicas: c × (m−n)/m, rounded at random so that the fleet moves
+// the exact share on average. Rounding down on every replica (as this
+// package once did, so that every replica sent at least one) moved 999
+// connections instead of 100 when a 999-replica fleet with 100 each grew
+// by one, all onto the new replica behind a least-connections balancer.
+// Where the share is below one connection and the fleet is small, random
+// rounding could leave every replica at zero (so a DNS client that needs
+// one GOAWAY to re-resolve would hear none): when that chance exceeds 5 %,
+// the share is rounded up.
+func (d *RebalanceDecider) excess(c, n, m int) int {
+	x := float64(c) * float64(m-n) / float64(m)
+	whole := math.Floor(x)
+	frac := x - whole
+	if whole == 0 && frac > 0 && math.Pow(1-frac, float64(n)) > 0.05 {
+		return 1
+	}
+	if d.float64() < frac {
+		whole++
+	}
+	return int(whole)
+}
+
 // Round runs one round of the episode in progress: it sends GOAWAYs to the
-// connections above the episode's target, within the round's and the
-// episode's budgets. It returns the delay before the next round and true,
-// or false when the episode has ended (or none runs).
+// connections above the episode's target, within the round's, the
+// episode's and the arrival-rate budgets. It returns the delay before the
+// next round and true, or false when the episode has ended (or none runs).
+//
+// The pace: every replica is assumed to run the same policy, so a replica
+// sending r GOAWAYs per second is one of N doing so. Of what it sends, a
+// share ρ comes back to it (measured: the rise of its connections between
+// rounds over what it sent) and the rest is assumed to go to the M−N new
+// replicas evenly, as a least-connections balancer does. The busiest
+// replica then receives r × max(ρ, N(1−ρ)/(M−N)) per second, which
+// MaxArrivalRate bounds. Before anything came back ρ is taken as 0 (the
+// least-connections case, the most concentrated).
 func (d *RebalanceDecider) Round() (time.Duration, bool) {
 	ep := d.ep
 	if ep == nil {
 		return 0, false
 	}
 	active := d.conns.Active()
-	if n := min(ep.perRound, active-ep.target, ep.budget-ep.sent); n > 0 {
-		sent := d.conns.GoAwayOlder(n, d.cfg.Selector, ReasonRebalance, 0)
-		ep.sent += sent
-		d.log.Debug("rebalance: round", "active", active, "keep", ep.target, "sent", sent)
+	if ep.lastActive >= 0 && active > ep.lastActive {
+		ep.back += active - ep.lastActive
 	}
-	if ep.sent >= ep.budget || ep.elapsed >= d.cfg.Window {
+	rho := 0.0
+	if ep.sent > 0 {
+		rho = min(1, float64(ep.back)/float64(ep.sent))
+	}
+	per := max(rho, float64(ep.from)*(1-rho)/float64(ep.to-ep.from))
+	rate := d.cfg.MaxArrivalRate / max(per, 1e-9)
+	ep.credit = min(ep.credit+rate*ep.lastDelay.Seconds(), float64(ep.perRound))
+	over := active - ep.target
+	// Nearly everything sent comes back: DNS clients (which reconnect to
+	// the same replica and re-resolve on their own floor), or a uniform
+	// random balancer after a small growth (only (M−N)/M of the
+	// reconnections leave). Either way one GOAWAY per connection held is
+	// what it takes (every DNS client hears one; a random balancer
+	// reshuffles everything once, the cost of one MAX_CONNECTION_AGE
+	// cycle), and more only churns.
+	// Below a growth of smallGrowth that cycle buys too little: what is
+	// owed is sent, and MAX_CONNECTION_AGE does the rest.
+	comeBack := ep.sent >= min(ep.held, 10) && rho >= comeBackShare
+	switch {
+	case comeBack && (ep.sent >= ep.held || float64(ep.to-ep.from) < smallGrowth*float64(ep.to)):
+		over = max(0, min(over, ep.owed))
+	case comeBack:
+	case ep.owed <= 0 && over <= ep.tolerance:
+		over = 0 // within the tolerance: do not chase single reconnections
+	}
+	n := min(ep.perRound, over, ep.budget-ep.sent, int(ep.credit))
+	limit := "target"
+	switch {
+	case n <= 0 && over > 0 && ep.sent < ep.budget:
+		limit = "rate"
+	case n <= 0:
+	case n == over:
+		limit = "excess"
+	case n == ep.budget-ep.sent:
+		limit = "budget"
+	case n == int(ep.credit):
+		limit = "rate"
+	default:
+		limit = "round"
+	}
+	sent := 0
+	if n > 0 {
+		sent = d.conns.GoAwayOlder(n, d.cfg.Selector, ReasonRebalance, 0)
+		ep.sent += sent
+		ep.owed -= sent
+		ep.credit -= float64(sent)
+	}
+	d.m.round(limit)
+	if d.log.Enabled(context.Background(), slog.LevelDebug) {
+		d.log.Debug("rebalance: round", "active", active, "keep", ep.target, "sent", sent, "limit", limit,
+			"came_back", ep.back, "rate", rate)
+	}
+	ep.lastActive = active - sent
+	if over <= 0 {
+		ep.quiet += ep.lastDelay
+	} else {
+		ep.quiet = 0
+	}
+	if ep.sent >= ep.budget || (ep.elapsed >= d.cfg.Window && ep.quiet >= d.cfg.Settle) || ep.elapsed >= d.cfg.Memory {
 		d.ep = nil
 		d.log.Info("rebalance: done", "before", ep.from, "after", ep.to, "sent", ep.sent,
-			"connections_at_start", ep.before, "keep", ep.target, "active", d.conns.Active())
+			"connections_at_start", ep.before, "keep", ep.target, "active", d.conns.Active(),
+			"came_back", ep.back, "took", ep.elapsed)
 		return 0, false
 	}
 	next := d.roundDelay()
 	ep.elapsed += next
+	ep.lastDelay = next
 	return next, true
 }
 
@@ -221,4 +368,11 @@ func (d *RebalanceDecider) int64N(n int64) int64 {
 		return d.rnd.Int64N(n)
 	}
 	return rand.Int64N(n)
+}
+
+func (d *RebalanceDecider) float64() float64 {
+	if d.rnd != nil {
+		return d.rnd.Float64()
+	}
+	return rand.Float64()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 )
@@ -57,9 +58,29 @@ type decider struct {
 
 func newDecider(t *testing.T, conns int, cfg goaway.RebalanceConfig) *decider {
 	t.Helper()
+	return newDeciderCfgSeed(t, conns, cfg, 1)
+}
+
+// newDeciderSeed is a light decider (no metrics or logs kept) with its own
+// seed, for runs of many.
+func newDeciderSeed(t *testing.T, conns int, seed uint64) *decider {
+	t.Helper()
+	d := &decider{conns: &fakeConns{active: conns}, t0: time.Unix(1_700_000_000, 0)}
+	// A short Settle: the episodes end soon after sending what they owe.
+	rd, err := goaway.NewRebalanceDecider(d.conns, goaway.RebalanceConfig{Settle: time.Second}, goaway.DecisionOptions{
+		Logger: slog.New(slog.DiscardHandler), MeterProvider: noop.NewMeterProvider(), Rand: rand.New(rand.NewPCG(seed, 2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.RebalanceDecider = rd
+	return d
+}
+
+func newDeciderCfgSeed(t *testing.T, conns int, cfg goaway.RebalanceConfig, seed uint64) *decider {
+	t.Helper()
 	d := &decider{conns: &fakeConns{active: conns}, m: newMeter(), logs: &logRecorder{}, t0: time.Unix(1_700_000_000, 0)}
 	rd, err := goaway.NewRebalanceDecider(d.conns, cfg, goaway.DecisionOptions{
-		Logger: slog.New(d.logs), MeterProvider: d.m, Rand: rand.New(rand.NewPCG(1, 2))})
+		Logger: slog.New(d.logs), MeterProvider: d.m, Rand: rand.New(rand.NewPCG(seed, 2))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +95,20 @@ func (d *decider) lookup(secs float64, size int) (time.Duration, bool) {
 	if size < 0 {
 		l.Err = errors.New("lookup svc.test: i/o timeout")
 	}
-	for i := range max(size, 0) {
-		l.Members = append(l.Members, fmt.Sprintf("10.0.0.%d", i+1))
+	if size > 0 {
+		l.Members = someMembers[:size]
 	}
 	return d.Observe(l)
 }
+
+// someMembers are addresses for lookups of up to 1 000 members.
+var someMembers = func() []string {
+	out := make([]string, 1000)
+	for i := range out {
+		out[i] = fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+	}
+	return out
+}()
 
 // runEpisode runs the rounds of the episode that first started, each after
 // the delay the decider asked for, and returns the delays.
@@ -103,7 +133,7 @@ func TestDeciderGrowth(t *testing.T) {
 	for _, l := range []struct {
 		secs float64
 		size int
-	}{{0, 3}, {1, 4}, {2, 4}} {
+	}{{-60, 3}, {1, 4}, {2, 4}} {
 		if _, ok := d.lookup(l.secs, l.size); ok {
 			t.Fatalf("lookup of %d at %vs started an episode: the growth is 1 s old, StableFor is 2 s", l.size, l.secs)
 		}
@@ -129,8 +159,10 @@ func TestDeciderGrowth(t *testing.T) {
 			t.Errorf("round delay %v outside %v..%v (a step of Window/20, ±50 %%)", dl, step/2, 3*step/2)
 		}
 	}
-	if total < window || total > window+3*step/2 {
-		t.Errorf("episode lasted %v of scheduled delays, want Window (%v) and less than one more step", total, window)
+	// Nothing comes back: the episode ends once the connections have been
+	// at the target for Settle (10 s).
+	if total < goaway.DefaultSettle || total > goaway.DefaultSettle+window {
+		t.Errorf("episode lasted %v of scheduled delays, want Settle (%v) and less than a Window more", total, goaway.DefaultSettle)
 	}
 	if got := d.m.sum(t, "grpcmgmt.goaway.rebalance.decisions", attribute.String("decision", "rebalance"),
 		attribute.Int("replicas.before", 3), attribute.Int("replicas.after", 4)); got != 1 {
@@ -148,25 +180,138 @@ func TestDeciderGrowth(t *testing.T) {
 }
 
 // TestDeciderComeBack: connections that all come straight back (DNS
-// clients reconnecting to the same replica) are sent GOAWAY in every round
-// until the episode's budget, twice the connections at the start, is
-// spent; never more.
+// clients reconnecting to the same replica) are each sent one GOAWAY, at
+// most 4 per round (2 × 40 / 20), and no more: every DNS client has heard
+// one. After a growth below 2 %, only the owed share is sent.
 func TestDeciderComeBack(t *testing.T) {
 	d := newDecider(t, 40, goaway.RebalanceConfig{})
 	d.conns.comeBack = func(sent int) int { return sent }
-	d.lookup(0, 3)
+	d.lookup(-60, 3)
 	d.lookup(1, 4)
 	first, ok := d.lookup(3, 4)
 	if !ok {
 		t.Fatal("no episode")
 	}
 	d.runEpisode(first)
-	if got := d.conns.sent(); got != 80 {
-		t.Fatalf("sent %d GOAWAYs to connections that all come back, want the budget: 80 (2 × 40)", got)
+	if got := d.conns.sent(); got != 40 {
+		t.Fatalf("sent %d GOAWAYs to connections that all come back, want one per connection: 40", got)
 	}
 	for i, n := range d.conns.rounds {
 		if n > 4 {
 			t.Fatalf("round %d sent %d, want at most 4 (2 × 40 / 20)", i, n)
+		}
+	}
+	small := newDecider(t, 1000, goaway.RebalanceConfig{})
+	small.conns.comeBack = func(sent int) int { return sent }
+	small.lookup(-60, 99)
+	small.lookup(1, 100)
+	if first, ok = small.lookup(3, 100); !ok {
+		t.Fatal("no episode")
+	}
+	small.runEpisode(first)
+	// A round may send a returned connection along with the last owed one.
+	if got := small.conns.sent(); got < 10 || got > 12 {
+		t.Fatalf("growth 99 → 100: sent %d GOAWAYs to connections that come back, want the owed 10 (1000 × 1/100), give or take a round's", got)
+	}
+}
+
+// TestDeciderPace: behind a least-connections balancer (nothing comes
+// back) a replica's GOAWAYs are paced so that the N old replicas together
+// bring at most MaxArrivalRate reconnections per second to each of the M−N
+// new ones: 9 → 10 replicas, 1 000 per second each: 111 per second per
+// old replica.
+func TestDeciderPace(t *testing.T) {
+	d := newDecider(t, 9000, goaway.RebalanceConfig{})
+	d.lookup(-60, 9)
+	d.lookup(1, 10)
+	first, ok := d.lookup(3, 10)
+	if !ok {
+		t.Fatal("no episode")
+	}
+	delays := d.runEpisode(first)
+	var at time.Duration
+	var sentBy2s int
+	for i, n := range d.conns.rounds {
+		at += delays[i]
+		if at <= 2*time.Second {
+			sentBy2s += n
+		}
+	}
+	if got := d.conns.sent(); got != 900 {
+		t.Fatalf("sent %d, want 900 (9000 × 1/10)", got)
+	}
+	if want := 2 * 1000.0 / 9; float64(sentBy2s) > want+1 || float64(sentBy2s) < want*0.8 {
+		t.Fatalf("sent %d in the first 2 s, want about %.0f (1000/s × 1/9)", sentBy2s, want)
+	}
+	if got := d.m.sum(t, "grpcmgmt.goaway.rebalance.rounds", attribute.String("limit", "rate")); got == 0 {
+		t.Fatal("no round counted as limited by the arrival rate")
+	}
+}
+
+// TestDeciderHeldBeforeGrowth: connections that other replicas' rounds
+// sent here before this one confirmed the growth are not kept: the share
+// is computed on what was held before.
+func TestDeciderHeldBeforeGrowth(t *testing.T) {
+	d := newDecider(t, 100, goaway.RebalanceConfig{})
+	d.lookup(-60, 5)
+	d.lookup(1, 10)
+	d.conns.active = 130 // the early replicas' reconnections arrive
+	first, ok := d.lookup(3, 10)
+	if !ok {
+		t.Fatal("no episode")
+	}
+	d.runEpisode(first)
+	// The tolerance is 50 × 5/(20 × 5) = 2.
+	if d.conns.active < 50 || d.conns.active > 52 {
+		t.Fatalf("kept %d connections, want 50 to 52 (half of the 100 held before the growth, not of 130, within the tolerance)", d.conns.active)
+	}
+}
+
+// TestDeciderStartup: a replica that sees the set grow within Settle (10 s)
+// of its first answer (a new replica, whose DNS cache answered without it) takes
+// the grown set as its starting point.
+func TestDeciderStartup(t *testing.T) {
+	d := newDecider(t, 10, goaway.RebalanceConfig{})
+	d.lookup(0, 5)
+	d.lookup(3, 6)
+	if _, ok := d.lookup(6, 6); ok {
+		t.Fatal("a growth 3 s after the first answer started an episode")
+	}
+	if got := d.m.sum(t, "grpcmgmt.goaway.rebalance.decisions", attribute.String("decision", "startup")); got != 1 {
+		t.Fatalf("decisions{startup} = %d, want 1", got)
+	}
+	d.lookup(60, 8)
+	if _, ok := d.lookup(63, 8); !ok {
+		t.Fatal("a later growth did not start an episode")
+	}
+}
+
+// TestDeciderRounding: the share to send is rounded at random, so that a
+// fleet of many replicas moves the exact share on average (999 replicas
+// with 100 connections each, grown by one, move about 100, not 999); a
+// small fleet where random rounding would often move nothing rounds up.
+func TestDeciderRounding(t *testing.T) {
+	total := 0
+	for i := range 999 {
+		d := newDeciderSeed(t, 100, uint64(i))
+		d.lookup(-60, 999)
+		d.lookup(1, 1000)
+		if first, ok := d.lookup(3, 1000); ok {
+			d.runEpisode(first)
+		}
+		total += d.conns.sent()
+	}
+	if total < 70 || total > 130 {
+		t.Fatalf("999 replicas of 100 connections grown by one sent %d GOAWAYs, want about 100", total)
+	}
+	for i := range 20 {
+		d := newDeciderSeed(t, 2, uint64(i))
+		d.lookup(-60, 3)
+		d.lookup(1, 4)
+		first, _ := d.lookup(3, 4)
+		d.runEpisode(first)
+		if d.conns.sent() != 1 {
+			t.Fatalf("3 → 4 replicas with 2 connections: sent %d, want 1 (half a connection, rounded up in a fleet of 3)", d.conns.sent())
 		}
 	}
 }
@@ -193,7 +338,7 @@ func TestDeciderDoesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDecider(t, 12, goaway.RebalanceConfig{})
-			d.lookup(0, 3)
+			d.lookup(-60, 3)
 			last := 0.0
 			for _, l := range tc.lookups {
 				if _, ok := d.lookup(l[0], int(l[1])); ok {
@@ -227,7 +372,7 @@ func TestDeciderDoesNothing(t *testing.T) {
 	}
 	t.Run("failing lookups logged once each way", func(t *testing.T) {
 		d := newDecider(t, 12, goaway.RebalanceConfig{})
-		d.lookup(0, 3)
+		d.lookup(-60, 3)
 		for _, s := range []float64{1, 2, 3} {
 			d.lookup(s, -1)
 		}
@@ -254,7 +399,7 @@ func TestDeciderMemory(t *testing.T) {
 			}
 		}
 	}
-	feed(3, 0)
+	feed(3, -60)
 	feed(4, 1, 2, 3) // grows: acts
 	if episodes != 1 || d.conns.sent() != 3 {
 		t.Fatalf("first growth: %d episodes, %d GOAWAYs; want 1 and 3", episodes, d.conns.sent())
@@ -278,7 +423,7 @@ func TestDeciderMemory(t *testing.T) {
 // from the largest set confirmed (the first growth's).
 func TestDeciderGrowsAgain(t *testing.T) {
 	d := newDecider(t, 24, goaway.RebalanceConfig{})
-	d.lookup(0, 3)
+	d.lookup(-60, 3)
 	d.lookup(1, 4)
 	if _, ok := d.lookup(3, 4); !ok {
 		t.Fatal("no episode")
@@ -309,7 +454,7 @@ func TestDeciderRepeatable(t *testing.T) {
 	run := func() []time.Duration {
 		d := newDecider(t, 100, goaway.RebalanceConfig{})
 		d.conns.comeBack = func(sent int) int { return sent / 2 }
-		d.lookup(0, 5)
+		d.lookup(-60, 5)
 		d.lookup(1, 8)
 		first, _ := d.lookup(3, 8)
 		return d.runEpisode(first)

@@ -69,8 +69,9 @@ type Scenario struct {
 	// DrainDelay is how long a removed replica waits after ScaleAt before
 	// its lame-duck GOAWAY to every connection. Default 1s.
 	DrainDelay time.Duration
-	// ScaleAt and For: the scale event and the end of the run. Defaults 10s
-	// and ScaleAt + 60s.
+	// ScaleAt and For: the scale event and the end of the run. Defaults 40s
+	// (the replicas' first answers are older than the rebalancer's start-up
+	// grace, Settle) and ScaleAt + 60s.
 	ScaleAt, For time.Duration
 	// Seed makes the run repeatable.
 	Seed uint64
@@ -82,6 +83,11 @@ type Scenario struct {
 	HeavyWeight float64
 	Capacity    float64
 	Policy      *goaway.PolicyConfig
+
+	// Log, when set, receives the logs of replica 0's deciders (with
+	// LogAll, every replica's); the others' are discarded.
+	Log    *slog.Logger
+	LogAll bool
 }
 
 func (s Scenario) withDefaults() Scenario {
@@ -95,7 +101,7 @@ func (s Scenario) withDefaults() Scenario {
 	def(&s.ReconnectDelay, 10*time.Millisecond)
 	def(&s.ResolveFloor, 30*time.Second)
 	def(&s.DrainDelay, time.Second)
-	def(&s.ScaleAt, 10*time.Second)
+	def(&s.ScaleAt, 40*time.Second)
 	def(&s.For, s.ScaleAt+60*time.Second)
 	if s.DNSLag < 0 {
 		s.DNSLag = 0
@@ -144,6 +150,8 @@ type Result struct {
 	// GoAwaysPerClient (DNS) is the GOAWAYs each client received, on
 	// average.
 	GoAwaysPerClient float64
+	// ScaleAt is the scenario's, defaults applied.
+	ScaleAt time.Duration
 	// Conns is the number of connections attached to a replica at the end.
 	Conns int
 	// Events is the number of simulated events (for the curious).
@@ -226,6 +234,7 @@ func Run(s Scenario) (Result, error) {
 	}
 	f := &fleet{s: s, t0: time.Unix(1_700_000_000, 0), rng: rand.New(rand.NewPCG(s.Seed, 0x5eed))}
 	f.res.GoAways = map[goaway.Reason]int{}
+	f.res.ScaleAt = s.ScaleAt
 	n := max(s.Before, s.After)
 	f.sizes = make([][]string, n+1)
 	all := make([]string, n)
@@ -241,6 +250,9 @@ func Run(s Scenario) (Result, error) {
 		r := &replica{f: f, id: i, lag: time.Duration(f.rng.Int64N(int64(s.DNSLag) + 1))}
 		o := opts
 		o.Rand = rand.New(rand.NewPCG(s.Seed, uint64(i)+1))
+		if s.Log != nil && (i == 0 || s.LogAll) {
+			o.Logger = s.Log.With("replica", i)
+		}
 		var err error
 		if !s.Off {
 			if r.d, err = goaway.NewRebalanceDecider(r, s.Rebalance, o); err != nil {

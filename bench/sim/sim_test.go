@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -85,5 +86,68 @@ func TestRunRejects(t *testing.T) {
 	}
 	if _, err := sim.Run(sim.Scenario{Before: 2, After: 4, Conns: 10, Balancer: sim.Random, For: time.Second, ScaleAt: 500 * time.Millisecond}); err != nil {
 		t.Errorf("a valid scenario failed: %v", err)
+	}
+}
+
+// TestRebalancingAtScale holds the library's rebalancer to what the fleet
+// simulation measured after its fixes (docs/rebalancing.md), on a fleet
+// small enough for go test: 40 → 80 replicas, 8 000 connections, and one
+// replica more on 100.
+func TestRebalancingAtScale(t *testing.T) {
+	cases := []struct {
+		s sim.Scenario
+		// fair: seconds to fair share at most (0: not checked);
+		// perMoved: GOAWAYs per moved connection at most.
+		fair, perMoved float64
+	}{
+		// Uniform random: the floor is 80/40 = 2 GOAWAYs per moved
+		// connection; the tolerance keeps it just under.
+		{small(sim.Random), 15, 2.05},
+		{small(sim.P2C), 15, 1.5},
+		{small(sim.LeastConn), 15, 1.05},
+		// One more replica behind least connections: each of the 99 old
+		// replicas owes 0.1 of a connection. Rounding down sent 99 and
+		// chased them around for the whole window (2.8 per moved).
+		{sim.Scenario{Before: 99, After: 100, Conns: 10_000, Balancer: sim.LeastConn, Seed: 3}, 15, 1.2},
+	}
+	for _, c := range cases {
+		r, err := sim.Run(c.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s %d→%d", c.s.Balancer, c.s.Before, c.s.After)
+		if r.SecondsToFairShare < 0 || r.SecondsToFairShare > c.fair {
+			t.Errorf("%s: fair share after %vs, want within %vs", name, r.SecondsToFairShare, c.fair)
+		}
+		if r.GoAwaysPerMovedConn > c.perMoved {
+			t.Errorf("%s: %.2f GOAWAYs per moved connection, want at most %.2f", name, r.GoAwaysPerMovedConn, c.perMoved)
+		}
+		if r.MaxOverMean > r.PlacementMaxOverMean+0.1 {
+			t.Errorf("%s: max/mean %.2f at the end, want within 0.1 of what the balancer alone leaves (%.2f)", name, r.MaxOverMean, r.PlacementMaxOverMean)
+		}
+		// The reconnection budget (MaxArrivalRate, 1000/s) with a margin
+		// for the estimate of what comes back.
+		if r.PeakReconnectsPerSec > 1300 {
+			t.Errorf("%s: %d reconnections in one second on one replica, want at most about 1000 (MaxArrivalRate)", name, r.PeakReconnectsPerSec)
+		}
+	}
+}
+
+// TestRebalancingDNSClients: DNS clients (one connection per replica,
+// reconnecting to the same replica) each hear a GOAWAY and re-resolve on
+// their 30 s floor; the rebalancer sends each connection one GOAWAY, not
+// the two of its budget.
+func TestRebalancingDNSClients(t *testing.T) {
+	r, err := sim.Run(small(sim.DNS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SecondsToFairShare < 0 || r.SecondsToFairShare > 40 {
+		t.Errorf("fair share after %vs, want within the 30 s re-resolution floor and 10 s", r.SecondsToFairShare)
+	}
+	// 200 clients, each with a connection to each of 40 old replicas: one
+	// GOAWAY per connection is 40 per client.
+	if r.GoAwaysPerClient > 41 {
+		t.Errorf("%.1f GOAWAYs per client, want at most one per connection (40)", r.GoAwaysPerClient)
 	}
 }

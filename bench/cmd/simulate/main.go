@@ -70,7 +70,7 @@ func cases(quick bool) []sim.Case {
 		for _, g := range [][2]int{{8, 16}, {16, 12}} {
 			out = append(out, sim.Case{Name: fmt.Sprintf("cluster16 %s %d→%d", b, g[0], g[1]),
 				Scenario: sim.Scenario{Before: g[0], After: g[1], Conns: 2000, Balancer: b,
-					Interval: 500 * time.Millisecond, DNSLag: time.Second, For: 40 * time.Second}})
+					Interval: 500 * time.Millisecond, DNSLag: time.Second}})
 		}
 	}
 	// Heavy clients and the load Policy: 10 replicas at 88 % of capacity on
@@ -78,7 +78,7 @@ func cases(quick bool) []sim.Case {
 	pc := goaway.PolicyConfig{}
 	out = append(out, sim.Case{Name: "load n=10, 1 heavy (10×) of 1 000, fleet at 88 %",
 		Scenario: sim.Scenario{Before: 10, After: 10, Conns: 1000, Balancer: sim.Random, Off: true,
-			Heavy: 1, HeavyWeight: 10, Capacity: 115, Policy: &pc, For: 130 * time.Second}})
+			Heavy: 1, HeavyWeight: 10, Capacity: 115, Policy: &pc, ScaleAt: 10 * time.Second, For: 130 * time.Second}})
 	return out
 }
 
@@ -163,7 +163,7 @@ func shareChart(dir string, r sim.Row) error {
 	}
 	name := strings.NewReplacer(" ", "_", "=", "", "→", "-").Replace(r.Name)
 	c := chart.Line{Title: "simulated " + r.Name + ": added replicas' share of connections ÷ fair share",
-		XLabel: "seconds", YLabel: "share ÷ fair", Markers: []chart.Marker{{X: 10, Label: "scale-out"}}}
+		XLabel: "seconds", YLabel: "share ÷ fair", Markers: []chart.Marker{{X: r.Last.ScaleAt.Seconds(), Label: "scale-out"}}}
 	s := chart.Series{Name: "added replicas"}
 	for i, v := range r.Last.NewShare {
 		s.Points = append(s.Points, chart.Point{X: float64(i), Y: v})
