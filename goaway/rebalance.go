@@ -34,11 +34,10 @@ const (
 	rebalanceBudget = 2
 	// toleranceDiv: once a replica has sent what it owed, a round sends
 	// only when its connections exceed the target by more than a
-	// tolerance: behind a least-connections balancer a reconnection lands
-	// on a replica that is exactly at its target, and sending it on again
-	// only moves it between equals. The tolerance is the target ×
-	// (M−N)/(toleranceDiv × N), at least one: the N old replicas together
-	// then keep at most 1/toleranceDiv (5 %) of the M−N new ones' share.
+	// tolerance, the target × (M−N)/(toleranceDiv × N) rounded down: the N
+	// old replicas together then keep at most 1/toleranceDiv (5 %) of the
+	// M−N new ones' share, and a large replica does not chase the last
+	// few reconnections of a random balancer one GOAWAY at a time.
 	toleranceDiv = 20
 )
 

@@ -51,9 +51,13 @@ type sample struct {
 // comeBackShare: when at least this share of the GOAWAYs sent comes back,
 // the episode sends each connection held once and stops, or, for a growth
 // below smallGrowth of the set, sends only what it owed (Round).
+//
+// chaseShare: once the owed share is sent, connections that arrive are
+// sent on only when at least this share of the GOAWAYs came back.
 const (
 	comeBackShare = 0.9
 	smallGrowth   = 0.02
+	chaseShare    = 0.05
 )
 
 // historyLen bounds the history: with the default 1 s Interval it covers
@@ -66,7 +70,7 @@ type episode struct {
 	before    int // active connections at the start
 	target    int // connections to keep
 	tolerance int // once owed is sent, rounds send only above target + tolerance
-	owed      int // the share of the connections held before the growth not sent yet
+	owed      int // what was above the target at the start and has not been sent yet
 	held      int // the connections held before the growth
 	budget    int // most GOAWAYs this episode may send
 	perRound  int
@@ -232,8 +236,8 @@ func (d *RebalanceDecider) start(n, m int) (time.Duration, bool) {
 		"before", n, "after", m, "connections", before, "held_before_growth", held, "keep", target,
 		"window", d.cfg.Window, "max_arrival_rate", d.cfg.MaxArrivalRate)
 	budget := rebalanceBudget * before
-	d.ep = &episode{from: n, to: m, before: before, target: target, budget: budget, owed: excess, held: held,
-		tolerance: max(1, target*(m-n)/(toleranceDiv*n)), lastActive: -1,
+	d.ep = &episode{from: n, to: m, before: before, target: target, budget: budget, owed: max(0, before-target), held: held,
+		tolerance: target * (m - n) / (toleranceDiv * n), lastActive: -1,
 		perRound: (budget + rebalanceSteps - 1) / rebalanceSteps}
 	first := d.roundDelay() / 2
 	d.ep.elapsed, d.ep.lastDelay = first, first
@@ -307,8 +311,12 @@ func (d *RebalanceDecider) Round() (time.Duration, bool) {
 	case comeBack && (ep.sent >= ep.held || float64(ep.to-ep.from) < smallGrowth*float64(ep.to)):
 		over = max(0, min(over, ep.owed))
 	case comeBack:
-	case ep.owed <= 0 && over <= ep.tolerance:
-		over = 0 // within the tolerance: do not chase single reconnections
+	case ep.owed <= 0 && (over <= ep.tolerance || rho < chaseShare):
+		// Within the tolerance, or hardly anything comes back (a
+		// least-connections balancer: what arrives now lands on replicas
+		// that are all at their share, and sending it on only moves it
+		// between equals).
+		over = 0
 	}
 	n := min(ep.perRound, over, ep.budget-ep.sent, int(ep.credit))
 	limit := "target"
