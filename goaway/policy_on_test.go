@@ -60,6 +60,29 @@ func TestPolicyOn(t *testing.T) {
 	if got := len(logs.find("goaway policy: load below exit thresholds")); got != 1 {
 		t.Fatalf("logged leaving %d times, want once", got)
 	}
+	// A spell that lasts: one GOAWAY per connection active at its first
+	// round, then nothing until the load falls below the exit threshold,
+	// logged and counted once.
+	busy := &fakeConns{active: 30, comeBack: func(sent int) int { return sent }}
+	pb, err := goaway.NewPolicyOn(busy, goaway.PolicyConfig{}, goaway.DecisionOptions{Logger: slog.New(logs), MeterProvider: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		pb.Decide(load.Snapshot{At: t0.Add(time.Duration(i) * time.Second), CPU: 1})
+	}
+	if got := busy.sent(); got != 30 {
+		t.Fatalf("a minute overloaded with 30 connections that come back: sent %d, want 30 (one each)", got)
+	}
+	if got := m.sum(t, "grpcmgmt.goaway.policy_transitions", attribute.String("state", "budget_spent")); got != 1 {
+		t.Fatalf("policy_transitions{budget_spent} = %d, want 1", got)
+	}
+	pb.Decide(load.Snapshot{At: t0.Add(61 * time.Second), CPU: 0.5})
+	pb.Decide(load.Snapshot{At: t0.Add(80 * time.Second), CPU: 1})
+	if got := busy.sent(); got != 33 {
+		t.Fatalf("a new spell after the cooldown sent %d, want 3 more (10 %% of 30)", got-30)
+	}
+
 	one := &fakeConns{active: 1}
 	p1, err := goaway.NewPolicyOn(one, goaway.PolicyConfig{}, goaway.DecisionOptions{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -110,48 +110,43 @@ func (r *replica) sortByStart() {
 // Active is goaway.ConnSet's: connections not draining.
 func (r *replica) Active() int { return r.active }
 
-// GoAwayOlder is goaway.ConnSet's, with the Tracker's selection: never a
-// draining connection or one younger than minAge; oldest first, busiest
-// first (calls per second: the weight) or at random. Each chosen
-// connection reconnects after the client's delay.
+// GoAwayOlder is goaway.ConnSet's, with the Tracker's selection
+// (goaway.Rank: never a draining connection; oldest first, busiest first
+// or at random; none younger than minAge scaled by its share of the load).
+// A connection's calls are its weight × 10 per second of its age. Each
+// chosen connection reconnects after the client's delay.
 func (r *replica) GoAwayOlder(n int, sel goaway.Selector, reason goaway.Reason, minAge time.Duration) int {
 	if n <= 0 {
 		return 0
 	}
 	f := r.f
-	var chosen []*conn
-	switch sel {
-	case goaway.BusiestFirst, goaway.Random:
-		var cands []*conn
-		for c := r.head; c != nil; c = c.next {
-			if !c.draining && f.now-c.start >= minAge {
-				cands = append(cands, c)
-			}
+	var conns []*conn
+	var cands []goaway.Candidate
+	for c := r.head; c != nil; c = c.next {
+		if c.draining {
+			continue
 		}
-		if sel == goaway.Random {
-			f.rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-		} else {
-			slices.SortStableFunc(cands, func(a, b *conn) int { return cmp.Compare(b.weight, a.weight) })
+		if sel == goaway.OldestFirst && minAge == 0 && len(conns) == n {
+			break // the rest are younger: not needed (the rebalancer's case)
 		}
-		chosen = cands[:min(n, len(cands))]
-	default:
-		for c := r.head; c != nil && len(chosen) < n; c = c.next {
-			if f.now-c.start < minAge {
-				break // the rest are younger
-			}
-			if !c.draining {
-				chosen = append(chosen, c)
-			}
-		}
+		age := f.now - c.start
+		conns = append(conns, c)
+		cands = append(cands, goaway.Candidate{Age: age, Calls: uint64(c.weight * 10 * age.Seconds())})
 	}
-	for _, c := range chosen {
+	sent := 0
+	for _, i := range goaway.Rank(cands, sel, minAge, f.rng.Shuffle) {
+		if sent == n {
+			break
+		}
+		c := conns[i]
 		c.draining = true
 		r.active--
 		d := f.s.ReconnectDelay
 		f.push(event{at: f.now + d/10 + time.Duration(f.rng.Int64N(int64(d-d/10)+1)), kind: evReconnect, c: c})
+		sent++
 	}
-	f.res.GoAways[reason] += len(chosen)
-	return len(chosen)
+	f.res.GoAways[reason] += sent
+	return sent
 }
 
 // sample feeds the load Policy one snapshot: the load over capacity,

@@ -151,3 +151,24 @@ func TestRebalancingDNSClients(t *testing.T) {
 		t.Errorf("%.1f GOAWAYs per client, want at most one per connection (40)", r.GoAwaysPerClient)
 	}
 }
+
+// TestLoadPolicyAtScale: ten replicas at 95 % of their capacity on
+// average, three clients carrying 10× the others' calls, two minutes. The
+// load Policy once moved every connection 13 times (the whole fleet was
+// overloaded: moving helps nobody) and the heavy clients about 64 times;
+// now a spell moves each connection at most once, and a heavy connection
+// must be 10 × MinAge old before it moves.
+func TestLoadPolicyAtScale(t *testing.T) {
+	pc := goaway.PolicyConfig{}
+	r, err := sim.Run(sim.Scenario{Before: 10, After: 10, Conns: 1000, Balancer: sim.Random, Off: true,
+		Heavy: 3, HeavyWeight: 10, Capacity: 105, Policy: &pc, ScaleAt: 10 * time.Second, For: 130 * time.Second, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.GoAways[goaway.ReasonLoad]; got > 1300 {
+		t.Errorf("%d GOAWAYs for load in 2 min on 1 000 connections, want about one per connection at most", got)
+	}
+	if r.HeavyMoves > 5 {
+		t.Errorf("heavy connections moved %d times, want a few at most", r.HeavyMoves)
+	}
+}

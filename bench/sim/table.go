@@ -115,11 +115,28 @@ func (c Case) Floor() float64 {
 	return 1
 }
 
-// WriteMarkdown writes the rows as a Markdown table.
+// WriteLoadMarkdown writes the rows of the load Policy's cases (those
+// with a Policy) as a Markdown table.
+func WriteLoadMarkdown(w io.Writer, rows []Row) {
+	fmt.Fprintln(w, "| case | GOAWAYs (load) in 2 min | heavy connections moved | replica-seconds overloaded (of 1 200) | max/mean conns at the end |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, r := range rows {
+		if r.Policy == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.Name, r.GoAways, r.HeavyMoves, r.OverloadedSecs, r.MaxOverMean)
+	}
+}
+
+// WriteMarkdown writes the rows of the rebalancing cases (those without a
+// Policy) as a Markdown table.
 func WriteMarkdown(w io.Writer, rows []Row) {
 	fmt.Fprintln(w, "| case | seconds to fair share | GOAWAYs per moved conn (floor) | peak reconnects/s on a replica (÷ mean conns) | max/mean conns at the end (balancer alone) | GOAWAYs |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range rows {
+		if r.Policy != nil {
+			continue
+		}
 		per := "–"
 		if r.After > r.Before && r.Balancer != DNS {
 			per = fmt.Sprintf("%s (%.2f)", r.GoAwaysPerMovedConn, r.Floor())

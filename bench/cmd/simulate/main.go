@@ -73,12 +73,26 @@ func cases(quick bool) []sim.Case {
 					Interval: 500 * time.Millisecond, DNSLag: time.Second}})
 		}
 	}
-	// Heavy clients and the load Policy: 10 replicas at 88 % of capacity on
-	// average, one connection carrying 10× a light one's calls.
+	return append(out, loadCases()...)
+}
+
+// loadCases are the load Policy's: 10 replicas, 1 000 connections behind
+// a uniform random balancer, the fleet's load at 80, 88 and 95 % of its
+// capacity, with 0, 1 or 3 heavy clients (a connection carrying 10× a
+// light one's calls), for two minutes; the policy at its defaults (enter at
+// 90 % CPU, leave at 75 %).
+func loadCases() []sim.Case {
+	var out []sim.Case
 	pc := goaway.PolicyConfig{}
-	out = append(out, sim.Case{Name: "load n=10, 1 heavy (10×) of 1 000, fleet at 88 %",
-		Scenario: sim.Scenario{Before: 10, After: 10, Conns: 1000, Balancer: sim.Random, Off: true,
-			Heavy: 1, HeavyWeight: 10, Capacity: 115, Policy: &pc, ScaleAt: 10 * time.Second, For: 130 * time.Second}})
+	for _, capacity := range []float64{125, 115, 105} {
+		for _, heavy := range []int{0, 1, 3} {
+			load := (1000 + float64(heavy)*9) / (10 * capacity)
+			out = append(out, sim.Case{Name: fmt.Sprintf("load: fleet at %.0f %%, %d heavy", load*100, heavy),
+				Scenario: sim.Scenario{Before: 10, After: 10, Conns: 1000, Balancer: sim.Random, Off: true,
+					Heavy: heavy, HeavyWeight: 10, Capacity: capacity, Policy: &pc,
+					ScaleAt: 10 * time.Second, For: 130 * time.Second}})
+		}
+	}
 	return out
 }
 
@@ -115,6 +129,8 @@ func run(out string, seeds int, quick bool, table, charts, only string) error {
 			return err
 		}
 		sim.WriteMarkdown(f, rows)
+		fmt.Fprintln(f)
+		sim.WriteLoadMarkdown(f, rows)
 		if err := f.Close(); err != nil {
 			return err
 		}
