@@ -230,6 +230,14 @@ func (d *RebalanceDecider) start(n, m int) (time.Duration, bool) {
 			held = min(held, h.active)
 		}
 	}
+	if held == 0 {
+		// A replica that held nothing before the growth (one of the new
+		// replicas, out of rotation until now): whatever arrives is its
+		// share.
+		d.log.Info("rebalance: replica set grew; this server held no connection before, nothing to move",
+			"before", n, "after", m, "connections", before)
+		return 0, false
+	}
 	excess := d.excess(held, n, m)
 	target := held - excess
 	d.log.Info("rebalance: replica set grew; moving connections to the new replicas",

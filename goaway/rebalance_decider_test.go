@@ -267,6 +267,19 @@ func TestDeciderHeldBeforeGrowth(t *testing.T) {
 	}
 }
 
+// TestDeciderHeldNothing: a replica that held no connection before the
+// growth (one of the added replicas, out of rotation until it) moves
+// nothing, whatever arrives meanwhile.
+func TestDeciderHeldNothing(t *testing.T) {
+	d := newDecider(t, 0, goaway.RebalanceConfig{})
+	d.lookup(-60, 8)
+	d.lookup(1, 16)
+	d.conns.active = 5
+	if _, ok := d.lookup(3, 16); ok {
+		t.Fatal("a replica that held nothing before the growth started an episode")
+	}
+}
+
 // TestDeciderStartup: a replica that sees the set grow within Settle (10 s)
 // of its first answer (a new replica, whose DNS cache answered without it) takes
 // the grown set as its starting point.
