@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: test test-deps test-grpc-oldest vet lint demo bench scenarios
+.PHONY: test test-deps test-grpc-oldest vet lint demo bench scenarios simulate
 
 ## GRPC_OLDEST: the oldest grpc-go release the library supports (README, "Versions and
 ## stability"): the lowest its packages build with and pass their tests against. go.mod
@@ -49,6 +49,10 @@ lint: vet
 ## bench: micro-benchmarks and the overhead comparison; merges into bench/out/results.json
 bench:
 	$(GO) run ./bench/cmd/bench
+
+## simulate: the fleet simulation of the rebalancing and load-policy decisions (n = 10, 100, 1000 replicas; bench/sim)
+simulate:
+	$(GO) run ./bench/cmd/simulate
 
 ## scenarios: the one-machine cluster scenarios (SCENARIOS=a,b for a subset)
 SCENARIOS ?=

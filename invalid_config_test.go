@@ -122,6 +122,10 @@ var invalidConfigs = []struct {
 	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Memory: 48 * time.Hour}), "RebalanceConfig.Memory must be within"},
 	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Window: time.Millisecond}), "RebalanceConfig.Window must be within"},
 	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Window: time.Hour}), "RebalanceConfig.Window must be within"},
+	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Settle: time.Microsecond}), "RebalanceConfig.Settle must be within"},
+	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Settle: time.Hour}), "RebalanceConfig.Settle must be within"},
+	{rebalance(goaway.RebalanceConfig{Name: "svc.test", MaxArrivalRate: -1}), "RebalanceConfig.MaxArrivalRate must be within"},
+	{rebalance(goaway.RebalanceConfig{Name: "svc.test", MaxArrivalRate: 1e9}), "RebalanceConfig.MaxArrivalRate must be within"},
 	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Selector: 7}), "RebalanceConfig.Selector must be"},
 	{rebalance(goaway.RebalanceConfig{Name: "svc.test", Watcher: nopWatcher{}}), "RebalanceConfig: set Name, Resolver and Interval (DNS) or Watcher, not both"},
 

@@ -39,7 +39,6 @@ type conn struct {
 	// Set before pending is stored, read by the writer after it loads
 	// pending:
 	reason Reason
-	frame  []byte
 
 	// wmu serialises writes: grpc-go's frames and inserted GOAWAYs.
 	wmu  sync.Mutex
@@ -246,7 +245,9 @@ func (c *conn) resolveLocked() bool {
 		c.t.suppressed(c)
 		return true
 	}
-	_, err := c.Conn.Write(c.frame)
+	// The frame is built here, not kept on the connection: an idle
+	// connection's every byte is counted (conn.idle_bytes_overhead).
+	_, err := c.Conn.Write(appendGoAway(make([]byte, 0, frameHeaderLen+8+len(debugPrefix)+len(c.reason)), debugPrefix+string(c.reason)))
 	if err == nil {
 		c.sent.Store(true)
 		// Handlers learn of the drain only now: whatever they write next
@@ -287,7 +288,6 @@ func (c *conn) goAway(r Reason) bool {
 		return false
 	}
 	c.reason = r
-	c.frame = appendGoAway(make([]byte, 0, frameHeaderLen+8+len(debugPrefix)+len(r)), debugPrefix+string(r))
 	c.pending.Store(true)
 	c.armGrace()
 	if c.wmu.TryLock() {

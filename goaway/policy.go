@@ -62,7 +62,9 @@ type PolicyConfig struct {
 	// MinAge spares connections younger than this: a client that has just
 	// reconnected (perhaps to this same server, as DNS clients do) is not
 	// sent away again at once, and a young connection's calls per second are
-	// not judged on a few calls. Default 5s; allowed 1ms..1h.
+	// not judged on a few calls. A connection with k times the mean calls
+	// per second must be k × MinAge old (see Rank). Default 5s; allowed
+	// 1ms..1h.
 	MinAge time.Duration
 }
 
@@ -139,7 +141,14 @@ func (c PolicyConfig) Validate() error {
 //     connections that are not draining yet (at least one), chosen by
 //     Selector among those at least MinAge old: behind an L4 balancer those
 //     clients reconnect, some of them to other replicas;
-//   - after leaving, it stays quiet for Cooldown.
+//   - after leaving, it stays quiet for Cooldown;
+//   - one overloaded spell sends at most one GOAWAY per connection active
+//     at its first round: when moving every connection once did not end
+//     the overload (the whole fleet is overloaded, or a heavy client keeps
+//     the replica hot), moving more only adds reconnections;
+//   - a connection that carries k times the mean calls per second must be
+//     k × MinAge old (Rank): a heavy client is moved rarely, the light
+//     ones around it first, so it does not bounce from replica to replica.
 //
 // Each state change is logged at info level and counted in
 // grpcmgmt.goaway.policy_transitions; each GOAWAY is counted with reason
@@ -147,6 +156,7 @@ func (c PolicyConfig) Validate() error {
 type Policy struct {
 	// Immutable after NewPolicy:
 	t      *Tracker
+	conns  ConnSet // what the rounds act on: t, or a simulated replica's (NewPolicyOn)
 	cfg    PolicyConfig
 	cancel func() // unsubscribes from the sampler; nil when Off
 
@@ -155,6 +165,7 @@ type Policy struct {
 	overloaded bool
 	lastRound  time.Time // sample time of the last round; zero on entering
 	quietUntil time.Time // sample time before which the policy does not enter
+	budget     int       // GOAWAYs left in this overloaded spell; -1 until its first round
 }
 
 // NewPolicy validates cfg and subscribes a Policy acting on t to s.
@@ -165,7 +176,7 @@ func NewPolicy(t *Tracker, s *load.Sampler, cfg PolicyConfig) (*Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Policy{t: t, cfg: cfg.WithDefaults()}
+	p := &Policy{t: t, conns: t, cfg: cfg.WithDefaults()}
 	if !cfg.Off {
 		p.cancel = s.OnSample(p.onSample)
 	}
@@ -206,6 +217,7 @@ func (p *Policy) onSample(s load.Snapshot) {
 		}
 		p.overloaded = true
 		p.lastRound = time.Time{}
+		p.budget = -1
 		p.t.m.transition("overloaded")
 		p.t.log.Info("goaway policy: overloaded, moving connections away", "at", now,
 			"cpu", s.CPU, "in_flight", s.InFlight, "cpu_enter", c.CPUEnter, "in_flight_enter", c.InFlightEnter)
@@ -221,9 +233,40 @@ func (p *Policy) onSample(s load.Snapshot) {
 		return
 	}
 	p.lastRound = now
-	active := p.t.Active()
-	n := max(1, int(c.Fraction*float64(active)))
-	sent := p.t.goAwayN(n, c.Selector, ReasonLoad, c.MinAge)
+	active := p.conns.Active()
+	if p.spellBudget(active) {
+		return
+	}
+	n := min(max(1, int(c.Fraction*float64(active))), p.budget)
+	sent := p.conns.GoAwayOlder(n, c.Selector, ReasonLoad, c.MinAge)
+	p.budget -= sent
 	p.t.log.Debug("goaway policy: round", "at", now, "active", active, "sent", sent,
 		"cpu", s.CPU, "in_flight", s.InFlight)
 }
+
+// spellBudget sets the budget of an overloaded spell at its first round:
+// one GOAWAY per connection active then. A replica that is still
+// overloaded after every connection has moved once is not helped by moving
+// more (the whole fleet is overloaded, or one client carries the load):
+// the fleet simulation showed a fleet at 90 % moving every connection 13
+// times in two minutes, each reconnection adding to the load. It reports
+// whether the budget is spent (logged and counted once per spell).
+// Called with p.mu held.
+func (p *Policy) spellBudget(active int) (spent bool) {
+	switch {
+	case p.budget == spentLogged:
+		return true
+	case p.budget < 0:
+		p.budget = active
+	case p.budget == 0:
+		p.budget = spentLogged
+		p.t.m.transition("budget_spent")
+		p.t.log.Info("goaway policy: still overloaded after a GOAWAY per connection; not moving more until the load falls below the exit thresholds",
+			"active", active)
+		return true
+	}
+	return false
+}
+
+// spentLogged is Policy.budget once the spent budget was logged.
+const spentLogged = -2

@@ -255,41 +255,24 @@ func (t *Tracker) GoAwayN(n int, sel Selector, r Reason) int {
 	return t.goAwayN(n, sel, r, 0)
 }
 
-// goAwayN is GoAwayN among the connections at least minAge old.
+// goAwayN is GoAwayN among the connections at least minAge old (scaled by
+// their share of the load: Rank).
 func (t *Tracker) goAwayN(n int, sel Selector, r Reason, minAge time.Duration) int {
 	if n <= 0 {
 		return 0
 	}
-	cands := t.candidates()
-	if minAge > 0 {
-		now := time.Now()
-		cands = slices.DeleteFunc(cands, func(c *conn) bool { return now.Sub(c.start) < minAge })
-	}
-	switch sel {
-	case BusiestFirst:
-		// Rates are read once: calls move while we sort.
-		now := time.Now()
-		type ranked struct {
-			c    *conn
-			rate float64
-		}
-		rs := make([]ranked, len(cands))
-		for i, c := range cands {
-			rs[i] = ranked{c, float64(c.calls.Load()) / max(now.Sub(c.start).Seconds(), 1e-9)}
-		}
-		slices.SortStableFunc(rs, func(a, b ranked) int { return cmp.Compare(b.rate, a.rate) })
-		for i := range rs {
-			cands[i] = rs[i].c
-		}
-	case Random:
-		rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	conns := t.candidates()
+	now := time.Now()
+	cands := make([]Candidate, len(conns))
+	for i, c := range conns {
+		cands[i] = Candidate{Age: now.Sub(c.start), Calls: c.calls.Load()}
 	}
 	sent := 0
-	for _, c := range cands {
+	for _, i := range Rank(cands, sel, minAge, rand.Shuffle) {
 		if sent == n {
 			break
 		}
-		if c.goAway(r) {
+		if conns[i].goAway(r) {
 			sent++
 		}
 	}

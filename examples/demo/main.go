@@ -109,7 +109,8 @@ func run(svgPath string) error {
 			grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: 5 * time.Minute}),
 			// Each replica watches its own replica set in DNS and, when it
 			// grows, sends GOAWAY to its fair share of connections.
-			grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: "svc.demo.", Resolver: dnsSrv.Addr(), Interval: 500 * time.Millisecond, StableFor: time.Second}),
+			grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: "svc.demo.", Resolver: dnsSrv.Addr(), Interval: 500 * time.Millisecond, StableFor: time.Second,
+				Settle: 3 * time.Second}), // the in-process DNS answers every replica alike at once; Settle is also the start-up grace, and the scale-out comes 10 s after the start
 			// With DNS round_robin clients a GOAWAY for overload brings the
 			// client straight back to the same address, so the demo leaves
 			// that policy off; health, shedding and ORCA move load here.

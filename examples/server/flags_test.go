@@ -52,6 +52,8 @@ var invalidFlags = []struct {
 	{[]string{"-replica-set-name", "svc.test", "-replica-set-interval", "1ms"}, "-replica-set-interval: goaway: RebalanceConfig.Interval must be within"},
 	{[]string{"-replica-set-name", "svc.test", "-replica-set-stable-for", "-1s"}, "-replica-set-stable-for: goaway: RebalanceConfig.StableFor must be within"},
 	{[]string{"-replica-set-name", "svc.test", "-rebalance-window", "1h"}, "-rebalance-window: goaway: RebalanceConfig.Window must be within"},
+	{[]string{"-replica-set-name", "svc.test", "-rebalance-settle", "1h"}, "-rebalance-settle: goaway: RebalanceConfig.Settle must be within"},
+	{[]string{"-replica-set-name", "svc.test", "-rebalance-max-arrival-rate", "-1"}, "-rebalance-max-arrival-rate: goaway: RebalanceConfig.MaxArrivalRate must be within"},
 	{[]string{"-replica-set-resolver", "127.0.0.1:53"}, "need -replica-set-name"},
 }
 

@@ -44,6 +44,7 @@ var scenarios = []scenario{
 	{"scaleup_dns", runScaleUpDNS},
 	{"drain", runDrain},
 	{"streams", runStreams},
+	{"scale", runScale},
 }
 
 func main() {
