@@ -59,3 +59,18 @@ func ExampleCalls() {
 	fmt.Println("in flight:", c.InFlight(), "started:", c.Started(), "failed:", c.Failed())
 	// Output: in flight: 0 started: 2 failed: 1
 }
+
+// A unary call is timed with BeginUnary and the End of the Call it returns;
+// its latency feeds Snapshot.Latency, NoLoadLatency and Queueing. A stream
+// is counted with Begin and End: its lifetime is not a latency.
+func ExampleCalls_BeginUnary() {
+	var c load.Calls
+	handle := func() (err error) {
+		call := c.BeginUnary()
+		defer func() { call.End(err != nil) }()
+		return nil
+	}
+	_ = handle()
+	fmt.Println("in flight:", c.InFlight(), "started:", c.Started())
+	// Output: in flight: 0 started: 1
+}
