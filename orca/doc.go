@@ -29,7 +29,8 @@
 //   - application_utilization: the mean number of unary calls in flight
 //     during the sample period ÷ the concurrency limit (Config.Limit, else
 //     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
-//     is the CPU utilization. See below. The grpcmgmt Manager, with
+//     is the CPU utilization, or the share of the calls' latency spent
+//     queueing (load.Snapshot.Queueing) when that is higher. See below. The grpcmgmt Manager, with
 //     shedding on, sets Config.Limit to the Shedder's current limit.
 //   - qps: unary calls started per second, counted by the same interceptor
 //     over the same periods and with the same smoothing as the calls in
@@ -67,10 +68,18 @@
 //     follows what the replica sustains.
 //   - A fixed Capacity when calls queue for a bounded resource (worker pool,
 //     connection pool): the pool size.
-//   - Neither, for CPU-bound services with one process per replica (the
-//     usual Kubernetes deployment): application_utilization is then the
-//     process's CPU utilization of its allowance, which is what grpc-go's
-//     weighted_round_robin falls back to anyway. It is sent explicitly
+//   - Neither, for services with one process per replica (the usual
+//     Kubernetes deployment): application_utilization is then the process's
+//     CPU utilization of its allowance, which is what grpc-go's
+//     weighted_round_robin falls back to anyway, or the queueing share
+//     1 − no-load latency ÷ latency when that is higher. The CPU alone
+//     misleads on a replica that is slow but not CPU-bound (calls waiting
+//     on a lock, a small pool, a slow disk): its CPU reads low, so its
+//     weight would rise as it slows. The queueing share rises instead (for
+//     a single queue with random arrivals it is the server's utilization),
+//     and since weighted_round_robin converges where every replica reports
+//     the same utilization, such a replica gets traffic until it queues
+//     about as much as the others use their CPU. It is sent explicitly
 //     because @grpc/grpc-js 1.14 reads only application_utilization and
 //     ignores cpu_utilization: without it a Node client would weigh nothing.
 //
