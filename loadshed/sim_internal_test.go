@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -258,23 +259,14 @@ func TestAdaptiveProfiles(t *testing.T) {
 	}
 }
 
-func TestSimDebug(t *testing.T) {
-	if testing.Short() || !testing.Verbose() {
-		t.Skip("debugging aid")
+// simLogger receives the Shedder's logs; LOADSHED_DEBUG=1 shows every window
+// of the adaptive limit (go test -v -run 'TestAdaptiveProfiles/cpu1$').
+var simLogger = func() *slog.Logger {
+	if os.Getenv("LOADSHED_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	m := profiles[0]
-	for _, p := range profiles {
-		if p.name == simDebugProfile {
-			m = p
-		}
-	}
-	simLogger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	defer func() { simLogger = slog.New(slog.DiscardHandler) }()
-	simulate(t, m, AdaptiveConfig{}, []phase{{0.5, 2 * time.Second}, {simDebugMult, 3 * time.Second}}, false, 2)
-}
-
-var simDebugProfile, simDebugMult = "mixed", 10.0
-var simLogger = slog.New(slog.DiscardHandler)
+	return slog.New(slog.DiscardHandler)
+}()
 
 // TestAdaptiveFollowsDrift: a service whose work in its one slot doubles at
 // t=10s and returns at t=20s (20 ms downstream, then 5 ms or 10 ms of
@@ -316,5 +308,46 @@ func TestAdaptiveFollowsDrift(t *testing.T) {
 		if settled < 0 || settled > 3*time.Second {
 			t.Errorf("from %v: the limit did not settle within ±1 of the knee %d within 3s (settled after %v)", c.from, c.knee, settled)
 		}
+	}
+}
+
+// TestAdaptiveOverloadedFromStart: a replica offered 3× its capacity from
+// its first call never sees a call run alone; the limit is pinned to 1 to
+// measure the no-load latency, then settles at the knee.
+func TestAdaptiveOverloadedFromStart(t *testing.T) {
+	for _, m := range []model{profiles[0], profiles[1], profiles[4]} { // cpu1, cpu4, knee5
+		knee := map[string]int64{"cpu1": 1, "cpu4": 4, "knee5": 5}[m.name]
+		res := simulate(t, m, AdaptiveConfig{}, []phase{{3, 6 * time.Second}}, false, 4)
+		pinned := slices.Contains(res.limits[:200], 1) // within the first 2 s
+		lim := slices.Clone(res.limits[300:])
+		slices.Sort(lim)
+		med := lim[len(lim)/2]
+		t.Logf("%s: pinned to 1 in the first 2s: %v; limit median after 3s %d (knee %d)", m.name, pinned, med, knee)
+		if !pinned || med < knee || med > knee+1 {
+			t.Errorf("%s: pinned %v, limit median %d; want pinned, then the knee %d (or one more)", m.name, pinned, med, knee)
+		}
+	}
+}
+
+// TestAdaptiveReprobes: under sustained overload no call runs alone; every
+// ProbeInterval the limit is pinned to a quarter of itself for a few calls
+// to measure the no-load latency again, and returns to the knee.
+func TestAdaptiveReprobes(t *testing.T) {
+	m := profiles[1] // cpu4
+	res := simulate(t, m, AdaptiveConfig{ProbeInterval: 3 * time.Second}, []phase{{3, 20 * time.Second}}, false, 5)
+	pins := 0
+	for i := 1; i < len(res.limits); i++ {
+		if res.limits[i] == 1 && res.limits[i-1] > 1 {
+			pins++
+		}
+	}
+	lim := slices.Clone(res.limits[len(res.limits)/2:])
+	slices.Sort(lim)
+	t.Logf("%d pins in 20s with ProbeInterval 3s; limit median %d", pins, lim[len(lim)/2])
+	if pins < 3 || pins > 8 {
+		t.Errorf("%d pins in 20s of overload with ProbeInterval 3s (±15%%), want 4..6 or so", pins)
+	}
+	if med := lim[len(lim)/2]; med != 4 {
+		t.Errorf("limit median %d between probes, want the knee 4", med)
 	}
 }
