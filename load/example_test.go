@@ -74,3 +74,9 @@ func ExampleCalls_BeginUnary() {
 	fmt.Println("in flight:", c.InFlight(), "started:", c.Started())
 	// Output: in flight: 0 started: 1
 }
+
+// The queueing thresholds are validated like every other field.
+func ExampleConfig_Validate_queueing() {
+	fmt.Println(load.Config{QueueingEnter: 0.4, QueueingExit: 0.5}.Validate())
+	// Output: load: QueueingExit must be above 0 and below QueueingEnter (0.4) (0 means half of it), got 0.5
+}

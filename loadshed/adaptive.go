@@ -25,11 +25,15 @@ import (
 //
 // the knee estimate K moves:
 //
-//   - down, half-way to X × W0, when Wu > W0 × (1+Tolerance): calls that did
-//     not have to wait for a slot waited anyway, so the service runs more
-//     calls than it serves at once. X × W0 is the concurrency that serves
-//     the measured throughput at the no-load latency (Little's law), that
-//     is the knee; it never rises on this branch;
+//   - down, half-way to X × W0, when calls waited longer than predicted
+//     (within the limit: none) by more than Tolerance × W0 and the noise
+//     of the window's mean, and the limit was what held calls back (it was
+//     reached, calls waited beyond it, or calls were shed): the service
+//     runs more calls than it serves at once. X × W0 is the concurrency
+//     that serves the measured throughput at the no-load latency (Little's
+//     law), that is the knee; it never rises on this branch. (At light
+//     load X × W0 is only the load: a slow window there, a machine's stall,
+//     says nothing about the knee);
 //   - up, when the calls admitted beyond the limit waited less than half
 //     the wait predicted for them (a slot was free: the knee is higher), by
 //     max(1, Tolerance × K); and, for K ≥ 1/Tolerance where one more call
@@ -118,6 +122,8 @@ type adaptive struct {
 	growth     float64 // the factor of the next proportional step up
 	boost      float64 // the gate's horizon factor, 1..maxBoost
 	cv         float64 // coefficient of variation of the last batch of no-load samples
+	overload   float64 // offered ÷ completed, smoothed over windows
+	within     float64 // latency of calls within the limit, smoothed over windows, ns
 	downs      int     // consecutive windows with a step down
 	downFrom   float64 // the excess wait of the first of them
 	downK      float64 // the limit before the first of them
@@ -186,6 +192,7 @@ func newAdaptive(cfg AdaptiveConfig, log *slog.Logger, now func() int64, counts 
 		est:      float64(cfg.InitialLimit),
 		growth:   cfg.Tolerance,
 		boost:    1,
+		overload: 1,
 	}
 	t := now()
 	a.started = t
@@ -318,6 +325,21 @@ func (a *adaptive) update(now int64) {
 		}
 	}
 	reached := float64(peak) >= math.Round(a.est)
+	// The latency a call beyond the limit is measured against: the lower of
+	// W0 and the recent latency of calls within the limit. A lone call is
+	// often a little slower than a busy one (it wakes an idle thread), so
+	// W0 alone would read a short wait as none.
+	if n > 0 {
+		if a.within == 0 {
+			a.within = wu
+		} else {
+			a.within += 0.3 * (wu - a.within)
+		}
+	}
+	ref := w0
+	if a.within > 0 {
+		ref = min(w0, a.within)
+	}
 	// The wait beyond the predicted one, per timed call: calls within the
 	// limit are predicted none, calls beyond it what the gate predicted,
 	// times 1+cv² (the gate predicts from the mean time between
@@ -346,8 +368,9 @@ func (a *adaptive) update(now int64) {
 				"at", time.Duration(now))
 		}
 	}()
+	limited := reached || nq > 0 || offered > done*1.05
 	switch {
-	case excess > tol*w0+1.5*noise(n+nq):
+	case excess > tol*w0+1.5*noise(n+nq) && limited:
 		// Calls waited longer than a service at the knee makes them: the
 		// limit is above the knee. X × W0 is the concurrency that serves
 		// what was served at the no-load latency.
@@ -370,12 +393,12 @@ func (a *adaptive) update(now int64) {
 			a.nextProbe = now
 			a.downs = 0
 		}
-	case nq > 0 && np > 0 && float64(sumq)/float64(nq)*1000-w0+noise(nq) < 0.5*float64(sump)/float64(np)*1000:
+	case nq > 0 && np > 0 && float64(sumq)/float64(nq)*1000-ref+noise(nq) < 0.5*float64(sump)/float64(np)*1000:
 		// Calls admitted beyond the limit waited less than half their
 		// predicted wait: a slot was free, the knee is higher.
 		why = "queued calls did not wait"
 		a.est += max(1, a.growth*a.est)
-		if float64(sumq)/float64(nq)*1000-w0+noise(nq) < 0.1*float64(sump)/float64(np)*1000 {
+		if float64(sumq)/float64(nq)*1000-ref+noise(nq) < 0.1*float64(sump)/float64(np)*1000 {
 			// Hardly any wait at all: far below the knee; step up faster
 			// next time.
 			a.growth = min(2*a.growth, 1)
@@ -410,9 +433,10 @@ func (a *adaptive) headroom() {
 // gate sets how far beyond the limit calls are admitted, from the window's
 // completed and offered calls: a predicted wait of at most arrivalsAllowed
 // mean times between offered calls, and at most K × X/(λ−X) calls waiting
-// (at least 1, at most 4K): many when the offered load is about what the
-// service serves (at 1× a random walk of arrivals needs room, and no call
-// has to be shed), one when it is several times more.
+// (at least 1, at most max(4K, 8)): many when the offered load is about
+// what the service serves (at 1× a random walk of arrivals needs room, and
+// no call has to be shed; the prediction is not used at all below 1.05×),
+// one when it is several times more; both times boost.
 // boost grows while calls are shed and the slots still stand idle though
 // the limit is not above the knee (the service time varies so much that the
 // prediction misses), and decays otherwise.
@@ -425,7 +449,12 @@ func (a *adaptive) gate(done, offered, dt float64, atKnee bool) {
 			a.boost = max(a.boost/1.1, 1)
 		}
 	}
-	if offered > done*1.05 {
+	// The overload of a window is noisy (a stall of the machine backs
+	// calls up for a moment): smooth it over windows.
+	if done > 0 {
+		a.overload += smoothing * (offered/done - a.overload)
+	}
+	if a.overload > 1.05 {
 		a.allow.Store(int64(arrivalsAllowed * a.boost * dt / offered))
 	} else {
 		// Not overloaded: what is offered is served. Calls beyond the knee
@@ -433,15 +462,15 @@ func (a *adaptive) gate(done, offered, dt float64, atKnee bool) {
 		// waitMax; refusing them would shed what the service can serve.
 		a.allow.Store(math.MaxInt64)
 	}
-	w := 4 * k
-	if excess := offered - done; excess > 0 {
-		w = min(w, k*done/excess)
+	w := max(4*k, 8)
+	if a.overload > 1 {
+		w = min(w, a.boost*k/(a.overload-1))
 	}
 	a.waitMax.Store(int64(max(1, math.Round(w))))
 }
 
 // maxBoost bounds the gate's boost.
-const maxBoost = 8
+const maxBoost = 4
 
 // maxSpread bounds adaptive.spread; maxWindowSpread bounds it for windows,
 // which must stay short enough to follow the load.
@@ -506,7 +535,8 @@ func (a *adaptive) noLoad(now int64) {
 		return
 	}
 	switch {
-	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) && pn < a.seen/4:
+	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) && pn < a.seen/4 &&
+		slices.Max(a.peaks[:]) >= headroomMin:
 		// Overloaded from the start: calls come, but hardly any ran
 		// alone. Pin to 1.
 		a.pin(1, "first")

@@ -156,11 +156,13 @@
 // will probably take the slot having waited less; if shorter, the slot
 // would probably stand idle without it. So at 3× a one-worker replica
 // keeps its worker busy while an admitted call waits at most two thirds of
-// a service time, and at 10× a fifth; at about 1× (offered within 5 % of
-// completed) the gate admits up to 4K waiting calls, so that nothing the
-// service can serve is shed. At most K × X/(λ−X) calls wait. While calls
+// a service time, and at 10× a fifth; at about 1× (offered, smoothed over
+// windows, within 5 % of completed) the gate admits up to max(4K, 8)
+// waiting calls whatever their predicted wait, so that nothing the service
+// can serve is shed. At most K × X/(λ−X) calls wait. While calls
 // are shed and slots still stand idle (a service time so variable that the
-// prediction misses), the horizon grows, up to 8×.
+// prediction misses), the horizon and the number of waiting calls grow, up
+// to 4×.
 //
 // The no-load latency W0 is the mean latency of calls that ran alone
 // (nothing can have queued them), collected all the time, in batches of

@@ -7,7 +7,8 @@
 //
 // It shuts down in lame-duck fashion on SIGTERM or SIGINT (health
 // NOT_SERVING, wait for clients to notice, drain, stop), as a Kubernetes pod
-// should. With -metrics-listen it serves the library's OpenTelemetry metrics
+// should. SIGUSR1 doubles the CPU each call burns (-work), and the next one
+// restores it (a replica whose service time drifts; make scenarios uses it). With -metrics-listen it serves the library's OpenTelemetry metrics
 // in the Prometheus format on /metrics.
 package main
 
@@ -45,8 +46,7 @@ func run(args []string) error {
 	var (
 		listen        = fs.String("listen", "127.0.0.1:50051", "address to serve gRPC on")
 		name          = fs.String("name", hostname(), "replica name, sent in the x-replica response header")
-		work          = fs.Duration("work", 0, "CPU burned per UnaryCall (capacity = workers / work)")
-		workers       = fs.Int("workers", 0, "calls burning CPU at once (0: unbounded)")
+		capacity      = replica.Flags(fs)
 		metricsListen = fs.String("metrics-listen", "", "address to serve Prometheus /metrics on (empty: off)")
 		shutdownAfter = fs.Duration("shutdown-timeout", 60*time.Second, "how long a shutdown may take before calls are cut")
 		logLevel      = fs.String("log-level", "info", "debug, info, warn or error")
@@ -98,8 +98,15 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	rcfg, err := capacity(*name)
+	if err != nil {
+		_ = m.Shutdown(context.Background())
+		return err
+	}
 	srv := grpc.NewServer(m.ServerOptions()...)
-	replica.New(replica.Config{Name: *name, Work: *work, Workers: *workers}).Register(srv)
+	svc := replica.New(rcfg)
+	svc.Register(srv)
+	defer replica.DriftOnSignal(svc)()
 	if err := m.Register(srv); err != nil {
 		return err
 	}

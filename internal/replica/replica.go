@@ -14,6 +14,7 @@ package replica
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,13 @@ type Config struct {
 	// across a slow disk or dependency), inside the worker slot like Work
 	// (0: none).
 	Wait time.Duration
+	// WaitMix, when not empty, replaces Wait: each call waits one of these,
+	// chosen at random (two methods of one service, say 0 and 49 ms).
+	WaitMix []time.Duration
+	// Downstream is the time waited per UnaryCall before taking a worker
+	// slot, without CPU and without limit of concurrency (a call to
+	// another service) (0: none).
+	Downstream time.Duration
 	// Workers bounds how many UnaryCalls burn CPU at once (0: unbounded).
 	Workers int
 }
@@ -46,14 +54,16 @@ type Service struct {
 	testpb.UnimplementedTestServiceServer
 	name  string
 	md    metadata.MD
-	work  atomic.Int64 // nanoseconds
-	wait  atomic.Int64 // nanoseconds
-	slots chan struct{}
+	work       atomic.Int64 // nanoseconds
+	wait       atomic.Int64 // nanoseconds
+	waitMix    []time.Duration
+	downstream time.Duration
+	slots      chan struct{}
 }
 
 // New returns a Service for cfg.
 func New(cfg Config) *Service {
-	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name)}
+	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name), waitMix: cfg.WaitMix, downstream: cfg.Downstream}
 	s.work.Store(int64(cfg.Work))
 	s.wait.Store(int64(cfg.Wait))
 	if cfg.Workers > 0 {
@@ -90,7 +100,16 @@ func (s *Service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*te
 	if rs := req.GetResponseStatus(); rs != nil && rs.GetCode() != 0 {
 		return nil, status.Error(codes.Code(rs.GetCode()), rs.GetMessage())
 	}
-	if w, d := time.Duration(s.work.Load()), time.Duration(s.wait.Load()); w > 0 || d > 0 {
+	if s.downstream > 0 {
+		if err := sleep(ctx, s.downstream); err != nil {
+			return nil, err
+		}
+	}
+	d := time.Duration(s.wait.Load())
+	if len(s.waitMix) > 0 {
+		d = s.waitMix[rand.IntN(len(s.waitMix))]
+	}
+	if w := time.Duration(s.work.Load()); w > 0 || d > 0 {
 		if s.slots != nil {
 			select {
 			case s.slots <- struct{}{}:
@@ -111,6 +130,18 @@ func (s *Service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*te
 		ServerId: s.name,
 		Payload:  &testpb.Payload{Body: make([]byte, req.GetResponseSize())},
 	}, nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // FullDuplexCall echoes: for every request it sends one response per

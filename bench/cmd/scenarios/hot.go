@@ -26,7 +26,10 @@ const wrrConfig = `{
 
 // hot: three replicas on real DNS, each with one CPU and one worker (10 ms
 // per call: 100 calls/s); r1 turns hot at half capacity (20 ms per call).
-// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines.
+// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines. Legs:
+// shedding + health (rr), bare grpc-go (baseline), weighted_round_robin on
+// ORCA (wrr), library defaults (no shedding), and the failsafe-go peer,
+// each against its own equal fleet where one is needed for the ratio.
 func runHot(ctx context.Context, e *env) error {
 	peerBin, err := e.c.Build("./bench/cmd/peerserver")
 	if err != nil {
@@ -68,6 +71,12 @@ func runHot(ctx context.Context, e *env) error {
 		{"baseline_equal", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, ""), "")},
 		{"baseline", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, "20ms"), "")},
 		{"wrr", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), wrrConfig)},
+		// Library defaults: no shedding; health follows CPU or queueing.
+		{"defaults_equal", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, ""), "")},
+		{"defaults", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), "")},
+		// The failsafe-go adaptive limiter on every replica (no health
+		// service: health checking clients count it as serving).
+		{"failsafe", mk(peerBin, replicas(peerBin, []string{"-peer", "failsafe"}, "20ms"), "")},
 	}
 	p99 := map[string]time.Duration{}
 	for _, l := range legs {
@@ -94,6 +103,12 @@ func runHot(ctx context.Context, e *env) error {
 	}
 	if p99["baseline_equal"] > 0 {
 		e.results["hot.baseline.p99_ratio"] = float64(p99["baseline"]) / float64(p99["baseline_equal"])
+		// Against bare grpc-go's equal fleet: failsafe-go adds no latency
+		// to a fleet it does not shed from.
+		e.results["hot.failsafe.p99_ratio"] = float64(p99["failsafe"]) / float64(p99["baseline_equal"])
+	}
+	if p99["defaults_equal"] > 0 {
+		e.results["hot.defaults.p99_ratio"] = float64(p99["defaults"]) / float64(p99["defaults_equal"])
 	}
 	return nil
 }
