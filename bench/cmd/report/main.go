@@ -39,7 +39,12 @@ var aims = []aim{
 	{"overload.goodput_ratio_10x", "goodput ÷ capacity at 10×", "≥ 0.90", ge(0.90)},
 	{"overload.recovery_seconds", "p99 back within 1.2× after the 3× load", "≤ 1", le(1)},
 	{"overload.p99_ratio_3x", "p99 of admitted calls at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+	{"overload.p99_ratio_10x", "p99 of admitted calls at 10× ÷ at 0.5×", "≤ 2.0", le(2)},
 	{"overload.baseline_goodput_ratio_3x", "no shedding", "", nil},
+	{"overload.failsafe_goodput_ratio_3x", "failsafe-go adaptive limiter peer", "", nil},
+	{"overload.failsafe_goodput_ratio_10x", "failsafe-go peer at 10×", "", nil},
+	{"overload.failsafe_p99_ratio_3x", "failsafe-go peer: p99 at 3× ÷ at 0.5×", "", nil},
+	{"overload.failsafe_p99_ratio_10x", "failsafe-go peer: p99 at 10× ÷ at 0.5×", "", nil},
 	{"overload.bbr_goodput_ratio_3x", "aegis bbr peer", "", nil},
 	{"overload.semaphore_goodput_ratio_3x", "static semaphore peer", "", nil},
 	{"rotation.go.failed", "failed grpc-go calls, every connection rotated every second for 60 s", "0", le(0)},
@@ -55,8 +60,32 @@ var aims = []aim{
 	{"hot.rr.p99_ratio", "p99 with one replica at half capacity ÷ all equal (round_robin, health, retries)", "≤ 1.5", le(1.5)},
 	{"hot.baseline.p99_ratio", "the same without the library", "", nil},
 	{"hot.wrr.share_error", "weighted_round_robin: abs(hot share − capacity share) ÷ capacity share", "≤ 0.10", le(0.10)},
+	{"hot.defaults.p99_ratio", "library defaults (no shedding), health-checking round_robin: p99 ÷ equal fleet with defaults", "≤ 2.0", le(2)},
+	{"hot.failsafe.p99_ratio", "failsafe-go peer on every replica ÷ bare equal fleet", "", nil},
 	{"drain.failed", "failed calls during a rolling restart", "0", le(0)},
+	{"adaptive.drift.seconds_to_follow", "service time doubles, then returns: seconds until the limit settles, the slower way", "≤ 3", le(3)},
 	{"drain.seconds", "median SIGTERM → exit", "", nil},
+}
+
+// adaptiveProfiles are the profiles of the adaptive scenario; each has the
+// three figures of BENCH.md.
+var adaptiveProfiles = []string{"cpu1", "cpu4", "io", "mixed", "drift"}
+
+func init() {
+	var a []aim
+	for _, p := range adaptiveProfiles {
+		a = append(a,
+			aim{"adaptive." + p + ".goodput_1x", p + ": goodput ÷ offered at 1× (no false shedding)", "≥ 0.97", ge(0.97)},
+			aim{"adaptive." + p + ".p99_ratio_3x", p + ": p99 at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+			aim{"adaptive." + p + ".goodput_ratio_3x", p + ": goodput ÷ capacity at 3×", "≥ 0.95", ge(0.95)})
+	}
+	// Before the drift figure, which closes the adaptive block.
+	for i := range aims {
+		if aims[i].figure == "adaptive.drift.seconds_to_follow" {
+			aims = append(aims[:i], append(a, aims[i:]...)...)
+			return
+		}
+	}
 }
 
 func main() {
