@@ -52,8 +52,8 @@ type Config struct {
 // Service implements grpc.testing.TestService. Create it with New.
 type Service struct {
 	testpb.UnimplementedTestServiceServer
-	name  string
-	md    metadata.MD
+	name       string
+	md         metadata.MD
 	work       atomic.Int64 // nanoseconds
 	wait       atomic.Int64 // nanoseconds
 	waitMix    []time.Duration
