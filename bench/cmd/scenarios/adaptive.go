@@ -175,13 +175,5 @@ func adaptiveChart(path, name string, res cluster.AdaptiveResult, phase time.Dur
 	for i, m := range mults {
 		c.Markers = append(c.Markers, chart.Marker{X: float64(i) * phase.Seconds(), Label: fmt.Sprintf("%g×", m)})
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := c.WriteSVG(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return cluster.WriteChart(path, c)
 }
