@@ -263,7 +263,7 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 	var t token
 	n := s.inFlight.Add(1)
 	if lim != 0 && n > lim {
-		if r == reasonAdaptive {
+		if r == reasonAdaptive && sample { // a stream holds its slot for good: no wait to predict
 			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
 		}
 		if !t.queued {
@@ -322,7 +322,12 @@ func (s *Shedder) wouldShed(p Priority) reason {
 			lim, r = a, reasonAdaptive
 		}
 	}
-	if lim != 0 && s.inFlight.Load() >= lim {
+	if n := s.inFlight.Load(); lim != 0 && n >= lim {
+		if r == reasonAdaptive {
+			if _, ok := s.adaptive.mayQueue(n+1-lim, lim); ok {
+				return admitted // the interceptor decides again, atomically
+			}
+		}
 		return r
 	}
 	return admitted
