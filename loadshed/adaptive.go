@@ -87,8 +87,9 @@ type adaptive struct {
 	sampleAll atomic.Bool  // the last window was quiet: time every call
 	_         [64]byte
 
-	lastStart atomic.Int64 // ns: when a call last started (admitted within the limit, or took a freed slot)
-	_         [56]byte
+	lastStart   atomic.Int64 // ns: when a call last started (admitted within the limit, or took a freed slot)
+	pinnedSince atomic.Int64 // ns: when a probe pinned the limit; 0 when not pinned
+	_           [56]byte
 
 	// Accumulated on the call path, each on its own cache line:
 	acc  atomic.Uint64 // calls admitted within the limit, ended this window: count << countShift | µs
@@ -259,7 +260,8 @@ func (a *adaptive) done(now, rtt int64, t token) {
 	if t.baseline {
 		pn, _ := unpack(a.pacc.Add(pack(us)))
 		a.psq.Add(uint64(us * us))
-		probeFull = pn >= uint64(a.cfg.ProbeSamples)
+		since := a.pinnedSince.Load()
+		probeFull = pn >= uint64(a.cfg.ProbeSamples) || (since != 0 && pn >= probeFew && now-since >= int64(probeShort))
 	}
 	n, _ := unpack(a.acc.Load())
 	nq, _ := unpack(a.qacc.Load())
@@ -518,6 +520,7 @@ func (a *adaptive) noLoad(now int64) {
 		a.nextProbe = now + jitter(int64(a.cfg.ProbeInterval))
 		if a.pinned {
 			a.pinned = false
+			a.pinnedSince.Store(0)
 			a.est = a.saved
 			a.loneMax.Store(1)
 		}
@@ -550,6 +553,7 @@ func (a *adaptive) noLoad(now int64) {
 func (a *adaptive) pin(p int64, which string) {
 	a.pinned, a.saved = true, a.est
 	a.probeStart = a.now()
+	a.pinnedSince.Store(max(a.probeStart, 1))
 	a.pacc.Store(0)
 	a.psq.Store(0)
 	a.loneMax.Store(p)
