@@ -60,6 +60,7 @@ var aims = []aim{
 	{"hot.rr.p99_ratio", "p99 with one replica at half capacity ÷ all equal (round_robin, health, retries)", "≤ 1.5", le(1.5)},
 	{"hot.baseline.p99_ratio", "the same without the library", "", nil},
 	{"hot.wrr.share_error", "weighted_round_robin: abs(hot share − capacity share) ÷ capacity share", "≤ 0.10", le(0.10)},
+	{"hot.wrr_wait.share_error", "the same, the replicas waiting instead of burning CPU (hot one slow, not CPU-bound)", "≤ 0.10", le(0.10)},
 	{"hot.defaults.p99_ratio", "library defaults (no shedding), health-checking round_robin: p99 ÷ equal fleet with defaults", "≤ 2.0", le(2)},
 	{"hot.failsafe.p99_ratio", "failsafe-go peer on every replica ÷ bare equal fleet", "", nil},
 	{"drain.failed", "failed calls during a rolling restart", "0", le(0)},

@@ -28,7 +28,9 @@ const wrrConfig = `{
 // per call: 100 calls/s); r1 turns hot at half capacity (20 ms per call).
 // Open-loop load at 60 % of the fleet's capacity with 1 s deadlines. Legs:
 // shedding + health (rr), bare grpc-go (baseline), weighted_round_robin on
-// ORCA (wrr), library defaults (no shedding), and the failsafe-go peer,
+// ORCA (wrr; wrr_wait with replicas that wait instead of burning CPU, so
+// the hot one is slow but not CPU-bound), library defaults (no shedding),
+// and the failsafe-go peer,
 // each against its own equal fleet where one is needed for the ratio.
 func runHot(ctx context.Context, e *env) error {
 	peerBin, err := e.c.Build("./bench/cmd/peerserver")
@@ -46,6 +48,19 @@ func runHot(ctx context.Context, e *env) error {
 				work = hotWork
 			}
 			out = append(out, append([]string{"-work", work, "-workers", "1"}, extra...))
+		}
+		return out
+	}
+	// The same capacities, but each call waits without CPU (a lock held
+	// across a slow disk): the hot replica is slow, not CPU-bound.
+	waiting := func(extra []string) [][]string {
+		var out [][]string
+		for i := range 3 {
+			wait := "10ms"
+			if i == 0 {
+				wait = "20ms"
+			}
+			out = append(out, append([]string{"-wait", wait, "-workers", "1"}, extra...))
 		}
 		return out
 	}
@@ -71,6 +86,7 @@ func runHot(ctx context.Context, e *env) error {
 		{"baseline_equal", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, ""), "")},
 		{"baseline", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, "20ms"), "")},
 		{"wrr", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), wrrConfig)},
+		{"wrr_wait", mk(e.serverBin, waiting([]string{"-log-level", "warn"}), wrrConfig)},
 		// Library defaults: no shedding; health follows CPU or queueing.
 		{"defaults_equal", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, ""), "")},
 		{"defaults", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), "")},
@@ -89,9 +105,9 @@ func runHot(ctx context.Context, e *env) error {
 		p99[l.name] = w.Quantile(0.99)
 		fmt.Fprintf(os.Stderr, "   %-14s p99 %v  share r1 %.2f r2 %.2f r3 %.2f  ok %d failed %d %v\n", l.name,
 			p99[l.name].Round(time.Millisecond), w.Share("r1"), w.Share("r2"), w.Share("r3"), w.OK, w.Failed, w.Codes)
-		if l.name == "wrr" {
+		if l.name == "wrr" || l.name == "wrr_wait" {
 			capShare := 50 / fleetCapacity
-			e.results["hot.wrr.share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
+			e.results["hot."+l.name+".share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
 		}
 		if err := cluster.PerReplicaChart(filepath.Join(e.out, "hot_"+l.name+".svg"),
 			"hot ("+l.name+"): calls/s per replica, r1 at half capacity", rec.PerSecond(int(l.f.For/time.Second))); err != nil {
