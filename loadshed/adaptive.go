@@ -300,6 +300,11 @@ func (a *adaptive) update(now int64) {
 	}
 	a.peaks[a.peakAt%len(a.peaks)] = peak
 	a.peakAt++
+	// The overload of a window is noisy (a stall of the machine backs
+	// calls up for a moment): smooth it over windows.
+	if done > 0 {
+		a.overload += overloadSmoothing * (offered/done - a.overload)
+	}
 	if a.pinned || a.baseline == 0 {
 		a.allow.Store(math.MaxInt64)
 		if !a.pinned {
@@ -318,9 +323,10 @@ func (a *adaptive) update(now int64) {
 	wu := 0.0
 	if n > 0 {
 		wu = float64(sum) / float64(n) * 1000
-		if wu*(1+tol)+noise(n) < w0 {
-			// Calls within the limit ran faster than the no-load latency:
-			// the service got faster.
+		if n >= uint64(a.spread.Load())*uint64(a.cfg.ProbeSamples) && wu*(1+tol)+1.5*noise(n) < w0 {
+			// As many calls within the limit as a no-load measurement
+			// takes ran faster than the no-load latency: the service got
+			// faster.
 			a.baseline, a.baselineAt = wu/1000, now
 			w0 = wu
 			a.log.Debug("loadshed: adaptive: no-load latency lowered by a faster window", "no_load_latency", micros(a.baseline))
@@ -437,7 +443,7 @@ func (a *adaptive) headroom() {
 // mean times between offered calls, and at most K × X/(λ−X) calls waiting
 // (at least 1, at most max(4K, 8)): many when the offered load is about
 // what the service serves (at 1× a random walk of arrivals needs room, and
-// no call has to be shed; the prediction is not used at all below 1.05×),
+// no call has to be shed; the prediction is not used at all below 1.1×),
 // one when it is several times more; both times boost.
 // boost grows while calls are shed and the slots still stand idle though
 // the limit is not above the knee (the service time varies so much that the
@@ -451,12 +457,7 @@ func (a *adaptive) gate(done, offered, dt float64, atKnee bool) {
 			a.boost = max(a.boost/1.1, 1)
 		}
 	}
-	// The overload of a window is noisy (a stall of the machine backs
-	// calls up for a moment): smooth it over windows.
-	if done > 0 {
-		a.overload += smoothing * (offered/done - a.overload)
-	}
-	if a.overload > 1.05 {
+	if a.overload > overloaded {
 		a.allow.Store(int64(arrivalsAllowed * a.boost * dt / offered))
 	} else {
 		// Not overloaded: what is offered is served. Calls beyond the knee
@@ -470,6 +471,15 @@ func (a *adaptive) gate(done, offered, dt float64, atKnee bool) {
 	}
 	a.waitMax.Store(int64(max(1, math.Round(w))))
 }
+
+// overloadSmoothing is the weight of a window's offered ÷ completed in
+// adaptive.overload; above overloaded the gate predicts waits. A window of
+// ten calls at 1× reads anywhere from 0.7 to 1.3: only a sustained surplus
+// of offered calls is an overload.
+const (
+	overloadSmoothing = 0.25
+	overloaded        = 1.1
+)
 
 // maxBoost bounds the gate's boost.
 const maxBoost = 4
@@ -538,10 +548,13 @@ func (a *adaptive) noLoad(now int64) {
 		return
 	}
 	switch {
-	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) && pn < a.seen/4 &&
-		slices.Max(a.peaks[:]) >= headroomMin:
-		// Overloaded from the start: calls come, but hardly any ran
-		// alone. Pin to 1.
+	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) &&
+		(pn < a.seen/4 && a.overload > overloaded || pn < a.seen/10 && slices.Max(a.peaks[:]) >= headroomMin):
+		// Overloaded from the start (more calls offered than served,
+		// hardly any running alone), or a service that always has many
+		// calls in flight (almost none alone). Pin to 1. (A light load of
+		// a few calls at once has no hurry: lone calls come, and a pin
+		// would shed some.)
 		a.pin(1, "first")
 	case a.baseline != 0 && now >= a.nextProbe:
 		a.pin(max(1, int64(math.Round(a.est/4))), "again")

@@ -157,7 +157,7 @@
 // would probably stand idle without it. So at 3× a one-worker replica
 // keeps its worker busy while an admitted call waits at most two thirds of
 // a service time, and at 10× a fifth; at about 1× (offered, smoothed over
-// windows, within 5 % of completed) the gate admits up to max(4K, 8)
+// windows, within 10 % of completed) the gate admits up to max(4K, 8)
 // waiting calls whatever their predicted wait, so that nothing the service
 // can serve is shed. At most K × X/(λ−X) calls wait. While calls
 // are shed and slots still stand idle (a service time so variable that the
