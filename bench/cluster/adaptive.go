@@ -208,10 +208,10 @@ func scrapeLimit(ctx context.Context, addr string) (float64, bool) {
 	return 0, false
 }
 
-// SettleSeconds returns how long after from the limit trace took to settle:
-// the first time after which it stayed within ±tol (relative, and at least
-// ±1 call) of its median over [from+settle, to) for the rest of that span,
-// where the median is taken over the last half of the span. -1 if never.
+// SettleSeconds returns how long after from the limit trace took to settle
+// in [from, to): the first time from which it stayed for a whole second
+// within ±tol (relative, and at least ±1 call) of its median over the
+// second half of the span. -1 if it never did.
 func SettleSeconds(trace [][2]float64, from, to float64, tol float64) float64 {
 	var tail []float64
 	var span [][2]float64
@@ -228,17 +228,19 @@ func SettleSeconds(trace [][2]float64, from, to float64, tol float64) float64 {
 	}
 	med := median(tail)
 	band := max(tol*med, 1)
-	last := -1.0
-	for i := len(span) - 1; i >= 0; i-- {
-		if d := span[i][1] - med; d > band || d < -band {
-			break
+	for i := range span {
+		ok, j := true, i
+		for ; j < len(span) && span[j][0] < span[i][0]+1; j++ {
+			if d := span[j][1] - med; d > band || d < -band {
+				ok = false
+				break
+			}
 		}
-		last = span[i][0]
+		if ok && j < len(span) { // a whole second in the band
+			return span[i][0] - from
+		}
 	}
-	if last < 0 {
-		return -1
-	}
-	return last - from
+	return -1
 }
 
 func median(v []float64) float64 {
