@@ -261,7 +261,7 @@ func (a *adaptive) done(now, rtt int64, t token) {
 		pn, _ := unpack(a.pacc.Add(pack(us)))
 		a.psq.Add(uint64(us * us))
 		since := a.pinnedSince.Load()
-		probeFull = pn >= uint64(a.cfg.ProbeSamples) || (since != 0 && pn >= probeFew && now-since >= int64(probeShort))
+		probeFull = pn >= uint64(a.cfg.ProbeSamples) || (since != 0 && f == 1 && pn >= probeFew && now-since >= int64(probeShort))
 	}
 	n, _ := unpack(a.acc.Load())
 	nq, _ := unpack(a.qacc.Load())
@@ -508,14 +508,23 @@ func (a *adaptive) noLoad(now int64) {
 		cv2 = max(float64(a.psq.Load())/float64(max(pn, 1))/(m*m)-1, 0)
 	}
 	f := spreadOf(cv2)
-	// A batch of a service whose calls vary a lot needs more calls. A
-	// pinned probe also ends with a few once it has taken probeShort: a
-	// service of 50 ms calls would otherwise stay pinned for ProbeSamples ×
-	// 50 ms.
-	if a.baseline == 0 {
-		f = min(f, maxWindowSpread) // the first estimate: soon; later ones refine it
+	// A batch of a service whose calls vary a lot needs more calls: f
+	// times ProbeSamples when they come by themselves (lone calls at light
+	// load cost nothing). A pin costs the calls it sheds: the first
+	// estimate takes ProbeSamples, later pins at most twice that, and the
+	// smoothing of successive estimates does the rest. A pinned probe of a
+	// steady service also ends with a few calls once it has taken
+	// probeShort (50 ms calls would otherwise stay pinned for ProbeSamples ×
+	// 50 ms); not one whose calls vary, since the calls that end within a
+	// fixed time are the shorter ones and their mean would be too low.
+	need := f
+	switch {
+	case a.baseline == 0:
+		need = 1
+	case a.pinned:
+		need = min(f, 2)
 	}
-	if pn >= f*uint64(a.cfg.ProbeSamples) || (a.pinned && pn >= f*probeFew && now-a.probeStart >= int64(probeShort)) {
+	if pn >= need*uint64(a.cfg.ProbeSamples) || (a.pinned && f == 1 && pn >= probeFew && now-a.probeStart >= int64(probeShort)) {
 		a.pacc.Store(0)
 		a.psq.Store(0)
 		a.spread.Store(int64(f))
@@ -549,7 +558,7 @@ func (a *adaptive) noLoad(now int64) {
 	}
 	switch {
 	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) &&
-		(pn < a.seen/4 && a.overload > overloaded || pn < a.seen/10 && slices.Max(a.peaks[:]) >= headroomMin):
+		pn < a.seen/10 && (a.overload > overloaded || slices.Max(a.peaks[:]) >= headroomMin):
 		// Overloaded from the start (more calls offered than served,
 		// hardly any running alone), or a service that always has many
 		// calls in flight (almost none alone). Pin to 1. (A light load of

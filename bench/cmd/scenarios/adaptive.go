@@ -141,6 +141,9 @@ func adaptiveProfileRun(ctx context.Context, e *env, peerBin string, p adaptiveP
 	if err := adaptiveChart(filepath.Join(e.out, "adaptive_"+p.name+".svg"), p.name, res, lib.Phase, mults); err != nil {
 		return err
 	}
+	if err := writeTrace(filepath.Join(e.out, "adaptive_"+p.name+"_limit.csv"), res.Limit); err != nil {
+		return err
+	}
 	if p.drift {
 		return nil
 	}
@@ -156,6 +159,17 @@ func adaptiveProfileRun(ctx context.Context, e *env, peerBin string, p adaptiveP
 		e.results[key+"failsafe_p99_ratio_3x"] = float64(pres.Phases[2].P99) / float64(pres.Phases[0].P99)
 	}
 	return nil
+}
+
+// writeTrace writes the limit trace (seconds, limit) as CSV, for a second
+// look at how it settled.
+func writeTrace(path string, trace [][2]float64) error {
+	var b strings.Builder
+	b.WriteString("seconds,limit\n")
+	for _, p := range trace {
+		fmt.Fprintf(&b, "%.3f,%g\n", p[0], p[1])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // adaptiveChart draws the limit and the p99 latency (of 500 ms windows)
