@@ -132,6 +132,8 @@ type adaptive struct {
 	lastShed   uint64
 	lastInF    int64
 	seen       uint64                 // timed calls ended since newAdaptive
+	lastPn     uint64                 // no-load samples in the batch at the last window
+	fewLone    int                    // windows running with under one call in ten alone
 	peaks      [headroomWindows]int64 // peak of the last windows
 	peakAt     int
 }
@@ -284,6 +286,14 @@ func (a *adaptive) update(now int64) {
 	n, sum := unpack(a.acc.Swap(0))
 	nq, sumq := unpack(a.qacc.Swap(0))
 	a.seen += n + nq
+	// Windows running in which hardly any call ran alone (under one in
+	// ten): the sign that lone calls will not come by themselves.
+	if pn, _ := unpack(a.pacc.Load()); (pn-min(a.lastPn, pn))*10 < n+nq {
+		a.fewLone++
+	} else {
+		a.fewLone = 0
+	}
+	a.lastPn, _ = unpack(a.pacc.Load())
 	np, sump := unpack(a.pred.Swap(0))
 	peak := a.peak.Swap(0)
 	dt := float64(now - a.winStart.Swap(now))
@@ -558,7 +568,7 @@ func (a *adaptive) noLoad(now int64) {
 	}
 	switch {
 	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) &&
-		pn < a.seen/10 && (a.overload > overloaded || slices.Max(a.peaks[:]) >= headroomMin):
+		a.fewLone >= 3 && (a.overload > overloaded || slices.Max(a.peaks[:]) >= headroomMin):
 		// Overloaded from the start (more calls offered than served,
 		// hardly any running alone), or a service that always has many
 		// calls in flight (almost none alone). Pin to 1. (A light load of
