@@ -286,9 +286,10 @@ func (a *adaptive) update(now int64) {
 	n, sum := unpack(a.acc.Swap(0))
 	nq, sumq := unpack(a.qacc.Swap(0))
 	a.seen += n + nq
-	// Windows running in which hardly any call ran alone (under one in
-	// ten): the sign that lone calls will not come by themselves.
-	if pn, _ := unpack(a.pacc.Load()); (pn-min(a.lastPn, pn))*10 < n+nq {
+	// Windows running in which no call ran alone: the sign that lone
+	// calls will not come by themselves. (A light load of a few calls at
+	// once has some in every window; a pin would shed calls for nothing.)
+	if pn, _ := unpack(a.pacc.Load()); pn <= a.lastPn {
 		a.fewLone++
 	} else {
 		a.fewLone = 0
