@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
@@ -94,8 +95,17 @@ func runHot(ctx context.Context, e *env) error {
 		// service: health checking clients count it as serving).
 		{"failsafe", mk(peerBin, replicas(peerBin, []string{"-peer", "failsafe"}, "20ms"), "")},
 	}
+	only := map[string]bool{} // HOT_LEGS=equal,rr runs a subset
+	for _, n := range strings.Split(os.Getenv("HOT_LEGS"), ",") {
+		if n != "" {
+			only[n] = true
+		}
+	}
 	p99 := map[string]time.Duration{}
 	for _, l := range legs {
+		if len(only) > 0 && !only[l.name] {
+			continue
+		}
 		rec, err := l.f.Run(ctx, e.c)
 		e.c.Close()
 		if err != nil {
