@@ -73,9 +73,9 @@
 // batches of 32, smoothed; a replica that is never idle (an I/O-bound
 // service with hundreds of calls in flight) has none, and for it the
 // estimate is the lowest batch mean over Config.NoLoadWindow (5 minutes).
-// QueueingHigh turns on at Config.QueueingEnter (0.5: calls take twice
-// their no-load latency) provided the queueing delay is at least
-// Config.QueueingMinDelay (1 ms), and off below Config.QueueingExit (0.25).
+// QueueingHigh turns on at Config.QueueingEnter (0.75: calls take four
+// times their no-load latency) provided the queueing delay is at least
+// Config.QueueingMinDelay (1 ms), and off below Config.QueueingExit (0.5).
 //
 // What was weighed (the literature of adaptive concurrency):
 //

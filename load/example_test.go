@@ -78,5 +78,5 @@ func ExampleCalls_BeginUnary() {
 // The queueing thresholds are validated like every other field.
 func ExampleConfig_Validate_queueing() {
 	fmt.Println(load.Config{QueueingEnter: 0.4, QueueingExit: 0.5}.Validate())
-	// Output: load: QueueingExit must be above 0 and below QueueingEnter (0.4) (0 means half of it), got 0.5
+	// Output: load: QueueingExit must be above 0 and below QueueingEnter (0.4) (0 means two thirds of it), got 0.5
 }

@@ -51,8 +51,8 @@ func (tr *trace) run(d time.Duration, calls int, lat time.Duration, lone int) *S
 }
 
 // TestQueueingFollowsLatencyAgainstLoneCalls: a replica measured idle at
-// 10 ms per call (every call alone) whose calls then take 30 ms while none
-// runs alone is queueing 1 − 10/30; the state turns high, and back to normal
+// 10 ms per call (every call alone) whose calls then take 50 ms while none
+// runs alone is queueing 1 − 10/50; the state turns high, and back to normal
 // when latency returns, each once.
 func TestQueueingFollowsLatencyAgainstLoneCalls(t *testing.T) {
 	tr := newTrace(t, Config{})
@@ -60,12 +60,12 @@ func TestQueueingFollowsLatencyAgainstLoneCalls(t *testing.T) {
 	if sn.NoLoadLatency != 10*time.Millisecond || sn.Queueing != 0 || sn.QueueingHigh {
 		t.Fatalf("idle: no-load %v queueing %v high %v, want 10ms 0 false", sn.NoLoadLatency, sn.Queueing, sn.QueueingHigh)
 	}
-	sn = tr.run(5*time.Second, 30, 30*time.Millisecond, 0)
-	if math.Abs(sn.Queueing-2.0/3) > 0.01 || !sn.QueueingHigh || sn.NoLoadLatency != 10*time.Millisecond {
-		t.Fatalf("busy: queueing %.3f high %v no-load %v, want 0.667 true 10ms", sn.Queueing, sn.QueueingHigh, sn.NoLoadLatency)
+	sn = tr.run(5*time.Second, 30, 50*time.Millisecond, 0)
+	if math.Abs(sn.Queueing-0.8) > 0.01 || !sn.QueueingHigh || sn.NoLoadLatency != 10*time.Millisecond {
+		t.Fatalf("busy: queueing %.3f high %v no-load %v, want 0.8 true 10ms", sn.Queueing, sn.QueueingHigh, sn.NoLoadLatency)
 	}
-	if sn.LatencyRaw != 30*time.Millisecond {
-		t.Errorf("LatencyRaw %v, want 30ms", sn.LatencyRaw)
+	if sn.LatencyRaw != 50*time.Millisecond {
+		t.Errorf("LatencyRaw %v, want 50ms", sn.LatencyRaw)
 	}
 	sn = tr.run(5*time.Second, 10, 11*time.Millisecond, 0)
 	if sn.QueueingHigh || sn.Queueing > 0.12 {
@@ -78,28 +78,28 @@ func TestQueueingFollowsLatencyAgainstLoneCalls(t *testing.T) {
 func TestQueueingHysteresis(t *testing.T) {
 	tr := newTrace(t, Config{})
 	tr.run(2*time.Second, 10, 10*time.Millisecond, 10)
-	// 1 − 10/15 = 0.33: between exit 0.25 and enter 0.5.
-	if sn := tr.run(5*time.Second, 10, 15*time.Millisecond, 0); sn.QueueingHigh {
-		t.Fatalf("queueing %.2f from normal: high, want normal (below enter 0.5)", sn.Queueing)
+	// 1 − 10/25 = 0.6: between exit 0.5 and enter 0.75.
+	if sn := tr.run(5*time.Second, 10, 25*time.Millisecond, 0); sn.QueueingHigh {
+		t.Fatalf("queueing %.2f from normal: high, want normal (below enter 0.75)", sn.Queueing)
 	}
-	tr.run(5*time.Second, 10, 40*time.Millisecond, 0)
-	if sn := tr.run(5*time.Second, 10, 15*time.Millisecond, 0); !sn.QueueingHigh {
-		t.Fatalf("queueing %.2f from high: normal, want high (above exit 0.25)", sn.Queueing)
+	tr.run(5*time.Second, 10, 50*time.Millisecond, 0)
+	if sn := tr.run(5*time.Second, 10, 25*time.Millisecond, 0); !sn.QueueingHigh {
+		t.Fatalf("queueing %.2f from high: normal, want high (above exit 0.5)", sn.Queueing)
 	}
 }
 
 // TestQueueingNeverIdle: a replica that always has calls in flight (an
 // I/O-bound service, 50 ms per call at any concurrency) has no lone calls;
 // its no-load latency is the lowest batch mean, and it is not queueing.
-// When its calls then take 3× as long it is.
+// When its calls then take 5× as long it is.
 func TestQueueingNeverIdle(t *testing.T) {
 	tr := newTrace(t, Config{})
 	sn := tr.run(5*time.Second, 100, 50*time.Millisecond, 0)
 	if sn.NoLoadLatency != 50*time.Millisecond || sn.QueueingHigh || sn.Queueing != 0 {
 		t.Fatalf("no-load %v queueing %v high %v, want 50ms 0 false", sn.NoLoadLatency, sn.Queueing, sn.QueueingHigh)
 	}
-	if sn = tr.run(5*time.Second, 100, 150*time.Millisecond, 0); !sn.QueueingHigh {
-		t.Fatalf("latency 3× the lowest: queueing %.2f, not high", sn.Queueing)
+	if sn = tr.run(5*time.Second, 100, 250*time.Millisecond, 0); !sn.QueueingHigh {
+		t.Fatalf("latency 5× the lowest: queueing %.2f, not high", sn.Queueing)
 	}
 }
 
@@ -153,11 +153,11 @@ func TestNoLoadLatencyFollowsTheService(t *testing.T) {
 func TestNoLoadLatencyExpires(t *testing.T) {
 	tr := newTrace(t, Config{NoLoadWindow: 10 * time.Second})
 	tr.run(2*time.Second, 10, 10*time.Millisecond, 10)
-	if sn := tr.run(5*time.Second, 40, 40*time.Millisecond, 0); !sn.QueueingHigh || sn.NoLoadLatency != 10*time.Millisecond {
+	if sn := tr.run(5*time.Second, 40, 50*time.Millisecond, 0); !sn.QueueingHigh || sn.NoLoadLatency != 10*time.Millisecond {
 		t.Fatalf("5s of overload: high %v no-load %v, want true 10ms", sn.QueueingHigh, sn.NoLoadLatency)
 	}
-	if sn := tr.run(15*time.Second, 40, 40*time.Millisecond, 0); sn.QueueingHigh || sn.NoLoadLatency != 40*time.Millisecond {
-		t.Fatalf("20s of overload, window 10s: high %v no-load %v, want false 40ms", sn.QueueingHigh, sn.NoLoadLatency)
+	if sn := tr.run(15*time.Second, 40, 50*time.Millisecond, 0); sn.QueueingHigh || sn.NoLoadLatency != 50*time.Millisecond {
+		t.Fatalf("20s of overload, window 10s: high %v no-load %v, want false 50ms", sn.QueueingHigh, sn.NoLoadLatency)
 	}
 }
 
@@ -224,7 +224,7 @@ func TestQueueingMetricsAndLogs(t *testing.T) {
 	tr := &trace{t: t, s: s, at: time.Unix(1000, 0)}
 	s.lastAt = tr.at
 	tr.run(2*time.Second, 10, 10*time.Millisecond, 10)
-	tr.run(5*time.Second, 10, 40*time.Millisecond, 0)
+	tr.run(5*time.Second, 10, 50*time.Millisecond, 0)
 
 	got := map[string]float64{}
 	var rm metricdata.ResourceMetrics
@@ -260,16 +260,16 @@ func TestQueueingMetricsAndLogs(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
-	if v := got["grpcmgmt.load.queueing"]; v < 0.7 || v > 0.76 {
-		t.Errorf("grpcmgmt.load.queueing = %v, want about 0.75", v)
+	if v := got["grpcmgmt.load.queueing"]; v < 0.77 || v > 0.81 {
+		t.Errorf("grpcmgmt.load.queueing = %v, want about 0.8", v)
 	}
-	if v := got["grpcmgmt.load.latency"]; v < 0.035 || v > 0.041 {
-		t.Errorf("grpcmgmt.load.latency = %v s, want about 0.040", v)
+	if v := got["grpcmgmt.load.latency"]; v < 0.045 || v > 0.051 {
+		t.Errorf("grpcmgmt.load.latency = %v s, want about 0.050", v)
 	}
 	for _, want := range []string{
 		"level=INFO msg=\"load: no-load latency measured\" no_load_latency=10ms",
 		"level=INFO msg=\"load: queueing high: calls wait for one another\"",
-		"queueing_enter=0.5",
+		"queueing_enter=0.75",
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())

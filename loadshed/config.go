@@ -20,7 +20,7 @@ const Off = -1
 // Defaults; the package documentation gives the reasoning.
 const (
 	DefaultCPUThreshold      = 0.9
-	DefaultQueueingThreshold = 0.5
+	DefaultQueueingThreshold = 0.75
 	DefaultPushback          = 10 * time.Millisecond
 )
 
@@ -45,8 +45,8 @@ type Config struct {
 	// above which calls are shed with a probability rising linearly to
 	// 100 % when all of it is: the limit for a replica slow on a lock, a
 	// small pool or a slow dependency, whose CPU stays low. It needs Load.
-	// Default DefaultQueueingThreshold (0.5: calls take twice their no-load
-	// latency); Off disables it. Allowed 0.05..0.99 or Off. The adaptive
+	// Default DefaultQueueingThreshold (0.75: calls take four times their
+	// no-load latency, load.DefaultQueueingEnter); Off disables it. Allowed 0.05..0.99 or Off. The adaptive
 	// limit, when on, keeps queueing well under it.
 	QueueingThreshold float64
 

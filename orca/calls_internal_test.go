@@ -100,8 +100,9 @@ func TestCallTrackerConcurrent(t *testing.T) {
 	}
 }
 
-// Without a limit, application_utilization is the CPU or the queueing
-// share, whichever is higher; with one, the calls in flight over it.
+// Without a limit, application_utilization is the CPU, or, while queueing
+// is high, the queueing share when higher; with a limit, the calls in flight
+// over it.
 func TestAppUtilizationQueueing(t *testing.T) {
 	s, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0, nil }),
 		Memory: load.SourceFunc(func() (float64, error) { return 0, nil }), Logger: slog.New(slog.DiscardHandler)})
@@ -115,8 +116,10 @@ func TestAppUtilizationQueueing(t *testing.T) {
 		want float64
 	}{
 		{Config{}, load.Snapshot{CPU: 0.3, Queueing: 0.1}, 0.3},
-		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6}, 0.6},
-		{Config{Capacity: 4}, load.Snapshot{CPU: 0.1, Queueing: 0.6}, 0}, // no call in flight
+		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6}, 0.1}, // not high: the CPU
+		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true}, 0.8},
+		{Config{}, load.Snapshot{CPU: 0.9, Queueing: 0.8, QueueingHigh: true}, 0.9},
+		{Config{Capacity: 4}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true}, 0}, // no call in flight
 	} {
 		r, err := New(s, c.cfg, WithLogger(slog.New(slog.DiscardHandler)), WithMeterProvider(noop.NewMeterProvider()))
 		if err != nil {
