@@ -288,9 +288,17 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 			// Always timed: the gate's evidence.
 			t.start = max(s.now(), 1)
 		default:
-			t.baseline = lone
-			if (sample && s.adaptive.sample()) || t.baseline {
+			// Lone calls (no-load samples) are timed like the others: one
+			// in eight when the traffic is heavy. (A server with many lone
+			// calls is not busy; one with few is, and pins to measure.)
+			if (sample && s.adaptive.sample()) || n == lim {
 				t.start = max(s.now(), 1)
+				t.baseline = lone
+			}
+			if n == lim {
+				// The last free slot: the next call waits for a slot, and
+				// its predicted wait starts from here. (Below the limit
+				// nothing is predicted: no shared store on the fast path.)
 				s.adaptive.startedAt(t.start)
 			}
 		}
