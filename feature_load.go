@@ -35,12 +35,14 @@ func (s *settings) samplerConfig() load.Config {
 }
 
 // callCounter counts every admitted call for the sampler's in-flight, QPS and
-// EPS. It is always installed.
+// EPS, and times unary calls for its queueing signal (load.Snapshot.Queueing):
+// the one place a call's latency is measured for the levers. It is always
+// installed.
 type callCounter struct{ calls *load.Calls }
 
 func (c callCounter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-	c.calls.Begin()
-	defer func() { c.calls.End(isServerError(err)) }()
+	call := c.calls.BeginUnary()
+	defer func() { call.End(isServerError(err)) }()
 	return h(ctx, req)
 }
 

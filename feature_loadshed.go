@@ -7,7 +7,8 @@ import (
 // WithLoadShed turns on load shedding (off by default) with cfg. The
 // Manager fills cfg.Load, cfg.Logger and cfg.MeterProvider with its own when
 // they are nil, so WithLoadShed(loadshed.Config{}) sheds on CPU over
-// loadshed.DefaultCPUThreshold of the shared sampler; add
+// loadshed.DefaultCPUThreshold and on queueing over
+// loadshed.DefaultQueueingThreshold of the shared sampler; add
 // Adaptive: &loadshed.AdaptiveConfig{} for the adaptive concurrency limit.
 // New returns loadshed.Config.Validate's error for an invalid cfg.
 //

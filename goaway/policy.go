@@ -19,8 +19,10 @@ const (
 )
 
 // PolicyConfig configures the load Policy. The zero value means every
-// default: act when smoothed CPU reaches 90 % of the allowance, stop below
-// 75 %, move at most 10 % of the connections (at least one) per second, the
+// default: act when smoothed CPU reaches 90 % of the allowance or the
+// shared sampler's queueing signal is high (load.Snapshot.QueueingHigh,
+// with the sampler's own thresholds and hysteresis), stop when CPU is
+// below 75 % and queueing is not high, move at most 10 % of the connections (at least one) per second, the
 // busiest first among those at least 5 s old, and wait 10 s after calming
 // down before acting again.
 type PolicyConfig struct {
@@ -135,8 +137,10 @@ func (c PolicyConfig) Validate() error {
 // shared load sampler (no goroutine of its own):
 //
 //   - it enters the overloaded state when CPU or in-flight calls reach
-//     their enter threshold, and leaves it when both are at or below their
-//     exit threshold (hysteresis);
+//     their enter threshold or queueing is high (load.Snapshot.QueueingHigh:
+//     a replica slow on a lock or a small worker pool is overloaded with
+//     its CPU idle), and leaves it when both are at or below their exit
+//     threshold and queueing is no longer high (hysteresis);
 //   - while overloaded, every Interval it sends a GOAWAY to Fraction of the
 //     connections that are not draining yet (at least one), chosen by
 //     Selector among those at least MinAge old: behind an L4 balancer those
@@ -211,7 +215,7 @@ func (p *Policy) onSample(s load.Snapshot) {
 	watchInFlight := c.InFlightEnter > 0
 	now := s.At
 	if !p.overloaded {
-		over := s.CPU >= c.CPUEnter || (watchInFlight && s.InFlight >= c.InFlightEnter)
+		over := s.CPU >= c.CPUEnter || (watchInFlight && s.InFlight >= c.InFlightEnter) || s.QueueingHigh
 		if !over || now.Before(p.quietUntil) {
 			return
 		}
@@ -220,13 +224,14 @@ func (p *Policy) onSample(s load.Snapshot) {
 		p.budget = -1
 		p.t.m.transition("overloaded")
 		p.t.log.Info("goaway policy: overloaded, moving connections away", "at", now,
-			"cpu", s.CPU, "in_flight", s.InFlight, "cpu_enter", c.CPUEnter, "in_flight_enter", c.InFlightEnter)
-	} else if s.CPU <= c.CPUExit && (!watchInFlight || s.InFlight <= c.InFlightExit) {
+			"cpu", s.CPU, "in_flight", s.InFlight, "queueing", s.Queueing, "queueing_high", s.QueueingHigh,
+			"cpu_enter", c.CPUEnter, "in_flight_enter", c.InFlightEnter)
+	} else if s.CPU <= c.CPUExit && (!watchInFlight || s.InFlight <= c.InFlightExit) && !s.QueueingHigh {
 		p.overloaded = false
 		p.quietUntil = now.Add(c.Cooldown)
 		p.t.m.transition("normal")
 		p.t.log.Info("goaway policy: load below exit thresholds, stopping", "at", now,
-			"cpu", s.CPU, "in_flight", s.InFlight, "cooldown", c.Cooldown)
+			"cpu", s.CPU, "in_flight", s.InFlight, "queueing", s.Queueing, "cooldown", c.Cooldown)
 		return
 	}
 	if !p.lastRound.IsZero() && now.Sub(p.lastRound) < c.Interval {
@@ -241,7 +246,7 @@ func (p *Policy) onSample(s load.Snapshot) {
 	sent := p.conns.GoAwayOlder(n, c.Selector, ReasonLoad, c.MinAge)
 	p.budget -= sent
 	p.t.log.Debug("goaway policy: round", "at", now, "active", active, "sent", sent,
-		"cpu", s.CPU, "in_flight", s.InFlight)
+		"cpu", s.CPU, "in_flight", s.InFlight, "queueing", s.Queueing)
 }
 
 // spellBudget sets the budget of an overloaded spell at its first round:

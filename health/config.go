@@ -43,6 +43,12 @@ type Config struct {
 
 	// DisableLoad turns load-following off: status is then the
 	// application's status and the drain only.
+	//
+	// Besides CPU and in-flight calls (below), load-following counts the
+	// server as overloaded while the shared sampler's queueing signal is
+	// high (load.Snapshot.QueueingHigh: calls take load.Config.QueueingEnter
+	// of their time waiting; its thresholds and hysteresis are the
+	// sampler's, set with grpcmgmt.WithLoad, load.Off to turn it off).
 	DisableLoad bool
 
 	// CPUEnter is the smoothed CPU utilization (load.Snapshot.CPU, 0..1 of
@@ -53,8 +59,8 @@ type Config struct {
 	// server counts as recovered. Default 0.70 (or 0.8×CPUEnter when that
 	// is lower); allowed above 0 and below CPUEnter.
 	CPUExit float64
-	// DisableCPU ignores CPU; set InFlightEnter to follow in-flight calls
-	// only.
+	// DisableCPU ignores CPU; load-following then follows queueing and, if
+	// InFlightEnter is set, in-flight calls.
 	DisableCPU bool
 
 	// InFlightEnter is the number of calls in flight at or above which the

@@ -38,15 +38,19 @@
 // # Load: hysteresis in level and in time
 //
 // The Reporter subscribes to the shared load sampler (load.Sampler.OnSample;
-// no goroutine of its own) and reads the smoothed CPU utilization and the
-// calls in flight of each sample:
+// no goroutine of its own) and reads the smoothed CPU utilization, the
+// calls in flight and the queueing state of each sample:
 //
 //   - the server counts as overloaded when CPU ≥ CPUEnter (0.90) or
-//     in-flight ≥ InFlightEnter (off unless set), sample after sample, for
+//     in-flight ≥ InFlightEnter (off unless set) or queueing is high
+//     (load.Snapshot.QueueingHigh: calls take twice their no-load latency
+//     by default; a replica slow on a lock, a small worker pool or a slow
+//     dependency is overloaded with its CPU idle), sample after sample, for
 //     Hold (2 s); shorter bursts are the load shedder's business;
 //   - it is then NOT_SERVING for at least MinDwell (500 ms), and SERVING
-//     again on the first sample after that with CPU < CPUExit (0.70) and
-//     in-flight < InFlightExit.
+//     again on the first sample after that with CPU < CPUExit (0.70),
+//     in-flight < InFlightExit and queueing no longer high (the sampler's
+//     own exit threshold).
 //
 // Enter and exit thresholds are apart, so a signal wandering around either
 // one does not make the status follow it; Hold and MinDwell keep short

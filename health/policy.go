@@ -46,16 +46,20 @@ func newPolicy(cfg Config) *policy {
 	return &policy{cfg: cfg, cooldown: cfg.Cooldown, jitter: rand.Float64}
 }
 
-// over reports whether s is at or above an enter threshold.
+// over reports whether s is at or above an enter threshold, or queueing is
+// high (load.Snapshot.QueueingHigh, whose hysteresis the sampler applies).
 func (p *policy) over(s load.Snapshot) bool {
 	return (!p.cfg.DisableCPU && s.CPU >= p.cfg.CPUEnter) ||
-		(p.cfg.InFlightEnter > 0 && s.InFlight >= p.cfg.InFlightEnter)
+		(p.cfg.InFlightEnter > 0 && s.InFlight >= p.cfg.InFlightEnter) ||
+		s.QueueingHigh
 }
 
-// under reports whether s is below every exit threshold.
+// under reports whether s is below every exit threshold and queueing is
+// not high.
 func (p *policy) under(s load.Snapshot) bool {
 	return (p.cfg.DisableCPU || s.CPU < p.cfg.CPUExit) &&
-		(p.cfg.InFlightEnter == 0 || s.InFlight < p.cfg.InFlightExit)
+		(p.cfg.InFlightEnter == 0 || s.InFlight < p.cfg.InFlightExit) &&
+		!s.QueueingHigh
 }
 
 // step feeds one sample taken at now.

@@ -83,3 +83,30 @@ func TestPolicyTransitions(t *testing.T) {
 		}
 	}
 }
+
+// Queueing high (the sampler's hysteresis already applied) counts as
+// overloaded whatever the CPU, and the server recovers only once it is
+// off.
+func TestPolicyQueueing(t *testing.T) {
+	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: time.Second}.WithDefaults()
+	p := newPolicy(cfg)
+	t0 := time.Unix(0, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	queued := load.Snapshot{CPU: 0.1, Queueing: 0.7, QueueingHigh: true}
+	settling := load.Snapshot{CPU: 0.1, Queueing: 0.3, QueueingHigh: true} // between the sampler's thresholds
+	calm := load.Snapshot{CPU: 0.1, Queueing: 0.1}
+	for _, st := range []struct {
+		ms   int
+		s    load.Snapshot
+		want event
+	}{
+		{0, queued, eventNone},
+		{30, queued, eventOverloaded},
+		{60, settling, eventNone}, // still high: stays NOT_SERVING
+		{90, calm, eventRecovered},
+	} {
+		if got := p.step(at(st.ms), st.s); got != st.want {
+			t.Fatalf("at %dms queueing %.1f high %v: event %d, want %d", st.ms, st.s.Queueing, st.s.QueueingHigh, got, st.want)
+		}
+	}
+}

@@ -226,7 +226,8 @@ func (r *Reporter) onSample(s load.Snapshot) {
 		case eventReleased:
 			reason, msg = ReasonRelease, "health: NOT_SERVING for MaxNotServing: turning SERVING, shedding protects"
 		}
-		attrs := []any{"reason", reason, "cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS}
+		attrs := []any{"reason", reason, "cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS,
+			"queueing", s.Queueing, "queueing_high", s.QueueingHigh, "latency", s.Latency, "no_load_latency", s.NoLoadLatency}
 		if r.policy.down {
 			attrs = append(attrs, "cpu_enter", r.cfg.CPUEnter, "in_flight_enter", r.cfg.InFlightEnter,
 				"hold", r.cfg.Hold, "max_not_serving", r.cfg.MaxNotServing)
@@ -242,7 +243,7 @@ func (r *Reporter) onSample(s load.Snapshot) {
 	case eventSuppressed:
 		r.metrics.decision(reasonSuppressed, true)
 		r.log.Info("health: overloaded during cooldown; staying SERVING (shedding protects)",
-			"cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS,
+			"cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS, "queueing_high", s.QueueingHigh,
 			"no_load_flip_until", r.policy.coolUntil)
 	}
 }
@@ -284,7 +285,7 @@ func (r *Reporter) publishLocked(service, reason string, s *load.Snapshot) {
 	r.metrics.flip(service, reason, want)
 	attrs := []any{"service", service, "status", want.String(), "from", old.String(), "reason", reason}
 	if s != nil {
-		attrs = append(attrs, "cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS)
+		attrs = append(attrs, "cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS, "queueing", s.Queueing)
 	}
 	r.log.Info("health: status changed", attrs...)
 }

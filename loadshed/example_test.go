@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 
 	"google.golang.org/grpc"
@@ -135,4 +136,13 @@ func Example_clientServiceConfig() {
 	<-held
 	// Output:
 	// served: map[b:10]
+}
+
+// Validation errors name the field and its allowed range; NaN is refused.
+func ExampleConfig_Validate() {
+	fmt.Println(loadshed.Config{QueueingThreshold: math.NaN()}.Validate())
+	fmt.Println(loadshed.Config{Adaptive: &loadshed.AdaptiveConfig{MinLimit: 0, MaxLimit: 0, Tolerance: 3}}.Validate())
+	// Output:
+	// loadshed: QueueingThreshold must be within 0.05..0.99 or loadshed.Off (0 means 0.75), got NaN
+	// loadshed: Adaptive.Tolerance must be within 0.01..2 (0 means the default), got 3
 }

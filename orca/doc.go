@@ -29,8 +29,11 @@
 //   - application_utilization: the mean number of unary calls in flight
 //     during the sample period ÷ the concurrency limit (Config.Limit, else
 //     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
-//     is the CPU utilization. See below. The grpcmgmt Manager, with
-//     shedding on, sets Config.Limit to the Shedder's current limit.
+//     is the CPU utilization, or, while the sampler's queueing is high
+//     (load.Snapshot.QueueingHigh), the share of the calls' latency spent
+//     queueing (load.Snapshot.Queueing) when that is higher. See below. The
+//     grpcmgmt Manager, with shedding on, sets Config.Limit to the
+//     Shedder's current limit.
 //   - qps: unary calls started per second, counted by the same interceptor
 //     over the same periods and with the same smoothing as the calls in
 //     flight (not the sampler's QPS, which also counts streams and is
@@ -67,10 +70,21 @@
 //     follows what the replica sustains.
 //   - A fixed Capacity when calls queue for a bounded resource (worker pool,
 //     connection pool): the pool size.
-//   - Neither, for CPU-bound services with one process per replica (the
-//     usual Kubernetes deployment): application_utilization is then the
-//     process's CPU utilization of its allowance, which is what grpc-go's
-//     weighted_round_robin falls back to anyway. It is sent explicitly
+//   - Neither, for services with one process per replica (the usual
+//     Kubernetes deployment): application_utilization is then the process's
+//     CPU utilization of its allowance, which is what grpc-go's
+//     weighted_round_robin falls back to anyway, or, while queueing is high,
+//     the queueing share 1 − no-load latency ÷ latency when that is higher.
+//     The CPU alone misleads on a replica that is slow but not CPU-bound
+//     (calls waiting on a lock, a small pool, a slow disk): its CPU reads
+//     low, so its weight would rise as it slows. The queueing share rises
+//     instead (for a single queue with random arrivals it is the server's
+//     utilization), and weighted_round_robin, which converges where every
+//     replica reports the same utilization, moves traffic off it until its
+//     queueing is no longer high. Only while high: the share is noisier
+//     than the CPU, and a fleet weighted by it all the time (tried first)
+//     seemed to spread the hot scenario's shares further from the
+//     capacities (single runs on a shared machine). It is sent explicitly
 //     because @grpc/grpc-js 1.14 reads only application_utilization and
 //     ignores cpu_utilization: without it a Node client would weigh nothing.
 //

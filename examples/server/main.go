@@ -7,7 +7,8 @@
 //
 // It shuts down in lame-duck fashion on SIGTERM or SIGINT (health
 // NOT_SERVING, wait for clients to notice, drain, stop), as a Kubernetes pod
-// should. With -metrics-listen it serves the library's OpenTelemetry metrics
+// should. SIGUSR1 doubles the CPU each call burns (-work), and the next one
+// restores it (a replica whose service time drifts; make scenarios uses it). With -metrics-listen it serves the library's OpenTelemetry metrics
 // in the Prometheus format on /metrics.
 package main
 
@@ -47,8 +48,7 @@ func run(args []string) error {
 	var (
 		listen        = fs.String("listen", "127.0.0.1:50051", "address to serve gRPC on")
 		name          = fs.String("name", hostname(), "replica name, sent in the x-replica response header")
-		work          = fs.Duration("work", 0, "CPU burned per UnaryCall (capacity = workers / work)")
-		workers       = fs.Int("workers", 0, "calls burning CPU at once (0: unbounded)")
+		capacity      = replica.Flags(fs)
 		metricsListen = fs.String("metrics-listen", "", "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9090 "+
 			"(empty: off; an address on every interface, such as :9090, exposes the metrics to every network the host is on)")
 		shutdownAfter = fs.Duration("shutdown-timeout", 60*time.Second, "how long a shutdown may take before calls are cut")
@@ -71,7 +71,11 @@ func run(args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	if err := checkFlags(*listen, *name, *work, *workers, *metricsListen, *shutdownAfter); err != nil {
+	if err := checkFlags(*listen, *name, *metricsListen, *shutdownAfter); err != nil {
+		return err
+	}
+	rcfg, err := capacity(*name)
+	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", *name)
@@ -135,7 +139,10 @@ func run(args []string) error {
 		return err
 	}
 	srv := grpc.NewServer(m.ServerOptions()...)
-	replica.New(replica.Config{Name: *name, Work: *work, Workers: *workers, IgnoreDrain: *ignoreDrain, SpreadDrain: true}).Register(srv)
+	rcfg.IgnoreDrain, rcfg.SpreadDrain = *ignoreDrain, true
+	svc := replica.New(rcfg)
+	svc.Register(srv)
+	defer replica.DriftOnSignal(svc)()
 	if err := m.Register(srv); err != nil {
 		return err
 	}
@@ -166,18 +173,12 @@ func run(args []string) error {
 
 // checkFlags validates the flags that are not a lever's, naming the flag
 // and its allowed range.
-func checkFlags(listen, name string, work time.Duration, workers int, metricsListen string, shutdownAfter time.Duration) error {
+func checkFlags(listen, name string, metricsListen string, shutdownAfter time.Duration) error {
 	if _, _, err := net.SplitHostPort(listen); err != nil {
 		return fmt.Errorf("-listen must be host:port (host may be empty for every interface), got %q", listen)
 	}
 	if name == "" {
 		return errors.New("-name must not be empty: it names the replica in every response")
-	}
-	if work < 0 || work > time.Minute {
-		return fmt.Errorf("-work must be within 0..1m (0: no work), got %v", work)
-	}
-	if workers < 0 || workers > 1<<20 {
-		return fmt.Errorf("-workers must be within 0..%d (0: unbounded), got %d", 1<<20, workers)
 	}
 	if metricsListen != "" {
 		if _, _, err := net.SplitHostPort(metricsListen); err != nil {

@@ -45,7 +45,12 @@ var aims = []aim{
 	{"overload.goodput_ratio_10x", "goodput ÷ capacity at 10×", "≥ 0.90", ge(0.90)},
 	{"overload.recovery_seconds", "p99 back within 1.2× after the 3× load", "≤ 1", le(1)},
 	{"overload.p99_ratio_3x", "p99 of admitted calls at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+	{"overload.p99_ratio_10x", "p99 of admitted calls at 10× ÷ at 0.5×", "≤ 2.0", le(2)},
 	{"overload.baseline_goodput_ratio_3x", "no shedding", "", nil},
+	{"overload.failsafe_goodput_ratio_3x", "failsafe-go adaptive limiter peer", "", nil},
+	{"overload.failsafe_goodput_ratio_10x", "failsafe-go peer at 10×", "", nil},
+	{"overload.failsafe_p99_ratio_3x", "failsafe-go peer: p99 at 3× ÷ at 0.5×", "", nil},
+	{"overload.failsafe_p99_ratio_10x", "failsafe-go peer: p99 at 10× ÷ at 0.5×", "", nil},
 	{"overload.bbr_goodput_ratio_3x", "aegis bbr peer", "", nil},
 	{"overload.semaphore_goodput_ratio_3x", "static semaphore peer", "", nil},
 	{"rotation.go.failed", "failed grpc-go calls, every connection rotated every second for 60 s", "0", le(0)},
@@ -84,9 +89,13 @@ var aims = []aim{
 	{"hot.baseline.p99_ratio", "the same without the library", "", nil},
 	{"hot.python.p99_ratio", "the same with the C-core client (round_robin, health checking, retries)", "", nil},
 	{"hot.wrr.share_error", "weighted_round_robin: abs(hot share − capacity share) ÷ capacity share", "≤ 0.10", le(0.10)},
+	{"hot.wrr_wait.share_error", "the same, the replicas waiting instead of burning CPU (hot one slow, not CPU-bound)", "≤ 0.10", le(0.10)},
+	{"hot.defaults.p99_ratio", "library defaults (no shedding), health-checking round_robin: p99 ÷ equal fleet with defaults", "≤ 2.0", le(2)},
+	{"hot.failsafe.p99_ratio", "failsafe-go peer on every replica ÷ bare equal fleet", "", nil},
 	{"drain.failed", "failed calls during a rolling restart", "0", le(0)},
 	{"drain.java.failed", "the same with grpc-java clients (no client-side health checking)", "0", le(0)},
 	{"drain.python.failed", "the same with C-core clients", "0", le(0)},
+	{"adaptive.drift.seconds_to_follow", "service time doubles, then returns: seconds until the limit settles, the slower way", "≤ 3", le(3)},
 	{"drain.seconds", "median SIGTERM → exit", "", nil},
 	{"streams.cut_at_grace", "64 long-lived streams, max age 5 s, grace 10 s, 60 s, handlers use the drain signal: streams cut at grace", "0", le(0)},
 	{"streams.failed", "the same: streams ended with a status other than OK or UNAVAILABLE", "0", le(0)},
@@ -96,6 +105,27 @@ var aims = []aim{
 	{"streams.node.cut_at_grace", "the same with @grpc/grpc-js clients: cut at grace", "0", le(0)},
 	{"streams.node.failed", "grpc-js: failed streams", "0", le(0)},
 	{"streams.node.gap_p99_ms", "grpc-js: p99 delay a resume added", "≤ 50", le(50)},
+}
+
+// adaptiveProfiles are the profiles of the adaptive scenario; each has the
+// three figures of BENCH.md.
+var adaptiveProfiles = []string{"cpu1", "cpu4", "io", "mixed", "drift"}
+
+func init() {
+	var a []aim
+	for _, p := range adaptiveProfiles {
+		a = append(a,
+			aim{"adaptive." + p + ".goodput_1x", p + ": goodput ÷ offered at 1× (no false shedding)", "≥ 0.97", ge(0.97)},
+			aim{"adaptive." + p + ".p99_ratio_3x", p + ": p99 at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+			aim{"adaptive." + p + ".goodput_ratio_3x", p + ": goodput ÷ capacity at 3×", "≥ 0.95", ge(0.95)})
+	}
+	// Before the drift figure, which closes the adaptive block.
+	for i := range aims {
+		if aims[i].figure == "adaptive.drift.seconds_to_follow" {
+			aims = append(aims[:i], append(a, aims[i:]...)...)
+			return
+		}
+	}
 }
 
 func main() {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
@@ -32,7 +33,12 @@ var wrrConfig = func() string {
 
 // hot: three replicas on real DNS, each with one CPU and one worker (10 ms
 // per call: 100 calls/s); r1 turns hot at half capacity (20 ms per call).
-// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines.
+// Open-loop load at 60 % of the fleet's capacity with 1 s deadlines. Legs:
+// shedding + health (rr), bare grpc-go (baseline), weighted_round_robin on
+// ORCA (wrr; wrr_wait with replicas that wait instead of burning CPU, so
+// the hot one is slow but not CPU-bound), library defaults (no shedding),
+// and the failsafe-go peer,
+// each against its own equal fleet where one is needed for the ratio.
 func runHot(ctx context.Context, e *env) error {
 	peerBin, err := e.c.Build("./bench/cmd/peerserver")
 	if err != nil {
@@ -49,6 +55,19 @@ func runHot(ctx context.Context, e *env) error {
 				work = hotWork
 			}
 			out = append(out, append([]string{"-work", work, "-workers", "1"}, extra...))
+		}
+		return out
+	}
+	// The same capacities, but each call waits without CPU (a lock held
+	// across a slow disk): the hot replica is slow, not CPU-bound.
+	waiting := func(extra []string) [][]string {
+		var out [][]string
+		for i := range 3 {
+			wait := "10ms"
+			if i == 0 {
+				wait = "20ms"
+			}
+			out = append(out, append([]string{"-wait", wait, "-workers", "1"}, extra...))
 		}
 		return out
 	}
@@ -74,9 +93,25 @@ func runHot(ctx context.Context, e *env) error {
 		{"baseline_equal", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, ""), "")},
 		{"baseline", mk(peerBin, replicas(peerBin, []string{"-peer", "none"}, "20ms"), "")},
 		{"wrr", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), wrrConfig)},
+		{"wrr_wait", mk(e.serverBin, waiting([]string{"-log-level", "warn"}), wrrConfig)},
+		// Library defaults: no shedding; health follows CPU or queueing.
+		{"defaults_equal", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, ""), "")},
+		{"defaults", mk(e.serverBin, replicas(e.serverBin, []string{"-log-level", "warn"}, "20ms"), "")},
+		// The failsafe-go adaptive limiter on every replica (no health
+		// service: health checking clients count it as serving).
+		{"failsafe", mk(peerBin, replicas(peerBin, []string{"-peer", "failsafe"}, "20ms"), "")},
+	}
+	only := map[string]bool{} // HOT_LEGS=equal,rr runs a subset
+	for _, n := range strings.Split(os.Getenv("HOT_LEGS"), ",") {
+		if n != "" {
+			only[n] = true
+		}
 	}
 	p99 := map[string]time.Duration{}
 	for _, l := range legs {
+		if len(only) > 0 && !only[l.name] {
+			continue
+		}
 		rec, err := l.f.Run(ctx, e.c)
 		e.c.Close()
 		if err != nil {
@@ -86,9 +121,9 @@ func runHot(ctx context.Context, e *env) error {
 		p99[l.name] = w.Quantile(0.99)
 		fmt.Fprintf(os.Stderr, "   %-14s p99 %v  share r1 %.2f r2 %.2f r3 %.2f  ok %d failed %d %v\n", l.name,
 			p99[l.name].Round(time.Millisecond), w.Share("r1"), w.Share("r2"), w.Share("r3"), w.OK, w.Failed, w.Codes)
-		if l.name == "wrr" {
+		if l.name == "wrr" || l.name == "wrr_wait" {
 			capShare := 50 / fleetCapacity
-			e.results["hot.wrr.share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
+			e.results["hot."+l.name+".share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
 		}
 		if err := cluster.PerReplicaChart(filepath.Join(e.out, "hot_"+l.name+".svg"),
 			"hot ("+l.name+"): calls/s per replica, r1 at half capacity", rec.PerSecond(int(l.f.For/time.Second))); err != nil {
@@ -100,6 +135,12 @@ func runHot(ctx context.Context, e *env) error {
 	}
 	if p99["baseline_equal"] > 0 {
 		e.results["hot.baseline.p99_ratio"] = float64(p99["baseline"]) / float64(p99["baseline_equal"])
+		// Against bare grpc-go's equal fleet: failsafe-go adds no latency
+		// to a fleet it does not shed from.
+		e.results["hot.failsafe.p99_ratio"] = float64(p99["failsafe"]) / float64(p99["baseline_equal"])
+	}
+	if p99["defaults_equal"] > 0 {
+		e.results["hot.defaults.p99_ratio"] = float64(p99["defaults"]) / float64(p99["defaults_equal"])
 	}
 	return nil
 }

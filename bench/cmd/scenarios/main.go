@@ -37,6 +37,7 @@ type env struct {
 
 var scenarios = []scenario{
 	{"overload", runOverload},
+	{"adaptive", runAdaptive},
 	{"rotation", runRotation},
 	{"scaleup_l4", runScaleUpL4},
 	{"hot", runHot},
@@ -83,7 +84,11 @@ func run(list, out string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "keeping %s (replica logs)\n", dir)
+	}
 	c, err := cluster.New(dir)
 	if err != nil {
 		return err
