@@ -10,7 +10,9 @@
 //   - maxage: ends connections after MAX_CONNECTION_AGE (with jitter and
 //     grace), so clients reconnect and re-resolve;
 //   - goaway: sends GOAWAY on chosen connections when CPU or in-flight load
-//     crosses a threshold, or when the replica set grows, so clients move;
+//     crosses a threshold, so clients move; and, with WithRebalance (off by
+//     default: it needs the replica set's DNS name), when the replica set
+//     grows;
 //   - health: flips grpc.health.v1 status while overloaded (bounded in time)
 //     or draining, so health-checking clients and Kubernetes probes stop
 //     sending;
@@ -46,9 +48,24 @@
 // # Where decisions are made
 //
 // Each lever lives in its own package, and its package documentation says
-// where its decisions are made. The Manager (manager.go) only wires them:
-// it builds each lever from its option (one file per lever in this package,
-// feature_*.go), merges their server options, and runs Shutdown.
+// where its decisions are made. The Manager (manager.go) only wires them,
+// explicitly, with one typed field per lever: New builds them in a fixed
+// order (Manager.buildLevers; each lever's option and build function are in
+// feature_*.go), ServerOptions installs them in the order a call passes
+// them (shedding before the call counter, ORCA after it; see
+// Manager.ServerOptions), Register registers their services and Shutdown
+// drains and closes them.
+//
+// # Turning levers off
+//
+// maxage, goaway, health and orca are on by default; loadshed and
+// rebalance are on once WithLoadShed or WithRebalance is given. Without
+// turns any of them off by name (the Feature constants: "maxage",
+// "goaway", "health", "orca", "loadshed", "rebalance"), whatever its
+// position among the options. Inside a lever, a threshold or timer is
+// turned off by its package's own setting, documented on the field
+// (maxage.Off, loadshed.Off, goaway.PolicyConfig.Off, orca's and health's
+// Disable* fields).
 //
 // # Options grpc-go allows once
 //

@@ -20,11 +20,15 @@ func errNil(option string) error {
 	return fmt.Errorf("grpcmgmt: %s: argument must not be nil", option)
 }
 
-func errUnknownFeature(name string) error {
-	known := make([]string, 0, len(defaultFeatures))
-	for _, f := range defaultFeatures {
-		known = append(known, f.Name)
+func errUnknownFeature(f Feature) error {
+	if f == "load" {
+		return errors.New(`grpcmgmt: Without("load"): the load sampler is shared by every lever and is always on ` +
+			`(configure it with WithLoad); turn the levers that use it off instead`)
+	}
+	known := make([]string, 0, len(features))
+	for _, k := range features {
+		known = append(known, string(k))
 	}
 	slices.Sort(known)
-	return fmt.Errorf("grpcmgmt: Without(%q): unknown feature; known features are %v", name, known)
+	return fmt.Errorf("grpcmgmt: Without(%q): unknown feature; known features are %v", string(f), known)
 }

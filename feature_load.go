@@ -2,13 +2,13 @@ package grpcmgmt
 
 import (
 	"context"
-	"strings"
 
+	orcagrpc "github.com/cncf/xds/go/xds/service/orca/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
@@ -35,38 +35,39 @@ func (s *settings) samplerConfig() load.Config {
 }
 
 // callCounter counts every admitted call for the sampler's in-flight, QPS and
-// EPS. It is always installed.
+// EPS, and times unary calls for its queueing signal (load.Snapshot.Queueing):
+// the one place a call's latency is measured for the levers. It is always
+// installed.
 type callCounter struct{ calls *load.Calls }
 
-func (c callCounter) Parts() component.Parts {
-	return component.Parts{Unary: c.unary, Stream: c.stream}
-}
-
-// uncounted reports whether streams of method are not load: health Watch
-// streams (a health-checking client holds one open on every backend for as
-// long as its connection lasts, which would read as one call in flight per
-// client) and ORCA out-of-band report streams (the same, for
-// weighted_round_robin clients with out-of-band reports). A health Check
-// is counted like any unary call (a probe's rate is negligible, and the
-// goaway lever's audit of untracked calls counts every call).
-func uncounted(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
-		strings.HasPrefix(method, "/xds.service.orca.v3.OpenRcaService/")
-}
-
 func (c callCounter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-	c.calls.Begin()
-	defer func() { c.calls.End(isServerError(err)) }()
+	call := c.calls.BeginUnary()
+	defer func() { call.End(isServerError(err)) }()
 	return h(ctx, req)
 }
 
+// stream counts a stream from its start to its end, except the library's
+// own long-lived streams (see isLibraryStream).
 func (c callCounter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
-	if uncounted(info.FullMethod) {
+	if isLibraryStream(info.FullMethod) {
 		return h(srv, ss)
 	}
 	c.calls.Begin()
 	defer func() { c.calls.End(isServerError(err)) }()
 	return h(srv, ss)
+}
+
+// isLibraryStream reports whether method is one of the long-lived streams
+// the library's own levers serve: a health-checking client keeps one
+// grpc.health.v1 Watch open per connection, and a weighted_round_robin
+// client with out-of-band reports one ORCA StreamCoreMetrics. They carry no
+// work, and counted as calls in flight they would make every in-flight
+// threshold (goaway.PolicyConfig.InFlightEnter, health.Config.InFlightEnter)
+// count connections instead of load, and inflate QPS. Two string
+// comparisons per stream, none per unary call.
+func isLibraryStream(method string) bool {
+	return method == healthgrpc.Health_Watch_FullMethodName ||
+		method == orcagrpc.OpenRcaService_StreamCoreMetrics_FullMethodName
 }
 
 // isServerError reports whether err counts towards EPS: failures that point

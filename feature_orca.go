@@ -1,9 +1,6 @@
 package grpcmgmt
 
 import (
-	"google.golang.org/grpc"
-
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
 	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
@@ -16,55 +13,32 @@ import (
 // neither cfg.Limit nor cfg.Capacity set, application_utilization is the
 // unary calls in flight over the Shedder's current limit (the lower of
 // MaxInFlight and the adaptive limit); a Shedder with no concurrency limit
-// leaves it at the CPU utilization. New returns
-// orca.Config.Validate's error for an invalid cfg. Without("orca") turns the
+// leaves it at the CPU utilization, or, while the sampler's queueing is
+// high, its queueing share (load.Snapshot.Queueing) when that is higher. New returns
+// orca.Config.Validate's error for an invalid cfg. Without(ORCA) turns the
 // reports off.
 func WithORCA(cfg orca.Config) Option {
-	return setFeature(orcaFactory(cfg))
+	return func(s *settings) { s.orca = cfg }
 }
 
-func defaultORCA() orca.Config { return orca.Config{} }
-
-func orcaFactory(cfg orca.Config) *component.Factory {
-	return &component.Factory{
-		Name:  "orca",
-		Order: orderORCA,
-		New: func(h *component.Host) (component.Component, error) {
-			cfg := cfg // the factory is shared by every Manager: fill in a copy
-			if cfg.Limit == nil && cfg.Capacity == 0 {
-				// With shedding on, application_utilization is the calls in
-				// flight over the limit the Shedder enforces now, so
-				// weighted_round_robin clients see the same capacity the
-				// Shedder protects (loadshed builds before orca).
-				if c, ok := h.Find("loadshed"); ok {
-					s := c.(loadShedComponent).s // built by loadShedFactory
-					cfg.Limit = orca.LimitFunc(func() int { return int(min(s.Limit(), orca.MaxCapacity)) })
-				}
-			}
-			r, err := orca.New(h.Load, cfg, orca.WithLogger(h.Logger), orca.WithMeterProvider(h.MeterProvider))
-			if err != nil {
-				return nil, err
-			}
-			return orcaComponent{r: r}, nil
-		},
-		Config: cfg,
+// buildORCA builds the ORCA Reporter on the shared sampler. Call it after
+// buildLoadShed.
+func (m *Manager) buildORCA(s *settings) error {
+	if !s.on(ORCA) {
+		return nil
 	}
-}
-
-// orcaComponent installs grpc-go's per-call option among the server options
-// (so its interceptor wraps the whole chain) and the Reporter's interceptors
-// at orderORCA, after shedding and the call counter, so shed calls count
-// neither as calls in flight nor towards qps.
-type orcaComponent struct{ r *orca.Reporter }
-
-func (c orcaComponent) Parts() component.Parts {
-	return component.Parts{
-		ServerOptions: []grpc.ServerOption{c.r.CallMetricsServerOption()},
-		Unary:         c.r.UnaryServerInterceptor(),
-		Stream:        c.r.StreamServerInterceptor(),
+	cfg := s.orca // filled in as a copy: an Option may configure several Managers
+	if cfg.Limit == nil && cfg.Capacity == 0 && m.shedder != nil {
+		// application_utilization is the calls in flight over the limit the
+		// Shedder enforces now, so weighted_round_robin clients see the same
+		// capacity the Shedder protects.
+		sh := m.shedder
+		cfg.Limit = orca.LimitFunc(func() int { return int(min(sh.Limit(), orca.MaxCapacity)) })
 	}
+	r, err := orca.New(m.sampler, cfg, orca.WithLogger(m.log), orca.WithMeterProvider(s.meterProvider))
+	if err != nil {
+		return err
+	}
+	m.orca = r
+	return nil
 }
-
-func (c orcaComponent) Register(s grpc.ServiceRegistrar) error { return c.r.Register(s) }
-
-func (c orcaComponent) Close() error { return c.r.Close() }

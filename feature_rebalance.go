@@ -4,12 +4,7 @@ import (
 	"errors"
 
 	"github.com/grpcmgmt/grpcmgmt/goaway"
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
 )
-
-// orderRebalance builds the rebalancer after the goaway component, whose
-// Tracker it sends GOAWAYs through. It adds no interceptor.
-const orderRebalance = orderGoAway + 1
 
 // WithRebalance turns on fair-share rebalancing (off by default: it needs
 // the name of the replica set): the server watches its replica set (cfg.Name,
@@ -21,75 +16,60 @@ const orderRebalance = orderGoAway + 1
 //
 //	grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: "svc.ns.svc.cluster.local."})
 //
-// It sends its GOAWAYs through the goaway feature (on by default); New
-// returns an error if that feature is turned off, and
+// It sends its GOAWAYs through the goaway lever (on by default); New
+// returns an error if that lever is turned off, and
 // goaway.RebalanceConfig.Validate's error for an invalid cfg. Logs and
 // metrics go to the Manager's logger and meter provider.
 func WithRebalance(cfg goaway.RebalanceConfig) Option {
-	return setFeature(rebalanceFactory(cfg))
+	return func(s *settings) { s.rebalance, s.enabled[Rebalance] = cfg, true }
 }
 
-func rebalanceFactory(cfg goaway.RebalanceConfig) *component.Factory {
-	return &component.Factory{
-		Name:  "rebalance",
-		Order: orderRebalance,
-		New: func(h *component.Host) (component.Component, error) {
-			if err := cfg.Validate(); err != nil {
-				return nil, err
-			}
-			c, ok := h.Find("goaway")
-			g, isGoAway := c.(*goAwayComponent)
-			if !ok || !isGoAway {
-				return nil, errors.New(`grpcmgmt: WithRebalance needs the goaway feature (it sends the GOAWAYs): do not turn it off with Without("goaway")`)
-			}
-			// The DNS lookups go through a SharedWatcher, so that the
-			// health guard watching the same name (health.Peers.Name)
-			// shares them.
-			cfg := cfg // the factory is shared by every Manager: fill in a copy
-			var (
-				shared *goaway.SharedWatcher
-				dns    goaway.DNSWatcherConfig
-			)
-			if cfg.Watcher == nil {
-				dns = goaway.DNSWatcherConfig{Name: cfg.Name, Resolver: cfg.Resolver, Interval: cfg.Interval}
-				w, err := goaway.NewDNSWatcher(dns)
-				if err != nil {
-					return nil, err
-				}
-				shared = goaway.NewSharedWatcher(w)
-				cfg.Watcher = shared.View()
-				cfg.Name, cfg.Resolver, cfg.Interval = "", "", 0
-			}
-			r, err := goaway.NewRebalancer(g.tracker, cfg)
-			if err != nil {
-				if cfg.Watcher != nil && shared != nil {
-					_ = cfg.Watcher.Close()
-				}
-				return nil, err
-			}
-			return rebalanceComponent{r: r, shared: shared, dns: dns}, nil
-		},
-		Config: cfg,
-	}
-}
-
-// rebalanceComponent adapts a goaway.Rebalancer to the component contract:
-// it contributes no server option, and Close stops the watcher.
-type rebalanceComponent struct {
-	r      *goaway.Rebalancer
-	shared *goaway.SharedWatcher   // the DNS lookups of dns; nil with a Watcher of the user's
-	dns    goaway.DNSWatcherConfig // what shared looks up
-}
-
-// sharedView returns a view of the rebalancer's replica set lookups if they
-// are of name at resolver, and nil otherwise.
-func (c rebalanceComponent) sharedView(name, resolver string) goaway.Watcher {
-	if c.shared == nil || c.dns.Name != name || c.dns.Resolver != resolver {
+// buildRebalance starts the Rebalancer on goaway's Tracker. Call it after
+// buildGoAway.
+func (m *Manager) buildRebalance(s *settings) error {
+	if !s.on(Rebalance) {
 		return nil
 	}
-	return c.shared.View()
+	if err := s.rebalance.Validate(); err != nil {
+		return err
+	}
+	if m.tracker == nil {
+		return errors.New(`grpcmgmt: WithRebalance needs the goaway lever (it sends the GOAWAYs through its Tracker): ` +
+			`do not turn it off with Without("goaway")`)
+	}
+	// The DNS lookups go through a SharedWatcher, so that the health guard
+	// watching the same name (health.Peers.Name) shares them.
+	cfg := s.rebalance // filled in as a copy: an Option may configure several Managers
+	var (
+		shared *goaway.SharedWatcher
+		dns    goaway.DNSWatcherConfig
+	)
+	if cfg.Watcher == nil {
+		dns = goaway.DNSWatcherConfig{Name: cfg.Name, Resolver: cfg.Resolver, Interval: cfg.Interval}
+		w, err := goaway.NewDNSWatcher(dns)
+		if err != nil {
+			return err
+		}
+		shared = goaway.NewSharedWatcher(w)
+		cfg.Watcher = shared.View()
+		cfg.Name, cfg.Resolver, cfg.Interval = "", "", 0
+	}
+	r, err := goaway.NewRebalancer(m.tracker, cfg)
+	if err != nil {
+		if shared != nil {
+			_ = cfg.Watcher.Close()
+		}
+		return err
+	}
+	m.rebalancer, m.replicaSet, m.replicaSetDNS = r, shared, dns
+	return nil
 }
 
-func (rebalanceComponent) Parts() component.Parts { return component.Parts{} }
-
-func (c rebalanceComponent) Close() error { return c.r.Close() }
+// replicaSetView returns a view of the rebalancer's replica set lookups if
+// they are of name at resolver, and nil otherwise.
+func (m *Manager) replicaSetView(name, resolver string) goaway.Watcher {
+	if m.replicaSet == nil || m.replicaSetDNS.Name != name || m.replicaSetDNS.Resolver != resolver {
+		return nil
+	}
+	return m.replicaSet.View()
+}

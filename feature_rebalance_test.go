@@ -33,7 +33,8 @@ func TestRebalanceThroughManager(t *testing.T) {
 	}
 	s := startServer(t, grpcmgmt.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: dns.Name, Resolver: dns.Addr,
-			Interval: 100 * time.Millisecond, StableFor: 300 * time.Millisecond, Window: 200 * time.Millisecond}))
+			Interval: 100 * time.Millisecond, StableFor: 300 * time.Millisecond, Window: 200 * time.Millisecond,
+			Settle: 300 * time.Millisecond})) // Settle is also the start-up grace: the set grows within a second
 	for range 12 {
 		cl := testpb.NewTestServiceClient(dial(t, s.addr))
 		if _, err := cl.EmptyCall(context.Background(), &testpb.Empty{}); err != nil {

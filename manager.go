@@ -11,27 +11,49 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
+	"github.com/grpcmgmt/grpcmgmt/goaway"
+	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/load"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
+	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
 // Manager owns the state every lever shares (the load sampler, the logger,
 // the meter) and the levers themselves. Create it with New, add
 // m.ServerOptions() to grpc.NewServer, call m.Register on the server, and
 // call m.Shutdown when the process stops.
+//
+// The levers are wired explicitly, in one place each: New builds them in a
+// fixed order (buildLevers), ServerOptions installs them in the order of
+// the call path, Register registers their services and Shutdown drains and
+// closes them. A nil lever field means the lever is off.
 type Manager struct {
 	// Immutable after New:
-	host       *component.Host
-	creds      credentials.TransportCredentials
-	tap        tap.ServerInHandle    // the user's own (WithTapHandle), run last
-	names      []string              // feature names, build order
-	orders     []int                 // feature orders, parallel to names
-	components []component.Component // build order, parallel to names
-	counter    component.Component   // counts calls for the load sampler
+	log     *slog.Logger
+	sampler *load.Sampler
+	counter callCounter // counts calls for the sampler; always on
+	creds   credentials.TransportCredentials
+	tap     tap.ServerInHandle // the user's own (WithTapHandle), run last
+
+	// The levers, in build order; nil when off.
+	keepalive     *keepalive.ServerParameters  // maxage
+	enforcement   *keepalive.EnforcementPolicy // maxage
+	tracker       *goaway.Tracker              // goaway: the credentials wrapper
+	policy        *goaway.Policy               // goaway: GOAWAY under load
+	stopAudit     func()                       // goaway: cancels the per-sample Tracker.Audit
+	rebalancer    *goaway.Rebalancer           // rebalance
+	replicaSet    *goaway.SharedWatcher        // rebalance: its DNS lookups, shared with health's guard; nil with a Watcher of the user's
+	replicaSetDNS goaway.DNSWatcherConfig      // rebalance: what replicaSet looks up
+	shedder       *loadshed.Shedder            // loadshed
+	shedInTap     bool                         // loadshed rejects in the tap (Pushback Off)
+	health        *health.Reporter             // health
+	orca          *orca.Reporter               // orca
 
 	mu       sync.Mutex     // guards the fields below
 	servers  []*grpc.Server // registered servers, stopped by Shutdown
@@ -47,10 +69,7 @@ type Manager struct {
 // enabled lever. An invalid option makes New return an error that names the
 // option and its allowed range; nothing is left running in that case.
 func New(opts ...Option) (*Manager, error) {
-	s := &settings{features: map[string]*component.Factory{}}
-	for _, f := range defaultFeatures {
-		s.features[f.Name] = f
-	}
+	s := newSettings()
 	for _, o := range opts {
 		if o == nil {
 			return nil, errors.New("grpcmgmt: New: nil Option")
@@ -71,51 +90,68 @@ func New(opts ...Option) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		host: &component.Host{
-			Logger:        s.logger.With("lib", "grpcmgmt"),
-			MeterProvider: s.meterProvider,
-			Load:          sampler,
-			Insecure:      s.credsBy == "WithInsecure",
-			MaxAgeGrace:   s.maxAgeGrace(),
-		},
+		log:     s.logger.With("lib", "grpcmgmt"),
+		sampler: sampler,
+		counter: callCounter{calls: sampler.Calls()},
 		creds:   s.creds,
 		tap:     s.tap,
-		counter: callCounter{calls: sampler.Calls()},
 	}
-	m.host.Find = func(name string) (component.Component, bool) {
-		for i, n := range m.names {
-			if n == name {
-				return m.components[i], true
-			}
-		}
-		return nil, false
-	}
-	factories := make([]*component.Factory, 0, len(s.features))
-	for _, f := range s.features {
-		if f != nil {
-			factories = append(factories, f)
-		}
-	}
-	slices.SortFunc(factories, func(a, b *component.Factory) int { return a.Order - b.Order })
-	for _, f := range factories {
-		c, err := f.New(m.host)
-		if err != nil {
-			m.closeComponents()
-			_ = sampler.Close()
-			return nil, err
-		}
-		m.names = append(m.names, f.Name)
-		m.orders = append(m.orders, f.Order)
-		m.components = append(m.components, c)
+	if err := m.buildLevers(s); err != nil {
+		m.closeLevers()
+		_ = sampler.Close()
+		return nil, err
 	}
 	if s.creds == nil {
 		// Checked last, so that an invalid lever option is reported first.
-		m.closeComponents()
+		m.closeLevers()
 		_ = sampler.Close()
 		return nil, errNoCredentials
 	}
 	sampler.OnSample(m.auditRegistration) // ends with the sampler
 	return m, nil
+}
+
+// buildLevers builds the enabled levers in a fixed order, because each may
+// use the ones before it. Each build function (feature_*.go) does nothing
+// when its lever is off and returns its configuration's validation error.
+func (m *Manager) buildLevers(s *settings) error {
+	for _, build := range []func(*settings) error{
+		m.buildMaxAge,    // keepalive parameters
+		m.buildGoAway,    // Tracker and Policy; the grace defaults to maxage's
+		m.buildRebalance, // sends its GOAWAYs through goaway's Tracker
+		m.buildLoadShed,
+		m.buildHealth,
+		m.buildORCA, // application_utilization follows loadshed's limit
+	} {
+		if err := build(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shared sets a lever's logger and meter provider to the Manager's where
+// its configuration leaves them nil.
+func (m *Manager) shared(s *settings, l **slog.Logger, mp *metric.MeterProvider) {
+	if *l == nil {
+		*l = m.log
+	}
+	if *mp == nil {
+		*mp = s.meterProvider
+	}
+}
+
+// servedLevers names the enabled levers that serve gRPC services of their
+// own (registered by Register).
+func (m *Manager) servedLevers() []Feature {
+	var out []Feature
+	if m.health != nil {
+		out = append(out, Health)
+	}
+	if m.orca != nil {
+		out = append(out, ORCA)
+	}
+	return out
 }
 
 // auditRegistration runs on the sampler: once calls are being served, a
@@ -124,98 +160,83 @@ func New(opts ...Option) (*Manager, error) {
 // Register (the one-line ServerOptions form needs Default().Register)
 // does not go unseen. It then stops looking.
 func (m *Manager) auditRegistration(load.Snapshot) {
-	if m.audited.Load() || m.host.Load.Calls().Started() == 0 {
+	if m.audited.Load() || m.sampler.Calls().Started() == 0 {
 		return
 	}
 	m.audited.Store(true)
 	m.mu.Lock()
 	registered := len(m.servers) > 0 || m.shutdown
 	m.mu.Unlock()
-	if !registered {
-		var services []string
-		for i, c := range m.components {
-			if _, ok := c.(component.Registrar); ok {
-				services = append(services, m.names[i])
-			}
-		}
-		if len(services) > 0 {
-			m.host.Logger.Warn("calls are being served but no server was given to Register: "+
-				"the services of these levers are not served (call Manager.Register(srv), or "+
-				"grpcmgmt.Default().Register(srv) with the one-line ServerOptions form)", "features", services)
-		}
+	if services := m.servedLevers(); !registered && len(services) > 0 {
+		m.log.Warn("calls are being served but no server was given to Register: "+
+			"the services of these levers are not served (call Manager.Register(srv), or "+
+			"grpcmgmt.Default().Register(srv) with the one-line ServerOptions form)", "features", services)
 	}
 }
 
 // ServerOptions returns the grpc.ServerOptions that install every enabled
-// lever: credentials (wrapped where a lever needs to), keepalive parameters
-// and enforcement policy, one composed tap handle, chained interceptors and
-// stats handlers. Add them to grpc.NewServer; see the package documentation
-// for how they combine with options of your own.
+// lever: credentials (wrapped by goaway), keepalive parameters and
+// enforcement policy (maxage), one composed tap handle, chained
+// interceptors and grpc-go's per-call ORCA option. Add them to
+// grpc.NewServer; see the package documentation for how they combine with
+// options of your own.
+//
+// A call passes, in this order:
+//
+//  1. the tap handle: loadshed's when it rejects there (Pushback Off),
+//     then the one from WithTapHandle;
+//  2. grpc-go's per-call ORCA interceptor (orca), which wraps everything
+//     below so that its trailer sees the whole call;
+//  3. goaway's stream interceptor (streams only), which counts each
+//     connection's streams so that drained streams are measured
+//     (goaway.Tracker.StreamServerInterceptor);
+//  4. loadshed's interceptor: shed calls go no further, so they count
+//     neither as load nor in ORCA's figures;
+//  5. the call counter, which feeds the sampler's in-flight calls, QPS and
+//     EPS (the library's own long-lived streams excepted);
+//  6. orca's interceptor, which sees the call counted;
+//  7. your interceptors, in the order you chained them, then the handler.
 func (m *Manager) ServerOptions() []grpc.ServerOption {
 	creds := m.creds
-	var (
-		opts   []grpc.ServerOption
-		taps   []tap.ServerInHandle
-		unary  []grpc.UnaryServerInterceptor
-		stream []grpc.StreamServerInterceptor
-	)
-	for _, c := range m.all() {
-		p := c.Parts()
-		if p.WrapCredentials != nil {
-			creds = p.WrapCredentials(creds)
-		}
-		if p.Keepalive != nil {
-			opts = append(opts, grpc.KeepaliveParams(*p.Keepalive))
-		}
-		if p.Enforcement != nil {
-			opts = append(opts, grpc.KeepaliveEnforcementPolicy(*p.Enforcement))
-		}
-		if p.Tap != nil {
-			taps = append(taps, p.Tap)
-		}
-		if p.Unary != nil {
-			unary = append(unary, p.Unary)
-		}
-		if p.Stream != nil {
-			stream = append(stream, p.Stream)
-		}
-		if p.StatsHandler != nil {
-			opts = append(opts, grpc.StatsHandler(p.StatsHandler))
-		}
-		opts = append(opts, p.ServerOptions...)
+	if m.tracker != nil {
+		creds = m.tracker.WrapCredentials(creds)
 	}
-	opts = append(opts, grpc.Creds(creds))
+	opts := []grpc.ServerOption{grpc.Creds(creds)}
+	if m.keepalive != nil {
+		opts = append(opts, grpc.KeepaliveParams(*m.keepalive), grpc.KeepaliveEnforcementPolicy(*m.enforcement))
+	}
+	var taps []tap.ServerInHandle
+	if m.shedder != nil && m.shedInTap {
+		taps = append(taps, m.shedder.TapHandle())
+	}
 	if m.tap != nil {
 		taps = append(taps, m.tap)
 	}
 	if h := composeTaps(taps); h != nil {
 		opts = append(opts, grpc.InTapHandle(h))
 	}
-	if len(unary) > 0 {
-		opts = append(opts, grpc.ChainUnaryInterceptor(unary...))
+	if m.orca != nil {
+		// Before the chains below: grpc-go chains interceptors in option order.
+		opts = append(opts, m.orca.CallMetricsServerOption())
 	}
-	if len(stream) > 0 {
-		opts = append(opts, grpc.ChainStreamInterceptor(stream...))
+	var (
+		unary  []grpc.UnaryServerInterceptor
+		stream []grpc.StreamServerInterceptor
+	)
+	if m.tracker != nil {
+		stream = append(stream, m.tracker.StreamServerInterceptor())
 	}
-	return opts
-}
-
-// all returns the components in interceptor order, the call counter placed
-// among them by its order.
-func (m *Manager) all() []component.Component {
-	out := make([]component.Component, 0, len(m.components)+1)
-	placed := false
-	for i, c := range m.components {
-		if !placed && m.orders[i] > counterOrder {
-			out = append(out, m.counter)
-			placed = true
-		}
-		out = append(out, c)
+	if m.shedder != nil {
+		unary = append(unary, m.shedder.UnaryServerInterceptor())
+		stream = append(stream, m.shedder.StreamServerInterceptor())
 	}
-	if !placed {
-		out = append(out, m.counter)
+	unary = append(unary, m.counter.unary)
+	stream = append(stream, m.counter.stream)
+	if m.orca != nil {
+		unary = append(unary, m.orca.UnaryServerInterceptor())
+		stream = append(stream, m.orca.StreamServerInterceptor())
 	}
-	return out
+	return append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 }
 
 func composeTaps(taps []tap.ServerInHandle) tap.ServerInHandle {
@@ -248,11 +269,14 @@ func (m *Manager) Register(s *grpc.Server) error {
 	if m.shutdown {
 		return ErrShutdown
 	}
-	for i, c := range m.components {
-		if r, ok := c.(component.Registrar); ok {
-			if err := r.Register(s); err != nil {
-				return fmt.Errorf("grpcmgmt: %s: register: %w", m.names[i], err)
-			}
+	if m.health != nil {
+		if err := m.health.Register(s); err != nil {
+			return fmt.Errorf("grpcmgmt: health: register: %w", err)
+		}
+	}
+	if m.orca != nil {
+		if err := m.orca.Register(s); err != nil {
+			return fmt.Errorf("grpcmgmt: orca: register: %w", err)
 		}
 	}
 	m.servers = append(m.servers, s)
@@ -261,7 +285,7 @@ func (m *Manager) Register(s *grpc.Server) error {
 
 // Load returns the shared load sampler, for reading what the levers decide
 // on (and for tests and dashboards).
-func (m *Manager) Load() *load.Sampler { return m.host.Load }
+func (m *Manager) Load() *load.Sampler { return m.sampler }
 
 // Shutdown stops serving in lame-duck fashion and releases everything the
 // Manager started:
@@ -288,15 +312,12 @@ func (m *Manager) doShutdown(ctx context.Context) error {
 	m.shutdown = true
 	servers := slices.Clone(m.servers)
 	m.mu.Unlock()
-	log := m.host.Logger
+	log := m.log
 
 	var wait time.Duration
-	for i, c := range m.components {
-		if d, ok := c.(component.Drainer); ok {
-			w := d.BeginDrain(ctx)
-			log.Info("shutdown: draining", "feature", m.names[i], "propagation_delay", w)
-			wait = max(wait, w)
-		}
+	if m.health != nil {
+		wait = m.health.BeginDrain()
+		log.Info("shutdown: draining", "feature", Health, "propagation_delay", wait)
 	}
 	var err error
 	if wait > 0 && len(servers) > 0 {
@@ -310,11 +331,11 @@ func (m *Manager) doShutdown(ctx context.Context) error {
 		}
 	}
 	if len(servers) > 0 {
-		for i, c := range m.components {
-			if d, ok := c.(component.ConnDrainer); ok {
-				n := d.DrainConnections()
-				log.Info("shutdown: GOAWAY sent to every connection", "feature", m.names[i], "connections", n)
-			}
+		if m.tracker != nil {
+			// The tracker closes connections whose clients ignore the
+			// GOAWAY at the end of the grace.
+			n := m.tracker.GoAwayAll(goaway.ReasonDrain)
+			log.Info("shutdown: GOAWAY sent to every connection", "feature", GoAway, "connections", n)
 		}
 		log.Info("shutdown: stopping servers gracefully", "servers", len(servers))
 		done := make(chan struct{})
@@ -335,21 +356,38 @@ func (m *Manager) doShutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	m.closeComponents()
-	if cerr := m.host.Load.Close(); cerr != nil && err == nil {
+	m.closeLevers()
+	if cerr := m.sampler.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	log.Info("shutdown: done")
 	return err
 }
 
-func (m *Manager) closeComponents() {
-	for i := len(m.components) - 1; i >= 0; i-- {
-		if c, ok := m.components[i].(component.Closer); ok {
-			if err := c.Close(); err != nil {
-				m.host.Logger.Warn("shutdown: close failed", "feature", m.names[i], "err", err)
-			}
+// closeLevers closes the levers that were built, in reverse build order.
+func (m *Manager) closeLevers() {
+	closeLever := func(f Feature, c interface{ Close() error }) {
+		if err := c.Close(); err != nil {
+			m.log.Warn("shutdown: close failed", "feature", f, "err", err)
 		}
+	}
+	if m.orca != nil {
+		closeLever(ORCA, m.orca)
+	}
+	if m.health != nil {
+		closeLever(Health, m.health)
+	}
+	if m.shedder != nil {
+		closeLever(LoadShed, m.shedder)
+	}
+	if m.rebalancer != nil {
+		closeLever(Rebalance, m.rebalancer)
+	}
+	if m.stopAudit != nil {
+		m.stopAudit()
+	}
+	if m.policy != nil {
+		closeLever(GoAway, m.policy)
 	}
 }
 

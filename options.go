@@ -3,14 +3,19 @@ package grpcmgmt
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/tap"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/component"
+	"github.com/grpcmgmt/grpcmgmt/goaway"
+	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/load"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
+	"github.com/grpcmgmt/grpcmgmt/maxage"
+	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
 // Option configures a Manager. Options are applied in order; a later option
@@ -27,13 +32,40 @@ type settings struct {
 	credsBy string
 	// tap is the user's own tap handle (WithTapHandle).
 	tap tap.ServerInHandle
-	// features maps a feature name to its factory; nil means disabled.
-	features map[string]*component.Factory
 	// loadConfig configures the shared sampler.
 	loadConfig load.Config
-	// errs are errors found while applying options (a nil argument).
+
+	// The levers' configurations, set by their With* options.
+	maxAge    maxage.Config
+	goAway    goaway.Config
+	policy    goaway.PolicyConfig
+	health    health.Config
+	orca      orca.Config
+	loadShed  loadshed.Config
+	rebalance goaway.RebalanceConfig
+	// enabled holds the levers that are on before Without: maxage, goaway,
+	// health and orca by default, loadshed and rebalance once their With*
+	// option is given.
+	enabled map[Feature]bool
+	// without holds the levers Without turned off; applied after every
+	// option, so it wins wherever it stands.
+	without map[Feature]bool
+
+	// errs are errors found while applying options (a nil argument, an
+	// unknown feature name).
 	errs []error
 }
+
+func newSettings() *settings {
+	return &settings{
+		enabled: map[Feature]bool{MaxAge: true, GoAway: true, Health: true, ORCA: true},
+		without: map[Feature]bool{},
+	}
+}
+
+// on reports whether lever f is on: enabled by default or by its With*
+// option, and not turned off by Without.
+func (s *settings) on(f Feature) bool { return s.enabled[f] && !s.without[f] }
 
 // WithLogger sets the logger for every decision the library logs. Default
 // slog.Default().
@@ -112,21 +144,36 @@ func WithTapHandle(h tap.ServerInHandle) Option {
 	}
 }
 
-// Without disables the named features ("maxage", "load", ...), including
-// defaults. Unknown names are an error from New.
-func Without(features ...string) Option {
+// Feature names a lever, for Without.
+type Feature string
+
+// The levers. Each has its With* option; Without turns it off.
+const (
+	MaxAge    Feature = "maxage"    // WithMaxAge; on by default
+	GoAway    Feature = "goaway"    // WithGoAway; on by default (Tracker and load policy)
+	Health    Feature = "health"    // WithHealth; on by default
+	ORCA      Feature = "orca"      // WithORCA; on by default
+	LoadShed  Feature = "loadshed"  // WithLoadShed; off by default
+	Rebalance Feature = "rebalance" // WithRebalance; off by default (needs a replica-set name)
+)
+
+// features lists every Feature, in the order the Manager builds them.
+var features = []Feature{MaxAge, GoAway, Rebalance, LoadShed, Health, ORCA}
+
+// Without turns the named levers off, defaults included: "maxage",
+// "goaway", "health", "orca", "loadshed", "rebalance" (the Feature
+// constants). It wins over the lever's With* option wherever either
+// stands among the options, so the result does not depend on their order.
+// The shared load sampler is not a lever and cannot be turned off. An
+// unknown name is an error from New.
+func Without(fs ...Feature) Option {
 	return func(s *settings) {
-		for _, f := range features {
-			if _, ok := s.features[f]; !ok {
+		for _, f := range fs {
+			if !slices.Contains(features, f) {
 				s.errs = append(s.errs, errUnknownFeature(f))
 				continue
 			}
-			s.features[f] = nil
+			s.without[f] = true
 		}
 	}
-}
-
-// setFeature is used by the per-feature With* options.
-func setFeature(f *component.Factory) Option {
-	return func(s *settings) { s.features[f.Name] = f }
 }

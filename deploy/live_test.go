@@ -51,6 +51,8 @@ func podArgs(t *testing.T, c *corev1.Container, override map[string]string) []st
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
 			vars[e.Name] = testPodName
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP":
+			vars[e.Name] = "127.0.0.1"
 		case e.ValueFrom == nil:
 			vars[e.Name] = e.Value
 		default:

@@ -160,6 +160,40 @@ func listenPort(t testing.TB, flag, value string) int32 {
 	return int32(n)
 }
 
+// metricsListenPort checks that -metrics-listen binds the pod's own IP
+// ($(VAR) from the downward API's status.podIP), where Prometheus scrapes
+// it, and not every interface of the pod (with hostNetwork, the node's),
+// and returns its port.
+func metricsListenPort(t testing.TB, c *corev1.Container, value string) int32 {
+	t.Helper()
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		t.Fatalf("-metrics-listen=%s: %v", value, err)
+	}
+	ref := regexp.MustCompile(`^\$\(([A-Za-z_][A-Za-z0-9_]*)\)$`).FindStringSubmatch(host)
+	switch {
+	case host == "" || host == "0.0.0.0" || host == "::":
+		t.Errorf("-metrics-listen=%s serves metrics on every interface: bind the pod IP, $(POD_IP) from the downward API's status.podIP", value)
+	case ref != nil:
+		fromPodIP := false
+		for _, e := range c.Env {
+			if e.Name == ref[1] && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP" {
+				fromPodIP = true
+			}
+		}
+		if !fromPodIP {
+			t.Errorf("-metrics-listen=%s: $(%s) must come from the downward API's status.podIP", value, ref[1])
+		}
+	default:
+		t.Errorf("-metrics-listen=%s: Prometheus scrapes the pod IP; bind $(POD_IP) (status.podIP)", value)
+	}
+	n, err := strconv.ParseInt(port, 10, 32)
+	if err != nil || n <= 0 || n > 65535 {
+		t.Fatalf("-metrics-listen=%s: bad port", value)
+	}
+	return int32(n)
+}
+
 func TestManifestsDecodeStrictly(t *testing.T) {
 	objs, err := LoadDir(manifestDir)
 	if err != nil {
@@ -222,7 +256,7 @@ func checkPortsAgree(t testing.TB, f *fleet) {
 	if !ok {
 		t.Fatal("-metrics-listen is not set: the pod annotations promise /metrics")
 	}
-	metricsPort := listenPort(t, "metrics-listen", metrics)
+	metricsPort := metricsListenPort(t, c, metrics)
 	if got := containerPort(t, c, "metrics"); got != metricsPort {
 		t.Errorf("containerPort metrics = %d, -metrics-listen port = %d", got, metricsPort)
 	}

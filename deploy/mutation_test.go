@@ -78,7 +78,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 			func(f *fleet) { setArg(server(f), "name", "$(HOSTNAME)") }, "does not define"},
 		{"client flag the binary lacks", checkClientArgsAreClientFlags,
 			func(f *fleet) {
-				f.client.Spec.Template.Spec.Containers[0].Args = append(f.client.Spec.Template.Spec.Containers[0].Args, "-lb=round_robin")
+				f.client.Spec.Template.Spec.Containers[0].Args = append(f.client.Spec.Template.Spec.Containers[0].Args, "-balancer=round_robin")
 			}, "is not a flag"},
 		{"listen on loopback only", checkPortsAgree,
 			func(f *fleet) { setArg(server(f), "listen", "127.0.0.1:50051") }, "listens on 127.0.0.1 only"},
@@ -86,6 +86,10 @@ func TestChecksCatchMistakes(t *testing.T) {
 			func(f *fleet) { server(f).Ports[0].ContainerPort = 8080 }, "-listen port"},
 		{"readiness probe on another port", checkPortsAgree,
 			func(f *fleet) { server(f).ReadinessProbe.GRPC.Port = 50052 }, "readiness grpc.port"},
+		{"metrics on every interface", checkPortsAgree,
+			func(f *fleet) { setArg(server(f), "metrics-listen", ":9090") }, "every interface"},
+		{"metrics on an env var that is not the pod IP", checkPortsAgree,
+			func(f *fleet) { setArg(server(f), "metrics-listen", "$(POD_NAME):9090") }, "status.podIP"},
 		{"metrics annotation differs", checkPortsAgree,
 			func(f *fleet) { f.server.Spec.Template.Annotations["prometheus.io/port"] = "8080" }, "prometheus.io/port"},
 		{"Service targets a missing port name", checkPortsAgree,

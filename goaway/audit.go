@@ -44,6 +44,7 @@ func (t *Tracker) Audit(served uint64) uint64 {
 // undercounts (a stream counted as its connection closes may count twice),
 // so Audit never reports a tracked call as untracked.
 func (t *Tracker) streams() uint64 {
+	t.sweep()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := t.closedCalls.Load()

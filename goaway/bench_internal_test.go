@@ -14,6 +14,11 @@ type discardConn struct{ net.Conn }
 func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
 func (discardConn) Close() error                { return nil }
 
+// No addresses: the Draining index skips the connection (the embedded nil
+// net.Conn would panic; BenchmarkWrite did since the index was added).
+func (discardConn) LocalAddr() net.Addr  { return nil }
+func (discardConn) RemoteAddr() net.Addr { return nil }
+
 // frames builds a write buffer of n frames with payloads of the given
 // size, in the pattern of gRPC responses: HEADERS, DATA, HEADERS
 // (trailers), ...

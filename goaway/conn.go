@@ -2,6 +2,7 @@ package goaway
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ type conn struct {
 	t     *Tracker
 	id    uint64
 	start time.Time
+	raw   syscall.RawConn // the socket under the connection, nil if not exposed
 
 	// Owned by the reading goroutine (grpc-go reads from one goroutine at a
 	// time: the handshake, then the transport's reader):
@@ -32,12 +34,11 @@ type conn struct {
 	pending   atomic.Bool   // a GOAWAY waits for a frame boundary
 	sent      atomic.Bool   // our GOAWAY was written
 	ownGoAway atomic.Bool   // grpc-go wrote a GOAWAY of its own
-	closed    atomic.Bool
+	closed    atomic.Bool   // Close or forget ran: no longer in the Tracker
 
 	// Set before pending is stored, read by the writer after it loads
 	// pending:
 	reason Reason
-	frame  []byte
 
 	// wmu serialises writes: grpc-go's frames and inserted GOAWAYs.
 	wmu  sync.Mutex
@@ -69,6 +70,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		c.drain.peerGone.Store(true)
+		c.ioFailed(err)
 	}
 	return n, err
 }
@@ -134,6 +136,9 @@ func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	n, err := c.writeLocked(p)
 	c.unlockWrite()
+	if err != nil {
+		c.ioFailed(err)
+	}
 	return n, err
 }
 
@@ -240,7 +245,9 @@ func (c *conn) resolveLocked() bool {
 		c.t.suppressed(c)
 		return true
 	}
-	_, err := c.Conn.Write(c.frame)
+	// The frame is built here, not kept on the connection: an idle
+	// connection's every byte is counted (conn.idle_bytes_overhead).
+	_, err := c.Conn.Write(appendGoAway(make([]byte, 0, frameHeaderLen+8+len(debugPrefix)+len(c.reason)), debugPrefix+string(c.reason)))
 	if err == nil {
 		c.sent.Store(true)
 		// Handlers learn of the drain only now: whatever they write next
@@ -281,7 +288,6 @@ func (c *conn) goAway(r Reason) bool {
 		return false
 	}
 	c.reason = r
-	c.frame = appendGoAway(make([]byte, 0, frameHeaderLen+8+len(debugPrefix)+len(r)), debugPrefix+string(r))
 	c.pending.Store(true)
 	c.armGrace()
 	if c.wmu.TryLock() {
@@ -320,22 +326,58 @@ func (c *conn) graceExpired() {
 // Close closes the connection and removes it from the tracker. It is
 // idempotent, like the inner Close it calls.
 func (c *conn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		if c.drain.streams.Load() > 0 && !c.drain.peerGone.Load() {
-			// The server closes (grace, Stop) under streams in flight;
-			// a close after the client's own (a read ended) cuts nothing
-			// the client had not given up.
-			c.drain.cut.Store(true)
-		}
-		c.tmu.Lock()
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-		c.tmu.Unlock()
-		c.t.remove(c)
-	}
+	c.forget("closed")
 	return c.Conn.Close()
 }
+
+// forget removes c from the Tracker and stops its grace timer, once: on
+// Close, or when the connection has ended without the wrapper's Close
+// (see ioFailed and Tracker.sweepLocked). how says which, for the log.
+func (c *conn) forget(how string) {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if how == "closed" && c.drain.streams.Load() > 0 && !c.drain.peerGone.Load() {
+		// The server closes (grace, Stop) under streams in flight; a close
+		// after the client's own (a read ended) cuts nothing the client had
+		// not given up.
+		c.drain.cut.Store(true)
+	}
+	c.tmu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.tmu.Unlock()
+	c.t.remove(c, how)
+}
+
+// ioFailed forgets c after a read or write of its connection failed (the
+// peer's EOF or reset, a closed socket): such a connection carries no more
+// calls, and whoever owns it may close the socket rather than the wrapper.
+// grpc-go does exactly that when setting up its transport fails after the
+// handshake (server.go closes the raw connection), so without this the
+// Tracker would keep every connection a client resets right after its
+// handshake. A timeout is not an end: a deadline may be lifted and the
+// connection used again (grpc-go sets one during its own handshake).
+func (c *conn) ioFailed(err error) {
+	if c.closed.Load() {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	c.forget("io_error")
+}
+
+// socketClosed reports whether the socket under c was closed by someone
+// other than the wrapper (grpc-go closes the raw connection when it cannot
+// set up a transport). False when c does not expose its socket.
+func (c *conn) socketClosed() bool {
+	return c.raw != nil && c.raw.Control(noControl) != nil
+}
+
+func noControl(uintptr) {}
 
 // info returns a snapshot of c.
 func (c *conn) info() ConnInfo {

@@ -41,6 +41,15 @@
 // That costs nothing per call beyond a few comparisons per frame, where a
 // stats.Handler would need a lookup from the call to its connection.
 //
+// A connection leaves the Tracker however it ends, not only through the
+// wrapper's Close: when a read or write fails (the client's EOF or reset),
+// and when its socket was closed underneath the wrapper. grpc-go does the
+// latter when setting up its transport fails after the handshake (it closes
+// the raw connection, never the one the handshake returned): a client that
+// resets its connection right after the handshake, which a small
+// grpc.WriteBufferSize turns into a failed first write, would otherwise
+// leave an entry behind each time (TestTrackerForgetsConnectionsResetAfterHandshake).
+//
 // The wrapper keeps what grpc-go does with a bare connection: channelz
 // still reads socket options through syscall.Conn, and on Linux a plain
 // TCP or Unix socket still offers grpc-go's ReadOnReady (read only once the
@@ -92,7 +101,8 @@
 //   - when a connection has carried enough calls: conn.scanRead, against
 //     Config.MaxCallsPerConn;
 //   - when load moves connections, and how many: Policy.onSample
-//     (policy.go), on the shared load sampler's goroutine;
+//     (policy.go), on the shared load sampler's goroutine (or on the
+//     snapshots given to Policy.Decide);
 //   - lame-duck shutdown calls Tracker.GoAwayAll from the grpcmgmt Manager;
 //   - whether calls bypass the Tracker (credentials replaced): Tracker.Audit
 //     (audit.go);
@@ -100,20 +110,30 @@
 //     GOAWAY written) and conn.sawHeader (grpc-go's), closing the channel
 //     Draining returns (drain.go);
 //   - when the replica set grew, and how many connections move to the new
-//     replicas: Rebalancer.observe and Rebalancer.round (rebalance.go), on
-//     lookups reported by a Watcher (watcher.go; DNSWatcher looks up the
-//     headless Service's name).
+//     replicas: RebalanceDecider.Observe and RebalanceDecider.Round
+//     (rebalance_decider.go), on lookups reported by a Watcher (watcher.go;
+//     DNSWatcher looks up the headless Service's name); the Rebalancer
+//     (rebalance.go) adds the timer and the lock.
+//
+// Both policies act through the ConnSet interface (connset.go), which the
+// Tracker implements: a fleet simulation (bench/sim) drives the same
+// deciders (RebalanceDecider, NewPolicyOn) over simulated replicas on a
+// simulated clock, so that what it measures at 1 000 replicas is this
+// code's behaviour rather than a model of it.
 //
 // # Fair-share rebalancing
 //
 // After a scale-out from N to M replicas the old replicas hold more than
 // their share until connections end. A Rebalancer watches the replica set
 // and, once a grown set has been stable for a short time and is larger
-// than any set seen recently, keeps N/M of this server's connections and
-// sends GOAWAY to the rest, oldest first, in jittered rounds over a short
-// window; connections that a round-robin balancer sends straight back are
-// sent again, within a budget. Errors, empty answers and a smaller set
-// change nothing. A server sees only its own connections, not the fleet's:
+// than any set seen recently, keeps N/M of the connections this server
+// held before the growth and sends GOAWAY to the rest, oldest first, in
+// jittered rounds paced by a per-replica reconnection budget
+// (MaxArrivalRate); connections that a random balancer sends straight back
+// are sent again while the server is above its share, within a budget.
+// Errors, empty answers and a smaller set change nothing. The rules were
+// checked, and several of them found, with a fleet simulation of up to
+// 1 000 replicas that drives this package's deciders (bench/sim). A server sees only its own connections, not the fleet's:
 // the policy assumes an even spread before the scale-out and the same
 // policy on every replica, works in whole connections (few large clients
 // cannot be split fairly), and for clients that resolve DNS themselves its

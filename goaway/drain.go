@@ -3,7 +3,6 @@ package goaway
 import (
 	"context"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,11 +139,17 @@ var index = struct {
 // listeners): Draining cannot tell them apart and returns nil.
 var ambiguous = &conn{}
 
+// connKey identifies a connection by its addresses. It is kept small
+// (52 bytes; netip.AddrPort pairs and strings took 96): the index holds one
+// per connection, and an idle connection's cost is counted in bytes
+// (conn.idle_bytes_overhead). An IPv6 zone is left out: two live
+// connections that differ only by zone are marked ambiguous.
 type connKey struct {
-	local, remote netip.AddrPort
+	local, remote [16]byte // TCP addresses as IPv6 (IPv4-mapped)
+	lport, rport  uint16
 	// names, for addresses that are not TCP (unix sockets, in-memory
-	// listeners): network and string forms.
-	localS, remoteS string
+	// listeners): network and string forms of both.
+	names string
 }
 
 func keyOf(local, remote net.Addr) (connKey, bool) {
@@ -154,9 +159,10 @@ func keyOf(local, remote net.Addr) (connKey, bool) {
 	l, lok := local.(*net.TCPAddr)
 	r, rok := remote.(*net.TCPAddr)
 	if lok && rok {
-		return connKey{local: l.AddrPort(), remote: r.AddrPort()}, true
+		la, ra := l.AddrPort(), r.AddrPort()
+		return connKey{local: la.Addr().As16(), remote: ra.Addr().As16(), lport: la.Port(), rport: ra.Port()}, true
 	}
-	return connKey{localS: local.Network() + ":" + local.String(), remoteS: remote.Network() + ":" + remote.String()}, true
+	return connKey{names: local.Network() + ":" + local.String() + " " + remote.Network() + ":" + remote.String()}, true
 }
 
 func indexAdd(c *conn) {

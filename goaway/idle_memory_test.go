@@ -16,7 +16,7 @@ import (
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 )
 
-// TestIdleConnectionMemory: grpc-go (1.85+) reads a plain TCP connection
+// TestIdleConnectionMemory: grpc-go (1.81+) reads a plain TCP connection
 // only when it is readable, into a pooled buffer, so an idle connection
 // pins no 32 KiB read buffer. The wrapper must keep that: idle connections
 // through it cost about what they cost on a bare server, not 32 KiB more

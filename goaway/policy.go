@@ -19,8 +19,10 @@ const (
 )
 
 // PolicyConfig configures the load Policy. The zero value means every
-// default: act when smoothed CPU reaches 90 % of the allowance, stop below
-// 75 %, move at most 10 % of the connections (at least one) per second, the
+// default: act when smoothed CPU reaches 90 % of the allowance or the
+// shared sampler's queueing signal is high (load.Snapshot.QueueingHigh,
+// with the sampler's own thresholds and hysteresis), stop when CPU is
+// below 75 % and queueing is not high, move at most 10 % of the connections (at least one) per second, the
 // busiest first among those at least 5 s old, and wait 10 s after calming
 // down before acting again.
 type PolicyConfig struct {
@@ -31,7 +33,8 @@ type PolicyConfig struct {
 	// allowed 0.01..4 (above 1 means over the allowance).
 	CPUEnter float64
 	// CPUExit is the CPU utilization at or below which it stops (with
-	// InFlightExit). Default 0.75, or CPUEnter-0.15 when CPUEnter is set;
+	// InFlightExit). Default 0.75, or max(CPUEnter-0.15, CPUEnter/2) when
+	// CPUEnter is set;
 	// allowed 0..CPUEnter (exclusive): the gap is the hysteresis.
 	CPUExit float64
 	// InFlightEnter is the number of calls in flight at or above which the
@@ -40,7 +43,7 @@ type PolicyConfig struct {
 	InFlightEnter int64
 	// InFlightExit is the number of calls in flight at or below which it
 	// stops (with CPUExit). Default 3/4 of InFlightEnter; allowed
-	// 0..InFlightEnter (exclusive).
+	// 0..InFlightEnter (exclusive), and only 0 while InFlightEnter is 0.
 	InFlightExit int64
 	// Fraction is the share of the connections that are not draining that
 	// get a GOAWAY per Interval while overloaded; at least one. Default
@@ -61,7 +64,9 @@ type PolicyConfig struct {
 	// MinAge spares connections younger than this: a client that has just
 	// reconnected (perhaps to this same server, as DNS clients do) is not
 	// sent away again at once, and a young connection's calls per second are
-	// not judged on a few calls. Default 5s; allowed 1ms..1h.
+	// not judged on a few calls. A connection with k times the mean calls
+	// per second must be k × MinAge old (see Rank). Default 5s; allowed
+	// 1ms..1h.
 	MinAge time.Duration
 }
 
@@ -109,6 +114,8 @@ func (c PolicyConfig) Validate() error {
 		return fmt.Errorf("goaway: PolicyConfig.CPUExit must be within 0..CPUEnter (%v, exclusive), got %v", c.CPUEnter, c.CPUExit)
 	case c.InFlightEnter < 0 || c.InFlightEnter > 1e9:
 		return fmt.Errorf("goaway: PolicyConfig.InFlightEnter must be within 0..1e9 (0 means not watched), got %d", c.InFlightEnter)
+	case c.InFlightEnter == 0 && c.InFlightExit != 0:
+		return fmt.Errorf("goaway: PolicyConfig.InFlightExit must be 0 while InFlightEnter is 0 (in-flight calls not watched), got %d", c.InFlightExit)
 	case c.InFlightEnter > 0 && (c.InFlightExit < 0 || c.InFlightExit >= c.InFlightEnter):
 		return fmt.Errorf("goaway: PolicyConfig.InFlightExit must be within 0..InFlightEnter (%d, exclusive), got %d", c.InFlightEnter, c.InFlightExit)
 	case !(c.Fraction >= 0.001 && c.Fraction <= 0.5):
@@ -130,13 +137,22 @@ func (c PolicyConfig) Validate() error {
 // shared load sampler (no goroutine of its own):
 //
 //   - it enters the overloaded state when CPU or in-flight calls reach
-//     their enter threshold, and leaves it when both are at or below their
-//     exit threshold (hysteresis);
+//     their enter threshold or queueing is high (load.Snapshot.QueueingHigh:
+//     a replica slow on a lock or a small worker pool is overloaded with
+//     its CPU idle), and leaves it when both are at or below their exit
+//     threshold and queueing is no longer high (hysteresis);
 //   - while overloaded, every Interval it sends a GOAWAY to Fraction of the
 //     connections that are not draining yet (at least one), chosen by
 //     Selector among those at least MinAge old: behind an L4 balancer those
 //     clients reconnect, some of them to other replicas;
-//   - after leaving, it stays quiet for Cooldown.
+//   - after leaving, it stays quiet for Cooldown;
+//   - one overloaded spell sends at most one GOAWAY per connection active
+//     at its first round: when moving every connection once did not end
+//     the overload (the whole fleet is overloaded, or a heavy client keeps
+//     the replica hot), moving more only adds reconnections;
+//   - a connection that carries k times the mean calls per second must be
+//     k × MinAge old (Rank): a heavy client is moved rarely, the light
+//     ones around it first, so it does not bounce from replica to replica.
 //
 // Each state change is logged at info level and counted in
 // grpcmgmt.goaway.policy_transitions; each GOAWAY is counted with reason
@@ -144,6 +160,7 @@ func (c PolicyConfig) Validate() error {
 type Policy struct {
 	// Immutable after NewPolicy:
 	t      *Tracker
+	conns  ConnSet // what the rounds act on: t, or a simulated replica's (NewPolicyOn)
 	cfg    PolicyConfig
 	cancel func() // unsubscribes from the sampler; nil when Off
 
@@ -152,6 +169,7 @@ type Policy struct {
 	overloaded bool
 	lastRound  time.Time // sample time of the last round; zero on entering
 	quietUntil time.Time // sample time before which the policy does not enter
+	budget     int       // GOAWAYs left in this overloaded spell; -1 until its first round
 }
 
 // NewPolicy validates cfg and subscribes a Policy acting on t to s.
@@ -162,7 +180,7 @@ func NewPolicy(t *Tracker, s *load.Sampler, cfg PolicyConfig) (*Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Policy{t: t, cfg: cfg.WithDefaults()}
+	p := &Policy{t: t, conns: t, cfg: cfg.WithDefaults()}
 	if !cfg.Off {
 		p.cancel = s.OnSample(p.onSample)
 	}
@@ -197,30 +215,63 @@ func (p *Policy) onSample(s load.Snapshot) {
 	watchInFlight := c.InFlightEnter > 0
 	now := s.At
 	if !p.overloaded {
-		over := s.CPU >= c.CPUEnter || (watchInFlight && s.InFlight >= c.InFlightEnter)
+		over := s.CPU >= c.CPUEnter || (watchInFlight && s.InFlight >= c.InFlightEnter) || s.QueueingHigh
 		if !over || now.Before(p.quietUntil) {
 			return
 		}
 		p.overloaded = true
 		p.lastRound = time.Time{}
+		p.budget = -1
 		p.t.m.transition("overloaded")
 		p.t.log.Info("goaway policy: overloaded, moving connections away", "at", now,
-			"cpu", s.CPU, "in_flight", s.InFlight, "cpu_enter", c.CPUEnter, "in_flight_enter", c.InFlightEnter)
-	} else if s.CPU <= c.CPUExit && (!watchInFlight || s.InFlight <= c.InFlightExit) {
+			"cpu", s.CPU, "in_flight", s.InFlight, "queueing", s.Queueing, "queueing_high", s.QueueingHigh,
+			"cpu_enter", c.CPUEnter, "in_flight_enter", c.InFlightEnter)
+	} else if s.CPU <= c.CPUExit && (!watchInFlight || s.InFlight <= c.InFlightExit) && !s.QueueingHigh {
 		p.overloaded = false
 		p.quietUntil = now.Add(c.Cooldown)
 		p.t.m.transition("normal")
 		p.t.log.Info("goaway policy: load below exit thresholds, stopping", "at", now,
-			"cpu", s.CPU, "in_flight", s.InFlight, "cooldown", c.Cooldown)
+			"cpu", s.CPU, "in_flight", s.InFlight, "queueing", s.Queueing, "cooldown", c.Cooldown)
 		return
 	}
 	if !p.lastRound.IsZero() && now.Sub(p.lastRound) < c.Interval {
 		return
 	}
 	p.lastRound = now
-	active := p.t.Active()
-	n := max(1, int(c.Fraction*float64(active)))
-	sent := p.t.goAwayN(n, c.Selector, ReasonLoad, c.MinAge)
+	active := p.conns.Active()
+	if p.spellBudget(active) {
+		return
+	}
+	n := min(max(1, int(c.Fraction*float64(active))), p.budget)
+	sent := p.conns.GoAwayOlder(n, c.Selector, ReasonLoad, c.MinAge)
+	p.budget -= sent
 	p.t.log.Debug("goaway policy: round", "at", now, "active", active, "sent", sent,
-		"cpu", s.CPU, "in_flight", s.InFlight)
+		"cpu", s.CPU, "in_flight", s.InFlight, "queueing", s.Queueing)
 }
+
+// spellBudget sets the budget of an overloaded spell at its first round:
+// one GOAWAY per connection active then. A replica that is still
+// overloaded after every connection has moved once is not helped by moving
+// more (the whole fleet is overloaded, or one client carries the load):
+// the fleet simulation showed a fleet at 90 % moving every connection 13
+// times in two minutes, each reconnection adding to the load. It reports
+// whether the budget is spent (logged and counted once per spell).
+// Called with p.mu held.
+func (p *Policy) spellBudget(active int) (spent bool) {
+	switch {
+	case p.budget == spentLogged:
+		return true
+	case p.budget < 0:
+		p.budget = active
+	case p.budget == 0:
+		p.budget = spentLogged
+		p.t.m.transition("budget_spent")
+		p.t.log.Info("goaway policy: still overloaded after a GOAWAY per connection; not moving more until the load falls below the exit thresholds",
+			"active", active)
+		return true
+	}
+	return false
+}
+
+// spentLogged is Policy.budget once the spent budget was logged.
+const spentLogged = -2

@@ -9,7 +9,7 @@ import (
 )
 
 // readyConn is a conn over a plain socket that also reads the way grpc-go
-// (1.85+) reads a bare *net.TCPConn: it waits until the socket is readable
+// (1.81+) reads a bare *net.TCPConn: it waits until the socket is readable
 // and only then takes a buffer from grpc-go's pool. grpc-go uses this
 // through its optional ReadOnReady interface (internal/transport/
 // readyreader) when the connection offers it; without it grpc-go falls back
@@ -41,12 +41,10 @@ func readyWrap(c *conn, nc net.Conn) net.Conn {
 	default:
 		return nil
 	}
-	sc := nc.(syscall.Conn)
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	if c.raw == nil {
 		return nil
 	}
-	r := &readyConn{sysConn: sysConn{conn: c, sc: sc}, raw: raw}
+	r := &readyConn{sysConn: sysConn{conn: c, sc: nc.(syscall.Conn)}, raw: c.raw}
 	r.doRead = func(fd uintptr) bool {
 		r.buf = r.pool.Get(r.bufSize)
 		r.n, r.err = syscall.Read(int(fd), *r.buf)
@@ -75,15 +73,18 @@ func (r *readyConn) ReadOnReady(bufSize int, pool mem.BufferPool) (*[]byte, int,
 			pool.Put(buf)
 		}
 		r.drain.peerGone.Store(true)
+		r.ioFailed(err)
 		return nil, 0, err
 	}
 	if rerr != nil {
 		r.drain.peerGone.Store(true)
+		r.ioFailed(rerr)
 		return nil, 0, rerr
 	}
 	if n == 0 {
 		pool.Put(buf)
 		r.drain.peerGone.Store(true)
+		r.ioFailed(io.EOF)
 		return nil, 0, io.EOF
 	}
 	r.scanRead((*buf)[:n])

@@ -1,13 +1,8 @@
 package goaway
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math"
-	"math/rand/v2"
-	"net"
 	"sync"
 	"time"
 )
@@ -17,6 +12,10 @@ const (
 	DefaultStableFor       = 2 * time.Second
 	DefaultMemory          = 5 * time.Minute
 	DefaultRebalanceWindow = 2 * time.Second
+	DefaultSettle          = 10 * time.Second
+	// DefaultMaxArrivalRate: about a third of a core of TLS handshakes
+	// (a Go server's TLS 1.3 handshake costs a few hundred µs of CPU).
+	DefaultMaxArrivalRate = 1000
 )
 
 // Pacing of a rebalancing episode (see Rebalancer).
@@ -25,13 +24,20 @@ const (
 	// Window/20, each jittered by ±50 %.
 	rebalanceSteps = 20
 	// rebalanceBudget bounds the GOAWAYs of one episode to this many times
-	// the connections held when it started. Behind a random or round-robin
-	// L4 balancer only 1/M of the reconnections reach the new replicas, so
-	// reaching the fair share takes about one GOAWAY per connection held;
-	// twice that leaves room for the tail and still bounds the churn when
-	// every reconnection comes back here (DNS clients, or a balancer that
-	// does not know the new replicas yet).
+	// the connections held when it started. Behind a uniform random L4
+	// balancer only (M−N)/M of the reconnections reach the new replicas, so
+	// reaching the fair share takes about one GOAWAY per connection held
+	// whatever the growth; twice that leaves room for the tail and still
+	// bounds the churn when every reconnection comes back here (DNS
+	// clients, or a balancer that does not know the new replicas yet).
 	rebalanceBudget = 2
+	// toleranceDiv: once a replica has sent what it owed, a round sends
+	// only when its connections exceed the target by more than a
+	// tolerance, the target × (M−N)/(toleranceDiv × N) rounded down: the N
+	// old replicas together then keep at most 1/toleranceDiv (5 %) of the
+	// M−N new ones' share, and a large replica does not chase the last
+	// few reconnections of a random balancer one GOAWAY at a time.
+	toleranceDiv = 20
 )
 
 // RebalanceConfig configures fair-share rebalancing. Set Name (DNS) or
@@ -66,6 +72,27 @@ type RebalanceConfig struct {
 	// Selector chooses which connections go first. Default OldestFirst:
 	// the connections from before the scale-out.
 	Selector Selector
+	// Settle is how long an episode goes on once this server is back at
+	// its share, sending on the connections that other replicas' rounds
+	// bring here: the replicas see the grown set up to a DNS TTL apart
+	// (CoreDNS: 5 s), and a replica that stopped at once would keep what
+	// the late ones send it. The episode ends when the connections have
+	// stayed at the target for Settle. It is also the start-up grace: a
+	// growth first seen within Settle of this server's first answer is
+	// taken as the starting point (a replica that has just started is
+	// usually the growth itself, and its DNS cache answered without it).
+	// Default 10s; allowed 1ms..10m.
+	Settle time.Duration
+	// MaxArrivalRate is the reconnection budget of one replica: the most
+	// reconnections per second a scale-out's rebalancing should bring to
+	// any replica (TLS handshakes, connection setup). Each replica paces
+	// its GOAWAYs so that, with every replica doing the same, none
+	// receives more: behind a least-connections balancer every
+	// reconnection goes to the M−N new replicas, so each of the N old ones
+	// sends at most MaxArrivalRate × (M−N)/N per second; where
+	// reconnections are seen to come back (a random balancer, DNS clients)
+	// the pace rises accordingly. Default 1000; allowed 1..1e6.
+	MaxArrivalRate float64
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -85,6 +112,12 @@ func (c RebalanceConfig) WithDefaults() RebalanceConfig {
 	if c.Selector == 0 {
 		c.Selector = OldestFirst
 	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.MaxArrivalRate == 0 {
+		c.MaxArrivalRate = DefaultMaxArrivalRate
+	}
 	return c
 }
 
@@ -96,18 +129,19 @@ func (c RebalanceConfig) Validate() error {
 			return errors.New("goaway: RebalanceConfig: set Name, Resolver and Interval (DNS) or Watcher, not both")
 		}
 	} else {
-		if c.Name == "" {
-			return errors.New("goaway: RebalanceConfig.Name must be set: the DNS name that resolves to every replica (in Kubernetes, the headless Service's name), or set Watcher")
-		}
-		if c.Resolver != "" {
-			if _, port, err := net.SplitHostPort(c.Resolver); err != nil || port == "" {
-				return fmt.Errorf("goaway: RebalanceConfig.Resolver must be host:port (empty means the system resolver), got %q", c.Resolver)
-			}
+		if err := checkDNS("RebalanceConfig", c.Name, c.Resolver, ", or set Watcher"); err != nil {
+			return err
 		}
 		if c.Interval < 100*time.Millisecond || c.Interval > 10*time.Minute {
 			return fmt.Errorf("goaway: RebalanceConfig.Interval must be within 100ms..10m (0 means %v), got %v", DefaultLookupInterval, c.Interval)
 		}
 	}
+	return c.validateDecisions()
+}
+
+// validateDecisions reports the first invalid field among those the
+// RebalanceDecider uses; c has its defaults applied.
+func (c RebalanceConfig) validateDecisions() error {
 	switch {
 	case c.StableFor < time.Millisecond || c.StableFor > time.Hour:
 		return fmt.Errorf("goaway: RebalanceConfig.StableFor must be within 1ms..1h (0 means %v), got %v", DefaultStableFor, c.StableFor)
@@ -117,6 +151,10 @@ func (c RebalanceConfig) Validate() error {
 		return fmt.Errorf("goaway: RebalanceConfig.Window must be within 100ms..10m (0 means %v), got %v", DefaultRebalanceWindow, c.Window)
 	case c.Selector < OldestFirst || c.Selector > Random:
 		return fmt.Errorf("goaway: RebalanceConfig.Selector must be OldestFirst, BusiestFirst or Random, got %v", c.Selector)
+	case c.Settle < time.Millisecond || c.Settle > 10*time.Minute:
+		return fmt.Errorf("goaway: RebalanceConfig.Settle must be within 1ms..10m (0 means %v), got %v", DefaultSettle, c.Settle)
+	case !(c.MaxArrivalRate >= 1 && c.MaxArrivalRate <= 1e6):
+		return fmt.Errorf("goaway: RebalanceConfig.MaxArrivalRate must be within 1..1e6 (0 means %v), got %v", DefaultMaxArrivalRate, c.MaxArrivalRate)
 	}
 	return nil
 }
@@ -137,21 +175,30 @@ func (c RebalanceConfig) dns() DNSWatcherConfig {
 //     StableFor (and at least twice), and only if it is larger than every
 //     set seen within Memory: a set that flaps, or grows back after a
 //     replica left, does not trigger;
+//   - a growth seen within Settle of this server's first answer is its
+//     starting point (a new replica is usually the growth itself);
 //   - on a growth from N to M replicas (N the largest set remembered), it
-//     keeps N/M of the connections it holds (rounded at random, so the
-//     fleet keeps the exact share on average) and sends GOAWAY to the rest,
-//     oldest first, in rounds spread over Window with jitter. Behind a
-//     least-connections balancer the first round is enough. Behind a
-//     round-robin or random one (HAProxy roundrobin, kube-proxy) only 1/M
-//     of the reconnections reach the new replicas and the rest come back:
-//     later rounds send those over again, until the server is back at its
-//     share, the window ends, or the episode's budget (twice the
-//     connections held at the start) is spent.
+//     keeps N/M of the connections it held before the growth (rounded at
+//     random, so the fleet moves the exact share on average) and sends
+//     GOAWAY to the rest, oldest first, in rounds every Window/20 with
+//     jitter. Behind a least-connections balancer that is all. Behind a
+//     random one only (M−N)/M of the reconnections reach the new replicas
+//     and the rest come back: later rounds send those on again while the
+//     server is above its share by more than a small tolerance, until it
+//     has stayed at its share for Settle (other replicas, which saw the
+//     growth later, are still sending), or the episode's budget (twice the
+//     connections held) is spent. Where nearly everything comes back (DNS
+//     clients; a random balancer after a small growth) each connection is
+//     sent one GOAWAY and no more;
+//   - the rounds are paced by MaxArrivalRate, the reconnection budget of a
+//     replica: with every replica doing the same, no replica should
+//     receive more reconnections per second than that.
 //
-// A server sees only its own connections: it assumes the fleet's
-// connections were spread evenly and that every replica runs the same
-// policy. The package documentation says what that means for many small
-// and few large clients.
+// The decisions are a RebalanceDecider's; the Rebalancer adds the Watcher,
+// a timer for the rounds and a lock. A server sees only its own
+// connections: it assumes the fleet's connections were spread evenly and
+// that every replica runs the same policy. The package documentation says
+// what that means for many small and few large clients.
 //
 // Decisions are logged at info level and counted in
 // grpcmgmt.goaway.rebalance.decisions {decision, replicas.before,
@@ -160,35 +207,13 @@ func (c RebalanceConfig) dns() DNSWatcherConfig {
 // {outcome}.
 type Rebalancer struct {
 	// Immutable after NewRebalancer:
-	t   *Tracker
-	cfg RebalanceConfig
-	w   Watcher
-	log *slog.Logger
-	m   *rebalanceMetrics
+	w Watcher
 
-	mu      sync.Mutex // guards the fields below
-	closed  bool
-	known   int       // the last confirmed set size; 0 before the first answer
-	peak    int       // the largest confirmed size seen within Memory
-	peakAt  time.Time // when a set of size peak was last confirmed
-	pending int       // a grown size waiting to be stable; 0 if none
-	since   time.Time // first lookup that reported pending
-	seen    int       // lookups in a row that reported pending
-	failing bool      // the last lookup failed or was empty
-	ep      *episode  // the running episode; nil if none
-	ticks   sync.WaitGroup
-}
-
-// episode is one scale-out's rounds of GOAWAYs.
-type episode struct {
-	from, to int // set sizes
-	before   int // active connections at the start
-	target   int // connections to keep
-	budget   int // most GOAWAYs this episode may send
-	perRound int
-	sent     int
-	end      time.Time
-	timer    *time.Timer
+	mu     sync.Mutex // guards the fields below
+	d      *RebalanceDecider
+	closed bool
+	timer  *time.Timer // the next round of the running episode; nil if none
+	gen    uint64      // the running episode's number: a stale timer's round does nothing
 }
 
 // NewRebalancer validates cfg and starts watching the replica set; GOAWAYs
@@ -201,8 +226,13 @@ func NewRebalancer(t *Tracker, cfg RebalanceConfig) (*Rebalancer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.WithDefaults()
-	m, err := newRebalanceMetrics(t.cfg.MeterProvider)
+	return newRebalancer(t, cfg.WithDefaults(), DecisionOptions{Logger: t.log.With("policy", "rebalance"), MeterProvider: t.cfg.MeterProvider})
+}
+
+// newRebalancer is NewRebalancer acting on any ConnSet; cfg is valid and
+// has its defaults.
+func newRebalancer(conns ConnSet, cfg RebalanceConfig, opts DecisionOptions) (*Rebalancer, error) {
+	d, err := NewRebalanceDecider(conns, cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -212,12 +242,12 @@ func NewRebalancer(t *Tracker, cfg RebalanceConfig) (*Rebalancer, error) {
 			return nil, err
 		}
 	}
-	r := &Rebalancer{t: t, cfg: cfg, w: w, log: t.log.With("policy", "rebalance"), m: m}
+	r := &Rebalancer{w: w, d: d}
 	if err := w.Watch(r.observe); err != nil {
 		_ = w.Close()
 		return nil, err
 	}
-	r.log.Info("rebalance: watching the replica set", "name", cfg.Name, "resolver", cfg.Resolver,
+	opts.Logger.Info("rebalance: watching the replica set", "name", cfg.Name, "resolver", cfg.Resolver,
 		"interval", cfg.Interval, "stable_for", cfg.StableFor, "window", cfg.Window)
 	return r, nil
 }
@@ -227,13 +257,10 @@ func NewRebalancer(t *Tracker, cfg RebalanceConfig) (*Rebalancer, error) {
 func (r *Rebalancer) Close() error {
 	err := r.w.Close() // no observe call after this
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.closed = true
-	if r.ep != nil {
-		r.ep.timer.Stop()
-		r.ep = nil
-	}
-	r.mu.Unlock()
-	r.ticks.Wait()
+	r.stopEpisode()
+	r.d.Stop()
 	return err
 }
 
@@ -242,7 +269,7 @@ func (r *Rebalancer) Close() error {
 func (r *Rebalancer) ReplicaSetSize() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.known
+	return r.d.ReplicaSetSize()
 }
 
 // observe is the Watcher's report function.
@@ -252,136 +279,35 @@ func (r *Rebalancer) observe(l Lookup) {
 	if r.closed {
 		return
 	}
-	if l.Err != nil || len(l.Members) == 0 {
-		outcome := "empty"
-		if l.Err != nil {
-			outcome = "error"
-		}
-		r.m.lookup(outcome)
-		r.log.Debug("rebalance: lookup gave nothing usable; nothing changes", "outcome", outcome, "err", l.Err)
-		if !r.failing {
-			r.failing = true
-			r.log.Info("rebalance: replica set lookups failing; nothing changes until they work again",
-				"outcome", outcome, "err", l.Err, "known", r.known)
-		}
+	first, ok := r.d.Observe(l)
+	if !ok {
 		return
 	}
-	r.m.lookup("ok")
-	if r.failing {
-		r.failing = false
-		r.log.Info("rebalance: replica set lookups work again", "size", len(l.Members))
-	}
-	s := len(l.Members)
-	if r.log.Enabled(context.Background(), slog.LevelDebug) {
-		r.log.Debug("rebalance: lookup", "size", s, "known", r.known, "peak", r.peak)
-	}
-	switch {
-	case r.known == 0:
-		r.known, r.peak, r.peakAt = s, s, l.At
-		r.m.setSize(s)
-		r.log.Info("rebalance: replica set first seen", "size", s)
-		return
-	case r.peak > r.known && l.At.Sub(r.peakAt) > r.cfg.Memory:
-		r.log.Info("rebalance: forgetting the largest recent set", "peak", r.peak, "known", r.known)
-		r.peak = r.known
-	}
-	switch {
-	case s == r.known:
-		r.pending = 0
-		if s >= r.peak {
-			r.peakAt = l.At
-		}
-		return
-	case s < r.known:
-		r.pending = 0
-		r.m.decide("shrink", r.known, s)
-		r.log.Info("rebalance: replica set shrank; nothing to do", "before", r.known, "after", s)
-		r.known = s
-		r.m.setSize(s)
-		return
-	}
-	// Grown: wait until it is stable.
-	if s != r.pending {
-		r.pending, r.since, r.seen = s, l.At, 1
-		r.log.Debug("rebalance: replica set grew; waiting for it to be stable", "before", r.known, "after", s, "stable_for", r.cfg.StableFor)
-		return
-	}
-	r.seen++
-	if r.seen < 2 || l.At.Sub(r.since) < r.cfg.StableFor {
-		return
-	}
-	r.pending = 0
-	from := max(r.known, r.peak)
-	r.known = s
-	r.m.setSize(s)
-	if s <= from {
-		r.peakAt = l.At
-		r.m.decide("remembered", from, s)
-		r.log.Info("rebalance: replica set grew back to a size seen recently; not rebalancing",
-			"before", from, "after", s, "memory", r.cfg.Memory)
-		return
-	}
-	r.peak, r.peakAt = s, l.At
-	r.m.decide("rebalance", from, s)
-	r.start(from, s)
+	r.stopEpisode() // the decider replaced the episode, if one ran
+	gen := r.gen
+	r.timer = time.AfterFunc(first, func() { r.round(gen) })
 }
 
-// start begins an episode for a growth from n to m replicas. Called with
-// r.mu held.
-func (r *Rebalancer) start(n, m int) {
-	if r.ep != nil {
-		r.ep.timer.Stop()
-		r.log.Info("rebalance: replica set grew again; restarting", "sent", r.ep.sent)
-		r.ep = nil
-	}
-	before := r.t.Active()
-	// Keep N/M of the connections rounded down: every replica that holds a
-	// connection sends at least one GOAWAY. A client that resolves DNS
-	// itself (round_robin over dns:///) needs only one GOAWAY on any of its
-	// connections to re-resolve and spread over the grown set; with few
-	// large clients, rounding at random would leave some of them (and so
-	// the new replicas) untouched until MAX_CONNECTION_AGE. The cost is at
-	// most one extra reconnection per replica.
-	target := int(math.Floor(float64(before) * float64(n) / float64(m)))
-	budget := rebalanceBudget * before
-	r.log.Info("rebalance: replica set grew; moving connections to the new replicas",
-		"before", n, "after", m, "connections", before, "keep", target, "window", r.cfg.Window)
-	if before <= target {
-		return
-	}
-	ep := &episode{from: n, to: m, before: before, target: target, budget: budget,
-		perRound: (budget + rebalanceSteps - 1) / rebalanceSteps, end: time.Now().Add(r.cfg.Window)}
-	r.ep = ep
-	ep.timer = time.AfterFunc(r.roundDelay()/2, func() { r.round(ep) })
-}
-
-// round sends one round of GOAWAYs of ep and schedules the next.
-func (r *Rebalancer) round(ep *episode) {
+// round runs one round of episode gen and schedules the next.
+func (r *Rebalancer) round(gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.ep != ep {
+	if r.closed || gen != r.gen || r.timer == nil {
 		return
 	}
-	r.ticks.Add(1)
-	defer r.ticks.Done()
-	active := r.t.Active()
-	if n := min(ep.perRound, active-ep.target, ep.budget-ep.sent); n > 0 {
-		sent := r.t.GoAwayN(n, r.cfg.Selector, ReasonRebalance)
-		ep.sent += sent
-		r.log.Debug("rebalance: round", "active", active, "keep", ep.target, "sent", sent)
-	}
-	if ep.sent >= ep.budget || !time.Now().Before(ep.end) {
-		r.ep = nil
-		r.log.Info("rebalance: done", "before", ep.from, "after", ep.to, "sent", ep.sent,
-			"connections_at_start", ep.before, "keep", ep.target, "active", r.t.Active())
+	next, ok := r.d.Round()
+	if !ok {
+		r.timer = nil
 		return
 	}
-	ep.timer.Reset(r.roundDelay())
+	r.timer.Reset(next)
 }
 
-// roundDelay is Window/rebalanceSteps with ±50 % jitter, so that replicas
-// that saw the growth at the same time do not act in lockstep.
-func (r *Rebalancer) roundDelay() time.Duration {
-	d := r.cfg.Window / rebalanceSteps
-	return d/2 + rand.N(d+1)
+// stopEpisode stops the running episode's timer. Called with r.mu held.
+func (r *Rebalancer) stopEpisode() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.gen++
 }

@@ -85,6 +85,9 @@ func newRebalanceRig(t *testing.T, conns int, cfg goaway.RebalanceConfig) *rebal
 	}
 	waitFor(t, 5*time.Second, "connections", func() bool { return r.tr.Len() == conns })
 	cfg.Watcher = r.w
+	if cfg.Settle == 0 {
+		cfg.Settle = 300 * time.Millisecond // episodes end soon after the target is reached
+	}
 	rb, err := goaway.NewRebalancer(r.tr, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +116,7 @@ func (r *rebalanceRig) decisions(t *testing.T, decision string) int64 {
 // why.
 func TestRebalanceGrowth(t *testing.T) {
 	r := newRebalanceRig(t, 12, goaway.RebalanceConfig{Window: 200 * time.Millisecond})
-	r.w.push(r.at(0), 3)
+	r.w.push(r.at(-60), 3)
 	r.w.push(r.at(1), 4)
 	r.w.push(r.at(2), 4) // seen twice, but only 1 s of the 2 s StableFor
 	time.Sleep(100 * time.Millisecond)
@@ -178,7 +181,7 @@ func TestRebalanceReconnectingClients(t *testing.T) {
 			}
 		}()
 	}
-	r.w.push(r.at(0), 3)
+	r.w.push(r.at(-60), 3)
 	r.w.push(r.at(1), 4)
 	start := time.Now()
 	r.w.push(r.at(3), 4)
@@ -227,7 +230,7 @@ func TestRebalanceDoesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRebalanceRig(t, 12, goaway.RebalanceConfig{Window: 200 * time.Millisecond})
-			r.w.push(r.at(0), 3)
+			r.w.push(r.at(-60), 3)
 			last := 0.0
 			for _, l := range tc.lookups {
 				switch l[1] {
@@ -262,7 +265,7 @@ func TestRebalanceMemory(t *testing.T) {
 	steps := []struct {
 		at   float64
 		size int
-	}{{0, 3}, {1, 4}, {2, 4}, {3, 4}} // grows: acts
+	}{{-60, 3}, {1, 4}, {2, 4}, {3, 4}} // grows: acts
 	for _, s := range steps {
 		r.w.push(r.at(s.at), s.size)
 	}

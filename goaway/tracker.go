@@ -160,6 +160,11 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 		prefaceLeft: clientPrefaceLen,
 		drain:       drain{ch: make(chan struct{})},
 	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
 	t.mu.Lock()
 	t.conns[c.id] = c
 	t.mu.Unlock()
@@ -174,17 +179,46 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 	return c
 }
 
-func (t *Tracker) remove(c *conn) {
+// remove forgets c (see conn.forget); how is "closed" (the wrapper's
+// Close), "io_error" or "socket_closed".
+func (t *Tracker) remove(c *conn, how string) {
 	indexRemove(c)
 	t.mu.Lock()
 	delete(t.conns, c.id)
 	t.closedCalls.Add(c.calls.Load())
 	t.mu.Unlock()
 	t.m.connClosed(time.Since(c.start), c.requested.Load() || c.ownGoAway.Load())
+	if how != "closed" {
+		t.log.Debug("goaway: connection ended without its Close, forgotten", "conn", c.id, "how", how,
+			"age", time.Since(c.start), "calls", c.calls.Load())
+	}
 }
 
-// Len returns the number of live connections.
+// sweep forgets the connections whose socket was closed under the wrapper
+// (grpc-go closes the raw connection, not the one the Tracker handed it,
+// when it cannot set up its transport after the handshake). Most such
+// connections are forgotten at once, when a read or write fails; this
+// catches the rest. It runs before every method that reads the set of
+// connections, at the cost of one lock-free check per connection.
+func (t *Tracker) sweep() {
+	var dead []*conn
+	t.mu.Lock()
+	for _, c := range t.conns {
+		if c.socketClosed() {
+			dead = append(dead, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range dead {
+		c.forget("socket_closed")
+	}
+}
+
+// Len returns the number of live connections. A connection counts from the
+// end of its transport handshake until it is closed, its peer goes away
+// (a read or write fails), or its socket is closed by whoever owns it.
 func (t *Tracker) Len() int {
+	t.sweep()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.conns)
@@ -192,6 +226,7 @@ func (t *Tracker) Len() int {
 
 // Conns returns a snapshot of every live connection, oldest first.
 func (t *Tracker) Conns() []ConnInfo {
+	t.sweep()
 	t.mu.Lock()
 	out := make([]ConnInfo, 0, len(t.conns))
 	for _, c := range t.conns {
@@ -220,41 +255,24 @@ func (t *Tracker) GoAwayN(n int, sel Selector, r Reason) int {
 	return t.goAwayN(n, sel, r, 0)
 }
 
-// goAwayN is GoAwayN among the connections at least minAge old.
+// goAwayN is GoAwayN among the connections at least minAge old (scaled by
+// their share of the load: Rank).
 func (t *Tracker) goAwayN(n int, sel Selector, r Reason, minAge time.Duration) int {
 	if n <= 0 {
 		return 0
 	}
-	cands := t.candidates()
-	if minAge > 0 {
-		now := time.Now()
-		cands = slices.DeleteFunc(cands, func(c *conn) bool { return now.Sub(c.start) < minAge })
-	}
-	switch sel {
-	case BusiestFirst:
-		// Rates are read once: calls move while we sort.
-		now := time.Now()
-		type ranked struct {
-			c    *conn
-			rate float64
-		}
-		rs := make([]ranked, len(cands))
-		for i, c := range cands {
-			rs[i] = ranked{c, float64(c.calls.Load()) / max(now.Sub(c.start).Seconds(), 1e-3)}
-		}
-		slices.SortStableFunc(rs, func(a, b ranked) int { return cmp.Compare(b.rate, a.rate) })
-		for i := range rs {
-			cands[i] = rs[i].c
-		}
-	case Random:
-		rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	conns := t.candidates()
+	now := time.Now()
+	cands := make([]Candidate, len(conns))
+	for i, c := range conns {
+		cands[i] = Candidate{Age: now.Sub(c.start), Calls: c.calls.Load()}
 	}
 	sent := 0
-	for _, c := range cands {
+	for _, i := range Rank(cands, sel, minAge, rand.Shuffle) {
 		if sent == n {
 			break
 		}
-		if c.goAway(r) {
+		if conns[i].goAway(r) {
 			sent++
 		}
 	}
@@ -276,6 +294,7 @@ func (t *Tracker) GoAwayAll(r Reason) int {
 
 // Active returns the number of live connections that are not draining.
 func (t *Tracker) Active() int {
+	t.sweep()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
@@ -289,6 +308,7 @@ func (t *Tracker) Active() int {
 
 // candidates returns the live connections not draining, oldest first.
 func (t *Tracker) candidates() []*conn {
+	t.sweep()
 	t.mu.Lock()
 	out := make([]*conn, 0, len(t.conns))
 	for _, c := range t.conns {
@@ -305,6 +325,7 @@ func (t *Tracker) candidates() []*conn {
 func (t *Tracker) wrote(c *conn, err error) {
 	if err != nil {
 		t.log.Debug("goaway: write failed", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason, "err", err)
+		c.ioFailed(err)
 		return
 	}
 	t.m.sent(c.reason)

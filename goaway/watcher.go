@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -70,18 +72,55 @@ func (c DNSWatcherConfig) WithDefaults() DNSWatcherConfig {
 // Validate reports the first invalid field, after defaults are applied.
 func (c DNSWatcherConfig) Validate() error {
 	c = c.WithDefaults()
-	if c.Name == "" {
-		return errors.New("goaway: DNSWatcherConfig.Name must be set: the DNS name that resolves to every replica (in Kubernetes, the headless Service's name)")
-	}
-	if c.Resolver != "" {
-		if _, port, err := net.SplitHostPort(c.Resolver); err != nil || port == "" {
-			return fmt.Errorf("goaway: DNSWatcherConfig.Resolver must be host:port (empty means the system resolver), got %q", c.Resolver)
-		}
+	if err := checkDNS("DNSWatcherConfig", c.Name, c.Resolver, ""); err != nil {
+		return err
 	}
 	if c.Interval < 100*time.Millisecond || c.Interval > 10*time.Minute {
 		return fmt.Errorf("goaway: DNSWatcherConfig.Interval must be within 100ms..10m (0 means %v), got %v", DefaultLookupInterval, c.Interval)
 	}
 	return nil
+}
+
+// checkDNS validates the Name and Resolver fields of cfg (the struct named
+// in the errors); hint ends the error for a missing Name.
+func checkDNS(cfg, name, resolver, hint string) error {
+	if name == "" {
+		return fmt.Errorf("goaway: %s.Name must be set: the DNS name that resolves to every replica "+
+			"(in Kubernetes, the headless Service's name)%s", cfg, hint)
+	}
+	if !validDNSName(name) {
+		return fmt.Errorf("goaway: %s.Name must be a DNS name (dot-separated labels of letters, digits, '-' and '_', "+
+			"1..63 bytes each, 253 in all, an optional trailing dot), got %q", cfg, name)
+	}
+	if resolver != "" {
+		host, port, err := net.SplitHostPort(resolver)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("goaway: %s.Resolver must be host:port with a port within 1..65535 "+
+				"(empty means the system resolver), got %q", cfg, resolver)
+		}
+	}
+	return nil
+}
+
+// validDNSName reports whether name is a syntactically valid DNS name.
+func validDNSName(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			switch b := label[i]; {
+			case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '-', b == '_':
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // DNSWatcher looks up a DNS name periodically and reports its addresses.

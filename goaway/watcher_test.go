@@ -103,7 +103,7 @@ func TestRebalanceRealDNS(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "connections", func() bool { return tr.Len() == 12 })
 	rb, err := goaway.NewRebalancer(tr, goaway.RebalanceConfig{Name: dns.Name, Resolver: dns.Addr,
-		Interval: 250 * time.Millisecond, Window: 200 * time.Millisecond})
+		Interval: 250 * time.Millisecond, Window: 200 * time.Millisecond, Settle: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,12 @@ type Config struct {
 
 	// DisableLoad turns load-following off: status is then the
 	// application's status and the drain only.
+	//
+	// Besides CPU and in-flight calls (below), load-following counts the
+	// server as overloaded while the shared sampler's queueing signal is
+	// high (load.Snapshot.QueueingHigh: calls take load.Config.QueueingEnter
+	// of their time waiting; its thresholds and hysteresis are the
+	// sampler's, set with grpcmgmt.WithLoad, load.Off to turn it off).
 	DisableLoad bool
 
 	// CPUEnter is the smoothed CPU utilization (load.Snapshot.CPU, 0..1 of
@@ -57,8 +63,8 @@ type Config struct {
 	// server counts as recovered. Default 0.70 (or 0.8×CPUEnter when that
 	// is lower); allowed above 0 and below CPUEnter.
 	CPUExit float64
-	// DisableCPU ignores CPU; set InFlightEnter to follow in-flight calls
-	// only.
+	// DisableCPU ignores CPU; load-following then follows queueing and, if
+	// InFlightEnter is set, in-flight calls.
 	DisableCPU bool
 
 	// InFlightEnter is the number of calls in flight at or above which the
@@ -116,9 +122,15 @@ type Config struct {
 
 	// Signal reads the policy's Load from each sample. Default: the
 	// smoothed CPU utilization against CPUEnter and CPUExit and the calls
-	// in flight against InFlightEnter and InFlightExit (see Load.Excess).
-	// It runs on the sampler's goroutine and must return quickly.
+	// in flight against InFlightEnter and InFlightExit, and the sampler's
+	// queueing signal (load.Snapshot.QueueingHigh; see Load.Excess). It
+	// runs on the sampler's goroutine and must return quickly.
 	Signal func(s load.Snapshot) Load
+
+	// queueingEnter and queueingExit are the sampler's queueing thresholds
+	// (load.Sampler.QueueingThresholds), set by New; the default Signal
+	// reads the queueing excess against them.
+	queueingEnter, queueingExit float64
 
 	// Peers is the replica set this server belongs to. When it is set, a
 	// replica may be out of rotation for load only while enough of the set
@@ -170,7 +182,10 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	def(&c.Hold, DefaultHold)
-	def(&c.MaxNotServing, max(DefaultMaxNotServing, c.MinDwell))
+	// MaxNotServing keeps its default whatever MinDwell says (a MinDwell
+	// above it is an error about MinDwell); MinDwell's default is capped at
+	// a shorter MaxNotServing.
+	def(&c.MaxNotServing, DefaultMaxNotServing)
 	def(&c.MinDwell, min(DefaultMinDwell, c.MaxNotServing))
 	def(&c.Cooldown, DefaultCooldown)
 	def(&c.MaxCooldown, max(DefaultMaxCooldown, c.Cooldown))
@@ -187,7 +202,7 @@ func (c Config) WithDefaults() Config {
 // defaults are applied. The error names the field and the range.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	if !(c.CPUEnter > 0 && c.CPUEnter <= 10) {
+	if !(c.CPUEnter > 0 && c.CPUEnter <= 10) { // NaN fails too
 		return fmt.Errorf("health: CPUEnter must be within (0, 10] (0 means the default %v), got %v", DefaultCPUEnter, c.CPUEnter)
 	}
 	if !(c.CPUExit > 0 && c.CPUExit < c.CPUEnter) {

@@ -85,9 +85,13 @@
 // (default: the smoothed CPU utilization and the calls in flight):
 //
 //   - the server counts as overloaded when CPU ≥ CPUEnter (0.90) or
-//     in-flight ≥ InFlightEnter (off unless set), sample after sample, for
+//     in-flight ≥ InFlightEnter (off unless set) or queueing is high
+//     (load.Snapshot.QueueingHigh: calls take four times their no-load latency
+//     by default; a replica slow on a lock, a small worker pool or a slow
+//     dependency is overloaded with its CPU idle), sample after sample, for
 //     Hold (2 s); shorter bursts are the load shedder's business;
-//   - it counts as recovered below CPUExit (0.70) and InFlightExit.
+//   - it counts as recovered below CPUExit (0.70) and InFlightExit, with
+//     queueing no longer high (the sampler's own exit threshold).
 //
 // Enter and exit thresholds are apart, so a signal wandering around either
 // one does not make the status follow it; Hold and the dwell keep short
@@ -309,9 +313,8 @@
 // Go (grpc-go): client-side health checking needs the blank import
 // _ "google.golang.org/grpc/health" and a service config naming the service
 // to watch, with a load-balancing policy that balances over all addresses:
-//
-//	{"loadBalancingConfig": [{"round_robin": {}}],
-//	 "healthCheckConfig": {"serviceName": ""}}
+// clientconfig.RoundRobin (healthCheckConfig with serviceName "", under
+// round_robin or weighted_round_robin).
 //
 // A retry policy for UNAVAILABLE lets calls caught by a shutting-down
 // replica go elsewhere (see Example). C-core based clients read the same

@@ -14,31 +14,12 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
-
-// goClientConfig is the service config a grpc-go client needs to follow the
-// server's health: round_robin over every address, health checking of the
-// whole server (service ""), and a retry policy so that a call caught by a
-// replica that is shutting down goes to another one. It needs the blank
-// import _ "google.golang.org/grpc/health".
-const goClientConfig = `{
-  "loadBalancingConfig": [{"round_robin": {}}],
-  "healthCheckConfig": {"serviceName": ""},
-  "methodConfig": [{
-    "name": [{"service": "grpc.testing.TestService"}],
-    "retryPolicy": {
-      "maxAttempts": 4,
-      "initialBackoff": "0.1s",
-      "maxBackoff": "1s",
-      "backoffMultiplier": 2,
-      "retryableStatusCodes": ["UNAVAILABLE"]
-    }
-  }]
-}`
 
 // A server whose health the Manager manages, and a grpc-go client that
 // follows it.
@@ -61,10 +42,13 @@ func Example() {
 	go srv.Serve(lis)
 
 	// Client: dns:/// resolves to every replica; round_robin with health
-	// checking skips those that are NOT_SERVING.
+	// checking (clientconfig.RoundRobin, with the blank import of
+	// google.golang.org/grpc/health) skips those that are NOT_SERVING, and
+	// its retry policy sends a call caught by a replica that is shutting
+	// down to another one.
 	cc, err := grpc.NewClient("dns:///"+lis.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(goClientConfig))
+		grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 	if err != nil {
 		log.Fatal(err)
 	}

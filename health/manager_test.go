@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/health"
@@ -164,5 +165,49 @@ func TestInFlightFlip(t *testing.T) {
 	}
 	if f := failed(rec.results()); len(f) > 0 {
 		t.Errorf("%d calls failed: %v (NOT_SERVING must not fail calls of clients that do not check health)", len(f), f[0].err)
+	}
+}
+
+// A replica whose calls queue behind one worker while its CPU reads 10 %
+// turns NOT_SERVING on the queueing signal alone (the default thresholds:
+// calls take twice their no-load latency), and SERVING again once the
+// queue is gone. The no-load latency is measured first from calls that
+// ran alone.
+func TestQueueingFlip(t *testing.T) {
+	cpu := &signal{}
+	cpu.Set(0.1)
+	n := startNode(t, nodeConfig{
+		addr:    "127.0.0.1:0",
+		replica: replica.Config{Name: "a", Work: 5 * time.Millisecond, Workers: 1},
+		load:    fastLoad(cpu),
+		health: health.Config{
+			Hold: 50 * time.Millisecond, MinDwell: 50 * time.Millisecond, MaxNotServing: time.Minute,
+			PropagationDelay: 10 * time.Millisecond,
+		},
+	})
+	w := healthWatch(t, n.addr)
+	w.waitFor(t, 1, 5*time.Second)
+	cc, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	rec := &recorder{}
+	c := testpb.NewTestServiceClient(cc)
+	for range 40 { // one at a time: the no-load latency
+		call(context.Background(), c, rec, 5*time.Second)
+	}
+	// Six callers against one worker: each call waits for five others.
+	stop := closedLoop(cc, 6, 0, rec)
+	down := w.waitFor(t, 2, 10*time.Second)
+	stop()
+	if down.st != notServing {
+		t.Fatalf("status with calls queueing at CPU 0.1: %v, want NOT_SERVING", down.st)
+	}
+	if up := w.waitFor(t, 3, 10*time.Second); up.st != serving {
+		t.Fatalf("status once the queue was gone %v, want SERVING", up.st)
+	}
+	if f := failed(rec.results()); len(f) > 0 {
+		t.Errorf("%d calls failed: %v", len(f), f[0].err)
 	}
 }

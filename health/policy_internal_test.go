@@ -1,6 +1,8 @@
 package health
 
 import (
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -204,4 +206,50 @@ func TestPolicyProbeForesight(t *testing.T) {
 		// would not change the streams turned away: the step goes to 0.)
 		{ms: 230, l: cpu(0.6), want: eventRecovered, st: stateIn},
 	})
+}
+
+// Queueing high (the sampler's hysteresis already applied) counts as
+// overloaded whatever the CPU, and the server takes clients back only once
+// it is off for the dwell.
+func TestPolicyQueueing(t *testing.T) {
+	cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: time.Second}.WithDefaults()
+	p := newPolicy(cfg)
+	t0 := time.Unix(0, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	queued := load.Snapshot{CPU: 0.1, Queueing: 0.7, QueueingHigh: true}
+	settling := load.Snapshot{CPU: 0.1, Queueing: 0.3, QueueingHigh: true} // between the sampler's thresholds
+	calm := load.Snapshot{CPU: 0.1, Queueing: 0.1}
+	for _, st := range []struct {
+		ms   int
+		s    load.Snapshot
+		want []event
+	}{
+		{0, queued, []event{eventNone}},
+		{30, queued, []event{eventOverloaded}},
+		{55, settling, []event{eventNone}}, // past the dwell, but still high: no client returns
+		{80, calm, []event{eventNone}},     // calm only from now
+		{100, calm, []event{eventShareDown, eventRecovered}},
+	} {
+		got := p.step(at(st.ms), cfg.signal(&st.s))
+		if !slices.Contains(st.want, got) {
+			t.Fatalf("at %dms queueing %.1f high %v: event %d, want one of %v", st.ms, st.s.Queueing, st.s.QueueingHigh, got, st.want)
+		}
+	}
+}
+
+// The queueing excess is the latency over the latency at the exit
+// threshold, and OverAt the enter threshold's.
+func TestSignalQueueingExcess(t *testing.T) {
+	cfg := Config{queueingEnter: 0.75, queueingExit: 0.5}.WithDefaults()
+	cfg.queueingEnter, cfg.queueingExit = 0.75, 0.5
+	l := cfg.signal(&load.Snapshot{CPU: 0.1, Queueing: 0.75, QueueingHigh: true})
+	if !l.Over || l.Clear {
+		t.Fatalf("queueing high: Over %v Clear %v, want over and not clear", l.Over, l.Clear)
+	}
+	if math.Abs(l.Excess-2) > 1e-9 { // latency 4× no-load, 2× the exit level's
+		t.Errorf("Excess %v at queueing 0.75 with exit 0.5, want 2", l.Excess)
+	}
+	if l.OverAt > 2+1e-9 {
+		t.Errorf("OverAt %v, want at most the queueing enter level's 2", l.OverAt)
+	}
 }

@@ -92,6 +92,7 @@ func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 		}
 	}
 	if r.policy != nil {
+		r.cfg.queueingEnter, r.cfg.queueingExit = sampler.QueueingThresholds()
 		r.policy.settle = 2 * sampler.TimeConstant()
 		r.cancel = sampler.OnSample(r.onSample)
 	}
@@ -297,7 +298,8 @@ func (r *Reporter) step(now time.Time, l Load, s *load.Snapshot) {
 	from := p.share
 	ev := p.step(now, l)
 	attrs := func(extra ...any) []any {
-		a := []any{"cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS, "excess", l.Excess}
+		a := []any{"cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS, "queueing", s.Queueing, "queueing_high", s.QueueingHigh,
+			"latency", s.Latency, "no_load_latency", s.NoLoadLatency, "excess", l.Excess}
 		return append(a, extra...)
 	}
 	switch ev {
@@ -557,7 +559,7 @@ func (r *Reporter) publishLocked(service, reason string, s *load.Snapshot) {
 	r.metrics.flip(service, reason, want)
 	attrs := []any{"service", service, "status", want.String(), "from", old.String(), "reason", reason}
 	if s != nil {
-		attrs = append(attrs, "cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS)
+		attrs = append(attrs, "cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS, "queueing", s.Queueing)
 	}
 	r.log.Info("health: status changed", attrs...)
 }

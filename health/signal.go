@@ -44,8 +44,15 @@ func (c *Config) signal(s *load.Snapshot) Load {
 // load near saturation, so a probe's foresight, OverAt, is weaker there and
 // the dwell's doubling does the rest). OverAt is the lower of the two
 // enter ÷ exit ratios.
-// A further signal (queueing delay) adds itself here: Over if it is over
-// its own threshold, Clear only if it is clear too, Excess the largest.
+//
+// Queueing (load.Snapshot.QueueingHigh, with the sampler's own hysteresis)
+// counts whatever the CPU: Over while it is high, Clear only once it is
+// off. Its excess is the calls' latency over the latency at the exit
+// threshold: Latency/NoLoadLatency = 1/(1 − Queueing), so
+// (1 − exit)/(1 − Queueing); 2 when calls take twice as long as they do at
+// the exit level. A queue's latency, like its calls in flight, grows faster
+// than the load near saturation, so this overstates the excess there as
+// in-flight does.
 func (c *Config) defaultSignal(s *load.Snapshot) Load {
 	l := Load{Clear: true}
 	if !c.DisableCPU {
@@ -60,6 +67,18 @@ func (c *Config) defaultSignal(s *load.Snapshot) Load {
 		l.Clear = l.Clear && s.InFlight < c.InFlightExit
 		l.Excess = max(l.Excess, in/float64(c.InFlightExit))
 		at := float64(c.InFlightEnter) / float64(c.InFlightExit)
+		if l.OverAt == 0 || at < l.OverAt {
+			l.OverAt = at
+		}
+	}
+	if s.QueueingHigh {
+		l.Over, l.Clear = true, false
+	}
+	if c.queueingExit > 0 && c.queueingEnter > c.queueingExit {
+		if s.Queueing < 1 {
+			l.Excess = max(l.Excess, (1-c.queueingExit)/(1-s.Queueing))
+		}
+		at := (1 - c.queueingExit) / (1 - c.queueingEnter)
 		if l.OverAt == 0 || at < l.OverAt {
 			l.OverAt = at
 		}

@@ -20,6 +20,20 @@ func BenchmarkCallsBeginEnd(b *testing.B) {
 	})
 }
 
+// BenchmarkCallsBeginUnaryEnd is the cost of a timed (unary) call: the
+// counting of BenchmarkCallsBeginEnd plus two clock reads and the latency
+// sample.
+func BenchmarkCallsBeginUnaryEnd(b *testing.B) {
+	var c load.Calls
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c.BeginUnary().End(false)
+		}
+	})
+}
+
 // BenchmarkSnapshot is the cost of reading the latest sample on the call
 // path, from all Ps at once, while the sampler publishes every 10ms.
 func BenchmarkSnapshot(b *testing.B) {

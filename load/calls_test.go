@@ -70,7 +70,8 @@ func TestCallsExactUnderContention(t *testing.T) {
 	})
 }
 
-// TestCallPathAllocatesNothing: Begin, End, InFlight and Snapshot are free
+// TestCallPathAllocatesNothing: Begin, End, BeginUnary, Call.End, InFlight
+// and Snapshot are free
 // of allocations.
 func TestCallPathAllocatesNothing(t *testing.T) {
 	s := newSampler(t, load.Config{})
@@ -78,7 +79,9 @@ func TestCallPathAllocatesNothing(t *testing.T) {
 	var sink float64
 	if n := testing.AllocsPerRun(1000, func() {
 		c.Begin()
+		call := c.BeginUnary()
 		sink += s.Snapshot().CPU + float64(c.InFlight())
+		call.End(false)
 		c.End(true)
 	}); n != 0 {
 		t.Errorf("call path allocates %v times per call, want 0", n)

@@ -59,3 +59,24 @@ func ExampleCalls() {
 	fmt.Println("in flight:", c.InFlight(), "started:", c.Started(), "failed:", c.Failed())
 	// Output: in flight: 0 started: 2 failed: 1
 }
+
+// A unary call is timed with BeginUnary and the End of the Call it returns;
+// its latency feeds Snapshot.Latency, NoLoadLatency and Queueing. A stream
+// is counted with Begin and End: its lifetime is not a latency.
+func ExampleCalls_BeginUnary() {
+	var c load.Calls
+	handle := func() (err error) {
+		call := c.BeginUnary()
+		defer func() { call.End(err != nil) }()
+		return nil
+	}
+	_ = handle()
+	fmt.Println("in flight:", c.InFlight(), "started:", c.Started())
+	// Output: in flight: 0 started: 1
+}
+
+// The queueing thresholds are validated like every other field.
+func ExampleConfig_Validate_queueing() {
+	fmt.Println(load.Config{QueueingEnter: 0.4, QueueingExit: 0.5}.Validate())
+	// Output: load: QueueingExit must be above 0 and below QueueingEnter (0.4) (0 means two thirds of it), got 0.5
+}

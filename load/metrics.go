@@ -20,11 +20,17 @@ const meterName = "github.com/grpcmgmt/grpcmgmt/load"
 //	grpcmgmt.load.inflight, grpcmgmt.load.inflight_avg    calls
 //	grpcmgmt.load.qps, grpcmgmt.load.qps_raw              calls/s
 //	grpcmgmt.load.eps, grpcmgmt.load.eps_raw              failed calls/s
+//	grpcmgmt.load.latency, grpcmgmt.load.no_load_latency   seconds
+//	grpcmgmt.load.queueing                                share of latency, 0..1
+//	grpcmgmt.load.queueing_high                           0 or 1
+//	grpcmgmt.load.queueing_transitions{to}                counter: to "high" or "normal"
 //	grpcmgmt.load.custom{source}                          Config.Sources
 //	grpcmgmt.load.source_errors{source}                   counter
 type metrics struct {
-	reg    metric.Registration
-	errors metric.Int64Counter
+	reg              metric.Registration
+	errors           metric.Int64Counter
+	transitions      metric.Int64Counter
+	toHigh, toNormal metric.AddOption
 }
 
 func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
@@ -45,6 +51,12 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 	eps := gauge("grpcmgmt.load.eps", "{call}/s", "Failed calls per second, smoothed.")
 	epsRaw := gauge("grpcmgmt.load.eps_raw", "{call}/s", "Failed calls per second over the last period.")
 	custom := gauge("grpcmgmt.load.custom", "1", "Readings of the user's load sources, by source.")
+	latency := gauge("grpcmgmt.load.latency", "s", "Mean latency of unary calls, smoothed.")
+	noLoad := gauge("grpcmgmt.load.no_load_latency", "s", "Latency of unary calls without queueing (measured from calls that ran alone).")
+	queueing := gauge("grpcmgmt.load.queueing", "1", "Share of the calls' latency spent queueing: 1 - no_load_latency/latency.")
+	queueingHigh, err0 := m.Int64ObservableGauge("grpcmgmt.load.queueing_high", metric.WithUnit("1"),
+		metric.WithDescription("1 while queueing is over its threshold (with hysteresis), else 0."))
+	errs = append(errs, err0)
 	inflight, err := m.Int64ObservableGauge("grpcmgmt.load.inflight", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls in flight at the last sample."))
 	errs = append(errs, err)
@@ -52,6 +64,11 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 	out.errors, err = m.Int64Counter("grpcmgmt.load.source_errors", metric.WithUnit("{error}"),
 		metric.WithDescription("Failed readings of a load source, by source."))
 	errs = append(errs, err)
+	out.transitions, err = m.Int64Counter("grpcmgmt.load.queueing_transitions", metric.WithUnit("{transition}"),
+		metric.WithDescription("Changes of the queueing state, by the state entered (to: high, normal)."))
+	errs = append(errs, err)
+	out.toHigh = metric.WithAttributeSet(attribute.NewSet(attribute.String("to", "high")))
+	out.toNormal = metric.WithAttributeSet(attribute.NewSet(attribute.String("to", "normal")))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -77,13 +94,22 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 		o.ObserveFloat64(qpsRaw, snap.QPSRaw)
 		o.ObserveFloat64(eps, snap.EPS)
 		o.ObserveFloat64(epsRaw, snap.EPSRaw)
+		o.ObserveFloat64(latency, snap.Latency.Seconds())
+		o.ObserveFloat64(noLoad, snap.NoLoadLatency.Seconds())
+		o.ObserveFloat64(queueing, snap.Queueing)
+		high := int64(0)
+		if snap.QueueingHigh {
+			high = 1
+		}
+		o.ObserveInt64(queueingHigh, high)
 		for _, r := range customs {
 			if v, ok := snap.Custom[r.name]; ok {
 				o.ObserveFloat64(custom, v, r.observeOpt)
 			}
 		}
 		return nil
-	}, cpu, cpuRaw, memory, memoryRaw, inflight, inflightAvg, qps, qpsRaw, eps, epsRaw, custom)
+	}, cpu, cpuRaw, memory, memoryRaw, inflight, inflightAvg, qps, qpsRaw, eps, epsRaw, custom,
+		latency, noLoad, queueing, queueingHigh)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +119,15 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 // sourceError counts one failed reading of r.
 func (m *metrics) sourceError(r *reading) {
 	m.errors.Add(context.Background(), 1, r.addOpt)
+}
+
+// queueingTransition counts one change of the queueing state.
+func (m *metrics) queueingTransition(high bool) {
+	opt := m.toNormal
+	if high {
+		opt = m.toHigh
+	}
+	m.transitions.Add(context.Background(), 1, opt)
 }
 
 func (m *metrics) close() error { return m.reg.Unregister() }

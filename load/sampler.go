@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -41,6 +42,8 @@ type Sampler struct {
 	all                     []*reading // cpu, mem, then custom
 	lastAt                  time.Time
 	lastStarted, lastFailed uint64
+	q                       queueing
+	noLoadKnown             bool // NoLoadLatency was logged once
 
 	// Written on the call path; padded onto a cache line of its own.
 	calls Calls
@@ -85,6 +88,7 @@ func newSampler(cfg Config, root fs.FS) (*Sampler, error) {
 		log:    cfg.Logger,
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
+		q:      newQueueing(cfg),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -120,6 +124,8 @@ func newSampler(cfg Config, root fs.FS) (*Sampler, error) {
 	s.subs.Store(new([]*subscriber))
 	s.lastAt = time.Now()
 	s.log.Info("load: sampler started", "period", s.period, "time_constant", s.tau,
+		"queueing_enter", cfg.QueueingEnter, "queueing_exit", cfg.QueueingExit,
+		"queueing_min_delay", cfg.QueueingMinDelay, "no_load_window", cfg.NoLoadWindow,
 		"cpu", describe(cfg.CPU), "memory", describe(cfg.Memory), "sources", len(s.custom))
 	return s, nil
 }
@@ -147,6 +153,13 @@ func (s *Sampler) Period() time.Duration { return s.period }
 // a step change of load shows in them at about 63 % after one time
 // constant and 86 % after two.
 func (s *Sampler) TimeConstant() time.Duration { return s.tau }
+
+// QueueingThresholds returns the queueing share at which
+// Snapshot.QueueingHigh turns on and the one below which it turns off
+// (Config.QueueingEnter and QueueingExit, defaults applied; enter < 0 when
+// the signal is off). The levers that size their action to the excess
+// (health's proportional removal) read the excess against exit.
+func (s *Sampler) QueueingThresholds() (enter, exit float64) { return s.q.enter, s.q.exit }
 
 // OnSample registers fn to be called after every sample with the new
 // Snapshot, until the returned cancel is called or the Sampler is closed.
@@ -257,7 +270,7 @@ func (s *Sampler) sample(now time.Time) bool {
 	}
 
 	started, failed := s.calls.started.Load(), s.calls.failed.Load()
-	inFlight := s.calls.inFlight.Load()
+	inFlight := s.calls.InFlight()
 	n := &Snapshot{
 		At:        now,
 		CPU:       s.cpu.avg,
@@ -272,6 +285,7 @@ func (s *Sampler) sample(now time.Time) bool {
 	n.InFlightAvg = e.next(prev.InFlightAvg, float64(inFlight))
 	n.QPS = e.next(prev.QPS, n.QPSRaw)
 	n.EPS = e.next(prev.EPS, n.EPSRaw)
+	s.sampleQueueing(now, e, prev, n)
 	if len(s.custom) > 0 {
 		n.Custom = make(map[string]float64, len(s.custom))
 		for _, r := range s.custom {
@@ -296,6 +310,49 @@ func (s *Sampler) sample(now time.Time) bool {
 	}
 	return true
 }
+
+// sampleQueueing fills in the latency and queueing fields of n.
+func (s *Sampler) sampleQueueing(now time.Time, e ewma, prev, n *Snapshot) {
+	nLat, sumLat := unpack(s.calls.lat.Swap(0))
+	nAlone, sumAlone := unpack(s.calls.alone.Swap(0))
+	s.q.add(now, nLat, sumLat, nAlone, sumAlone)
+	noLoad := s.q.noLoad(now)
+	prevLat := float64(prev.Latency) / float64(time.Microsecond)
+	in := prevLat // no call ended, some in flight: no new evidence
+	switch {
+	case nLat > 0:
+		raw := float64(sumLat) / float64(nLat)
+		n.LatencyRaw = micros(raw)
+		in = raw
+	case s.calls.timedInFlight() == 0 && noLoad > 0:
+		in = noLoad // idle: no queue
+	}
+	lat := in
+	if prevLat > 0 {
+		lat = e.next(prevLat, in)
+	}
+	share, changed := s.q.decide(lat, noLoad)
+	n.Latency, n.NoLoadLatency = micros(lat), micros(noLoad)
+	n.Queueing, n.QueueingHigh = share, s.q.high
+	if noLoad > 0 && !s.noLoadKnown {
+		s.noLoadKnown = true
+		s.log.Info("load: no-load latency measured", "no_load_latency", n.NoLoadLatency)
+	}
+	if changed {
+		s.met.queueingTransition(s.q.high)
+		attrs := []any{"queueing", round3(share), "latency", n.Latency, "no_load_latency", n.NoLoadLatency}
+		if s.q.high {
+			s.log.Info("load: queueing high: calls wait for one another", append(attrs,
+				"queueing_enter", s.q.enter, "queueing_min_delay", micros(s.q.minDelayMicro))...)
+		} else {
+			s.log.Info("load: queueing back to normal", append(attrs, "queueing_exit", s.q.exit)...)
+		}
+	}
+}
+
+func micros(v float64) time.Duration { return time.Duration(v * float64(time.Microsecond)) }
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 // noteReading counts and logs a failed reading, and logs a recovery.
 func (s *Sampler) noteReading(r *reading, err error) {

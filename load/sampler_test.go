@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,23 @@ func TestConfigValidation(t *testing.T) {
 			"load: TimeConstant must be within Period (1s)..1m0s, got 500ms"},
 		{"time constant too long", load.Config{TimeConstant: time.Hour}, "load: TimeConstant must be within Period (250ms)..1m0s, got 1h0m0s"},
 		{"long period, default time constant", load.Config{Period: 5 * time.Second}, ""},
+		{"queueing enter off", load.Config{QueueingEnter: load.Off}, ""},
+		{"queueing enter too high", load.Config{QueueingEnter: 1},
+			"load: QueueingEnter must be within 0.05..0.99 or load.Off (0 means 0.75), got 1"},
+		{"queueing enter NaN", load.Config{QueueingEnter: math.NaN()},
+			"load: QueueingEnter must be within 0.05..0.99 or load.Off (0 means 0.75), got NaN"},
+		{"queueing enter Inf", load.Config{QueueingEnter: math.Inf(1)},
+			"load: QueueingEnter must be within 0.05..0.99 or load.Off (0 means 0.75), got +Inf"},
+		{"queueing exit above enter", load.Config{QueueingEnter: 0.4, QueueingExit: 0.6},
+			"load: QueueingExit must be above 0 and below QueueingEnter (0.4) (0 means two thirds of it), got 0.6"},
+		{"queueing exit NaN", load.Config{QueueingExit: math.NaN()},
+			"load: QueueingExit must be above 0 and below QueueingEnter (0.75) (0 means two thirds of it), got NaN"},
+		{"queueing exit negative", load.Config{QueueingExit: -0.1},
+			"load: QueueingExit must be above 0 and below QueueingEnter (0.75) (0 means two thirds of it), got -0.1"},
+		{"queueing min delay negative", load.Config{QueueingMinDelay: -time.Millisecond},
+			"load: QueueingMinDelay must be within 1µs..10s (0 means 1ms), got -1ms"},
+		{"no-load window too short", load.Config{NoLoadWindow: time.Second},
+			"load: NoLoadWindow must be within 8×Period (2s)..24h0m0s (0 means 5m0s), got 1s"},
 		{"nil source", load.Config{Sources: map[string]load.Source{"queue": nil}}, `load: Sources["queue"] must not be nil`},
 		{"empty name", load.Config{Sources: map[string]load.Source{"": constant(1)}}, "load: Sources: name must not be empty"},
 	}

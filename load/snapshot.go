@@ -32,6 +32,30 @@ type Snapshot struct {
 	// QPSRaw and EPSRaw are the last period's rates.
 	QPS, QPSRaw float64
 	EPS, EPSRaw float64
+	// Latency is the smoothed mean latency of the unary calls that ended
+	// (those begun with Calls.BeginUnary); LatencyRaw the last period's
+	// mean, 0 when none ended. While no call is in flight and none ends,
+	// Latency falls back towards NoLoadLatency (an idle replica has no
+	// queue).
+	Latency, LatencyRaw time.Duration
+	// NoLoadLatency is the replica's own latency without queueing: the
+	// mean latency of calls that began while no other unary call was in
+	// flight, or, for a replica that is never idle, the lowest mean latency
+	// of a batch of calls over Config.NoLoadWindow (see the package
+	// documentation). 0 until measured.
+	NoLoadLatency time.Duration
+	// Queueing is the share of the calls' latency spent waiting,
+	// 1 − NoLoadLatency/Latency, in 0..1 (0 while NoLoadLatency is
+	// unknown): 0.5 means calls take twice their no-load latency. For a
+	// single queue with random arrivals (M/M/1) it equals the server's
+	// utilization.
+	Queueing float64
+	// QueueingHigh is Queueing past Config.QueueingEnter (and the queueing
+	// delay past Config.QueueingMinDelay), with hysteresis: it stays on
+	// until Queueing falls below Config.QueueingExit. The levers count the
+	// replica as overloaded when its CPU is over their own threshold or
+	// QueueingHigh is on.
+	QueueingHigh bool
 	// Custom holds the latest reading of each of Config.Sources by name (nil
 	// if there are none; a source that has never read successfully is
 	// absent).

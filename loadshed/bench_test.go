@@ -1,6 +1,7 @@
 package loadshed
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -25,13 +26,15 @@ import (
 // every core makes every counter contended: the worst case, since a server
 // runs a handler between admit and done.
 func BenchmarkAdmit(b *testing.B) {
-	smp, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.5, nil })})
+	smp, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.5, nil }),
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer smp.Close()
 	shedder := func(b *testing.B, cfg Config) *Shedder {
 		cfg.MeterProvider = noop.NewMeterProvider()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 		s, err := New(cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -105,7 +108,7 @@ func warmUp(b *testing.B, s *Shedder) {
 		return
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.adaptive.sampleAll.Load() || s.adaptive.measuring.Load() {
+	for s.adaptive.sampleAll.Load() || s.adaptive.gap.Load() == 0 {
 		if time.Now().After(deadline) {
 			b.Fatal("the adaptive limit did not leave its start-up mode in 5s")
 		}

@@ -13,19 +13,21 @@ import (
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
-// Off disables a limit given as a number (CPUThreshold) or the pushback
-// trailer (Pushback).
+// Off disables a limit given as a number (CPUThreshold, QueueingThreshold)
+// or the pushback trailer (Pushback).
 const Off = -1
 
 // Defaults; the package documentation gives the reasoning.
 const (
-	DefaultCPUThreshold = 0.9
-	DefaultPushback     = 10 * time.Millisecond
+	DefaultCPUThreshold      = 0.9
+	DefaultQueueingThreshold = 0.75
+	DefaultPushback          = 10 * time.Millisecond
 )
 
 // Config configures a Shedder. The zero value means every default: the CPU
-// limit at DefaultCPUThreshold (only if Load is set), no static limit, no
-// adaptive limit, UNAVAILABLE with a 10 ms pushback.
+// and queueing limits at DefaultCPUThreshold and DefaultQueueingThreshold
+// (only if Load is set), no static limit, no adaptive limit, UNAVAILABLE
+// with a 10 ms pushback.
 type Config struct {
 	// MaxInFlight is the static limit: calls in flight at once, counted over
 	// unary calls and streams. Default 0: no static limit. Allowed 0..1<<30.
@@ -38,6 +40,16 @@ type Config struct {
 	// 0.05..1 or Off.
 	CPUThreshold float64
 
+	// QueueingThreshold is the share of the calls' latency spent queueing
+	// (load.Snapshot.Queueing, 1 − no-load latency ÷ latency, smoothed)
+	// above which calls are shed with a probability rising linearly to
+	// 100 % when all of it is: the limit for a replica slow on a lock, a
+	// small pool or a slow dependency, whose CPU stays low. It needs Load.
+	// Default DefaultQueueingThreshold (0.75: calls take four times their
+	// no-load latency, load.DefaultQueueingEnter); Off disables it. Allowed 0.05..0.99 or Off. The adaptive
+	// limit, when on, keeps queueing well under it.
+	QueueingThreshold float64
+
 	// Adaptive turns on the adaptive concurrency limit when not nil; its
 	// zero value means its defaults. Default nil (off).
 	Adaptive *AdaptiveConfig
@@ -47,7 +59,10 @@ type Config struct {
 	// Sheddable, is not usable as "unset", so this field is a pointer).
 	DefaultPriority *Priority
 	// PriorityHeader is the request metadata key carrying a call's priority.
-	// Default DefaultPriorityHeader; NoHeader ignores metadata.
+	// Default DefaultPriorityHeader; NoHeader ignores metadata. Allowed: a
+	// key a client can send as text (HTTP/2 field-name characters, compared
+	// lower-cased; not a ":" pseudo-header, a reserved "grpc-" or HTTP/2
+	// connection header, or a "-bin" key).
 	PriorityHeader string
 	// Methods gives priorities per full method ("/pkg.Service/Method") or
 	// per service ("/pkg.Service/"). A valid header wins over this map.
@@ -69,8 +84,8 @@ type Config struct {
 	// cannot attach a trailer there; see the package documentation).
 	Pushback time.Duration
 
-	// Load is the shared load sampler, needed by the CPU limit. May be nil:
-	// then the CPU limit is off.
+	// Load is the shared load sampler, needed by the CPU and queueing
+	// limits. May be nil: then they are off.
 	Load *load.Sampler
 	// Logger receives shed (debug, rate-limited) and state-change (info)
 	// logs. Default slog.Default().
@@ -86,8 +101,9 @@ type AdaptiveConfig struct {
 	// InitialLimit is the limit before the first update. Default 20;
 	// allowed MinLimit..MaxLimit.
 	InitialLimit int
-	// MinLimit is the lowest limit, and the limit while the no-load latency
-	// is measured under load (see ProbeInterval). Default 3; allowed
+	// MinLimit is the lowest limit. Default 1: a service with one worker
+	// has a knee of one call (the gate admits a second call only when it
+	// will wait little; see the package documentation). Allowed
 	// 1..MaxLimit.
 	MinLimit int
 	// MaxLimit is the highest limit. Default 1000; allowed MinLimit..1<<30.
@@ -98,15 +114,18 @@ type AdaptiveConfig struct {
 	// MinSamples is how many calls a window needs before the limit is
 	// recomputed (a quieter window is extended). Default 10; allowed 1..10000.
 	MinSamples int
-	// Tolerance is how much the mean latency may exceed the no-load latency
-	// before the limit shrinks: the limit settles where latency is
-	// (1+Tolerance) × the no-load latency. Default 0.1; allowed 0.01..2.
+	// Tolerance is how much the mean latency of calls admitted within the
+	// limit may exceed the no-load latency before the limit shrinks, and
+	// the size of a step up (Tolerance × the limit, at least one call).
+	// Default 0.1; allowed 0.01..2.
 	Tolerance float64
-	// ProbeInterval is how often the no-load latency is measured again
-	// (±15 % jitter); the first measurement starts at New. A measurement
-	// takes ProbeSamples calls admitted at low concurrency; when the load
-	// gives none for a second, the limit is pinned to MinLimit until it has
-	// them. Default 30s; allowed 1s..1h.
+	// ProbeInterval is how long the no-load latency may go without a new
+	// measurement (±15 % jitter) before the limit is pinned to a quarter of
+	// itself to take one. The measurement is the mean latency of
+	// ProbeSamples calls that ran alone, taken whenever they come (a
+	// replica that is ever idle never needs a pin); the first one, if no
+	// call runs alone within a second of New, pins the limit to 1. Default
+	// 30s; allowed 1s..1h.
 	ProbeInterval time.Duration
 	// ProbeSamples is how many calls a measurement of the no-load latency
 	// takes. Default 20; allowed 1..10000.
@@ -119,7 +138,7 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 			*v = d
 		}
 	}
-	defInt(&c.MinLimit, 3)
+	defInt(&c.MinLimit, 1)
 	defInt(&c.MaxLimit, 1000)
 	defInt(&c.InitialLimit, min(max(20, c.MinLimit), c.MaxLimit))
 	defInt(&c.MinSamples, 10)
@@ -137,23 +156,35 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 }
 
 func (c AdaptiveConfig) validate() error {
+	set := c // what the caller set: a relation error names a field set there
 	c = c.withDefaults()
+	// Each field's own range first, so that an error names the field that
+	// is out of it, then the relations between the limits.
 	ints := []struct {
-		name    string
-		v       int
-		lo, hi  int
-		hiLabel string
+		name   string
+		v      int
+		lo, hi int
 	}{
-		{"MinLimit", c.MinLimit, 1, c.MaxLimit, "MaxLimit"},
-		{"MaxLimit", c.MaxLimit, c.MinLimit, 1 << 30, ""},
-		{"InitialLimit", c.InitialLimit, c.MinLimit, c.MaxLimit, ""},
-		{"MinSamples", c.MinSamples, 1, 10000, ""},
-		{"ProbeSamples", c.ProbeSamples, 1, 10000, ""},
+		{"MinLimit", c.MinLimit, 1, 1 << 30},
+		{"MaxLimit", c.MaxLimit, 1, 1 << 30},
+		{"InitialLimit", c.InitialLimit, 1, 1 << 30},
+		{"MinSamples", c.MinSamples, 1, 10000},
+		{"ProbeSamples", c.ProbeSamples, 1, 10000},
 	}
 	for _, k := range ints {
 		if k.v < k.lo || k.v > k.hi {
 			return fmt.Errorf("loadshed: Adaptive.%s must be within %d..%d (0 means the default), got %d", k.name, k.lo, k.hi, k.v)
 		}
+	}
+	if c.MinLimit > c.MaxLimit {
+		if set.MinLimit != 0 {
+			return fmt.Errorf("loadshed: Adaptive.MinLimit must be within 1..MaxLimit=%d (0 means the default), got %d", c.MaxLimit, c.MinLimit)
+		}
+		return fmt.Errorf("loadshed: Adaptive.MaxLimit must be within MinLimit=%d..%d (0 means the default), got %d", c.MinLimit, 1<<30, c.MaxLimit)
+	}
+	if c.InitialLimit < c.MinLimit || c.InitialLimit > c.MaxLimit {
+		return fmt.Errorf("loadshed: Adaptive.InitialLimit must be within MinLimit=%d..MaxLimit=%d (0 means the default), got %d",
+			c.MinLimit, c.MaxLimit, c.InitialLimit)
 	}
 	if c.Window < 10*time.Millisecond || c.Window > 10*time.Second {
 		return fmt.Errorf("loadshed: Adaptive.Window must be within 10ms..10s (0 means the default), got %v", c.Window)
@@ -171,6 +202,9 @@ func (c AdaptiveConfig) validate() error {
 func (c Config) withDefaults() Config {
 	if c.CPUThreshold == 0 {
 		c.CPUThreshold = DefaultCPUThreshold
+	}
+	if c.QueueingThreshold == 0 {
+		c.QueueingThreshold = DefaultQueueingThreshold
 	}
 	if c.DefaultPriority == nil {
 		p := Critical
@@ -202,10 +236,16 @@ func (c Config) Validate() error {
 	if c.CPUThreshold != Off && c.CPUThreshold != 0 && !(c.CPUThreshold >= 0.05 && c.CPUThreshold <= 1) || math.IsNaN(c.CPUThreshold) {
 		return fmt.Errorf("loadshed: CPUThreshold must be within 0.05..1 or loadshed.Off (0 means %v), got %v", DefaultCPUThreshold, c.CPUThreshold)
 	}
+	if c.QueueingThreshold != Off && c.QueueingThreshold != 0 && !(c.QueueingThreshold >= 0.05 && c.QueueingThreshold <= 0.99) || math.IsNaN(c.QueueingThreshold) {
+		return fmt.Errorf("loadshed: QueueingThreshold must be within 0.05..0.99 or loadshed.Off (0 means %v), got %v", DefaultQueueingThreshold, c.QueueingThreshold)
+	}
 	if c.Adaptive != nil {
 		if err := c.Adaptive.validate(); err != nil {
 			return err
 		}
+	}
+	if err := checkPriorityHeader(c.PriorityHeader); err != nil {
+		return err
 	}
 	if c.DefaultPriority != nil && *c.DefaultPriority >= numPriorities {
 		return fmt.Errorf("loadshed: DefaultPriority must be one of Sheddable..CriticalPlus, got %v", *c.DefaultPriority)
@@ -228,6 +268,35 @@ func (c Config) Validate() error {
 	}
 	if c.Pushback != 0 && c.Pushback != Off && (c.Pushback < time.Millisecond || c.Pushback > time.Minute) {
 		return fmt.Errorf("loadshed: Pushback must be within 1ms..1m or loadshed.Off (0 means %v), got %v", DefaultPushback, c.Pushback)
+	}
+	return nil
+}
+
+// checkPriorityHeader reports an error unless h is empty (the default),
+// NoHeader, or a metadata key a client can send and grpc-go passes to the
+// server as text: an HTTP/2 field name (lower-cased here, as grpc-go does),
+// not a pseudo-header (":authority"), not reserved for gRPC ("grpc-…",
+// content-type, te, user-agent), not an HTTP/2 connection header and not a
+// binary ("-bin") key.
+func checkPriorityHeader(h string) error {
+	if h == "" || h == NoHeader {
+		return nil
+	}
+	k := strings.ToLower(h)
+	ok := !strings.HasPrefix(k, "grpc-") && !strings.HasSuffix(k, "-bin")
+	switch k {
+	case "content-type", "te", "user-agent", "connection", "keep-alive", "proxy-connection",
+		"transfer-encoding", "upgrade", "host":
+		ok = false
+	}
+	for i := 0; ok && i < len(k); i++ {
+		b := k[i]
+		ok = b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+	}
+	if !ok {
+		return fmt.Errorf("loadshed: PriorityHeader must be a metadata key (letters, digits and !#$%%&'*+-.^_`|~; "+
+			"not a pseudo-header, a reserved grpc-* or HTTP/2 connection header, nor a -bin key), "+
+			"or loadshed.NoHeader (%q); empty means %q; got %q", NoHeader, DefaultPriorityHeader, h)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package loadshed_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,12 @@ func TestConfigValidation(t *testing.T) {
 		{loadshed.Config{MaxInFlight: 1, CPUThreshold: 1.5}, "CPUThreshold"},
 		{loadshed.Config{MaxInFlight: 1, CPUThreshold: 0.01}, "CPUThreshold"},
 		{loadshed.Config{MaxInFlight: 1, CPUThreshold: loadshed.Off}, ""},
+		{loadshed.Config{MaxInFlight: 1, CPUThreshold: math.NaN()}, "CPUThreshold"},
+		{loadshed.Config{MaxInFlight: 1, QueueingThreshold: 1.5}, "QueueingThreshold"},
+		{loadshed.Config{MaxInFlight: 1, QueueingThreshold: math.NaN()}, "QueueingThreshold"},
+		{loadshed.Config{MaxInFlight: 1, QueueingThreshold: math.Inf(1)}, "QueueingThreshold"},
+		{loadshed.Config{MaxInFlight: 1, QueueingThreshold: loadshed.Off}, ""},
+		{loadshed.Config{Adaptive: &loadshed.AdaptiveConfig{Tolerance: math.NaN()}}, "Adaptive.Tolerance"},
 		{loadshed.Config{MaxInFlight: 1, Code: codes.Internal}, "Code"},
 		{loadshed.Config{MaxInFlight: 1, Code: codes.ResourceExhausted}, ""},
 		{loadshed.Config{MaxInFlight: 1, Pushback: time.Hour}, "Pushback"},

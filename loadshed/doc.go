@@ -30,30 +30,21 @@
 // Shedding is off by default in the Manager: it turns latency into errors,
 // and only clients with a retry policy turn those back into successes. The
 // server cannot see whether its clients have one, so turning shedding on is
-// an operator's decision, taken together with publishing ClientServiceConfig
-// (in DNS TXT, or each client's default service config). Running
+// an operator's decision, taken together with publishing
+// clientconfig.RoundRobin (in DNS TXT, or each client's default service
+// config). Running
 // unprotected is bad too: turn it on wherever you control the clients.
 //
 // # The client side
 //
-// ClientServiceConfig is the service config to give clients:
+// The service config to give clients is clientconfig.RoundRobin (or one of
+// the weighted configs of package clientconfig): round_robin, health
+// checking, and a retry policy for UNAVAILABLE (add "RESOURCE_EXHAUSTED" if
+// Config.Code is that) with up to 5 attempts and retryThrottling, so that
+// retries do not multiply a fleet-wide overload. In Go:
 //
-//	{
-//	  "loadBalancingConfig": [{"round_robin": {}}],
-//	  "methodConfig": [{
-//	    "name": [{}],
-//	    "retryPolicy": {
-//	      "maxAttempts": 5,
-//	      "initialBackoff": "0.01s",
-//	      "maxBackoff": "0.1s",
-//	      "backoffMultiplier": 2,
-//	      "retryableStatusCodes": ["UNAVAILABLE"]
-//	    }
-//	  }],
-//	  "retryThrottling": {"maxTokens": 100, "tokenRatio": 2}
-//	}
+//	grpc.NewClient(target, grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 //
-// In Go: grpc.NewClient(target, grpc.WithDefaultServiceConfig(loadshed.ClientServiceConfig)).
 // grpc-js reads the same JSON (the "grpc.service_config" channel option) and
 // honours the pushback; it retries at once when the trailer does not parse.
 // Both are tested here against two replicas, one at its limit: zero failed
@@ -74,13 +65,14 @@
 //   - Whether a call is shed: Shedder.admit (shedder.go), called by the
 //     interceptors (grpc.go), or by the tap with Pushback Off. Limits
 //     compose: a call is shed by the first that refuses it, CPU first, then
-//     the lower of the static and the adaptive concurrency limits.
+//     queueing, then the lower of the static and the adaptive concurrency
+//     limits.
 //   - A call's priority: Shedder.priorityOf (grpc.go), from the header
 //     DefaultPriorityHeader, else Config.Methods, else
 //     Config.DefaultPriority. How priorities scale limits: Priority.Share
 //     (priority.go).
 //   - The adaptive limit: adaptive.update (adaptive.go), run in the done of
-//     the call that closes a window; no goroutine.
+//     the call that closes a window; no goroutine. Its gate: adaptive.mayQueue.
 //   - What a shed call receives: the status built in New and the trailer
 //     set in the interceptors (grpc.go).
 //
@@ -124,24 +116,76 @@
 // overload it settles where (1−p)×3 = CPU, about 97 % CPU with the default
 // threshold. It needs the sampler: without one the CPU limit is off.
 //
-// Adaptive: a gradient controller on the no-load latency, after Envoy's
-// adaptive concurrency filter. Every Window the limit moves towards
-// limit × baseline×(1+Tolerance)/mean latency, the mean of the unary calls
-// that ended in the window (a random one in eight once a window has 64 ×
-// MinSamples calls, so that busy servers pay the clock reads on few calls). Past a service's knee its
-// latency rises in proportion to concurrency, so the limit settles at about
-// knee × (1+Tolerance): measured in TestAdaptiveLimitFindsKnee within a few
-// percent of the knee. Chosen over Netflix's Gradient2, whose long-term
-// average baseline can drift up under sustained overload (and its limit
-// with it), over Vegas, which keeps a queue of 3–6 × log10(limit) calls
-// (Netflix's VegasLimit) above the knee, and over AIMD, which needs a
-// latency threshold or drop signal set by hand. The baseline is measured
-// at start and every ProbeInterval from calls admitted at low concurrency;
-// under sustained load the limit is pinned to MinLimit until ProbeSamples
-// calls have finished, as Envoy does: a short loss (shed calls go elsewhere)
-// against a baseline that would otherwise drift with the queue. Caveat: a
-// slow dependency raises latency too, and the limit falls with it until the
-// next baseline; use MinLimit as a floor.
+// Queueing: above Config.QueueingThreshold of the shared sampler's queueing
+// share (load.Snapshot.Queueing: 1 − no-load latency ÷ latency, smoothed),
+// calls are shed with a probability rising linearly to 100 % when all of a
+// call's time is waiting. The CPU ramp's companion for a replica that is
+// slow on a lock, a small pool or a slow dependency with its CPU idle; it
+// needs the sampler, and the adaptive limit, when on, keeps queueing well
+// under it.
+//
+// Adaptive: finds the knee of the service, the most calls it serves at
+// once without one waiting for another, from the latency of its calls
+// against their no-load latency, and admits a call beyond the knee only
+// when it is predicted to wait less than the time until the next call
+// would arrive (adaptive.go has the whole rule). Every Window the knee
+// estimate K moves
+//
+//   - down, half-way to X × W0 (completions per second × no-load latency:
+//     by Little's law the concurrency that serves what was served without
+//     a queue), when calls waited longer than predicted by more than
+//     Tolerance of W0 (and the noise of the window's mean);
+//   - up, by max(1, Tolerance × K), when calls admitted beyond K waited less
+//     than half of their predicted wait (a slot was free), faster while
+//     they hardly waited at all; and, for K ≥ 1/Tolerance, by a factor
+//     that doubles with each consecutive step while the limit is reached
+//     without waits, so that a service taking hundreds of calls at once is
+//     found in a few windows.
+//
+// A call that finds K calls in flight is admitted if the wait predicted
+// for it (from the last start and W0/K between completions) is at most
+// two mean times between offered calls: if it is longer, a later call
+// will probably take the slot having waited less; if shorter, the slot
+// would probably stand idle without it. So at 3× a one-worker replica
+// keeps its worker busy while an admitted call waits at most two thirds of
+// a service time, and at 10× a fifth; at about 1× (offered, smoothed over
+// windows, within 10 % of completed) the gate admits up to max(4K, 8)
+// waiting calls whatever their predicted wait, so that nothing the service
+// can serve is shed. At most K × X/(λ−X) calls wait. While calls
+// are shed and slots still stand idle (a service time so variable that the
+// prediction misses), the horizon and the number of waiting calls grow, up
+// to 4×.
+//
+// The no-load latency W0 is the mean latency of calls that ran alone
+// (nothing can have queued them), collected all the time, in batches of
+// ProbeSamples times a spread factor (4 × the squared coefficient of
+// variation, 1..16: a 50/50 mix of 1 ms and 50 ms calls needs 16 times as
+// many); a replica overloaded from its start pins the limit to 1 until it
+// has them. Under sustained load no call runs alone: after ProbeInterval,
+// or at once when the limit halved and the wait did not fall (the service
+// got slower, it is not queueing: without this a stale W0 would drive the
+// limit to 1), the limit is pinned to a quarter of itself for a few calls.
+// At light load the limit stays within twice the most calls seen in flight
+// (at least 4), so a surge meets a limit near what was served. MinLimit is
+// 1: a one-worker replica has a knee of one call.
+//
+// Why this and not the others, measured with the seeded simulations of
+// sim_internal_test.go (the real Shedder on a simulated clock) and the
+// adaptive scenario of make scenarios:
+//
+//   - Envoy's gradient (the previous rule here) settles at knee ×
+//     (1+Tolerance) floored by MinLimit, and its probe measured a queued
+//     latency as "no-load" when overloaded from the start; with the
+//     queued slot it was "on the line" (p99 ratio 2.0–2.1 at 3×). Waiting
+//     only as long as the next arrival would take is what brings it under.
+//   - Netflix's Gradient2 baselines on a long-term average of the latency,
+//     which drifts up under a sustained queue; Vegas keeps 3–6 × log10(limit)
+//     calls queued by design.
+//   - failsafe-go's adaptive limiter (measured beside this one in the same
+//     scenarios) compares a latency quantile over windows of at least a
+//     second and 50 calls to a moving baseline, and takes a lock and fills
+//     a t-digest on every call.
+//   - AIMD needs a latency threshold or a drop signal set by hand.
 //
 // # Priorities
 //
@@ -161,8 +205,11 @@
 // Metrics (meter "github.com/grpcmgmt/grpcmgmt/loadshed"), read from
 // atomics at collection time so the call path pays nothing:
 // grpcmgmt.loadshed.admitted{priority}, grpcmgmt.loadshed.shed{reason,
-// priority} (reason static, cpu or adaptive), grpcmgmt.loadshed.limit{limit}
-// and grpcmgmt.loadshed.in_flight. Logs: info when a limit starts or stops
-// shedding and when the CPU crosses its threshold; debug for shed calls, at
-// most one line a second with the count since the last.
+// priority} (reason static, cpu, queueing or adaptive),
+// grpcmgmt.loadshed.limit{limit} and grpcmgmt.loadshed.in_flight. Logs: info
+// when a limit starts or stops shedding, when the CPU or the queueing share
+// crosses its threshold, and when the adaptive limit pins itself to
+// measure the no-load latency; debug for shed calls (at most one line a
+// second with the count since the last) and for every window of the
+// adaptive limit (why it moved, with the latencies it decided on).
 package loadshed

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 
 	"google.golang.org/grpc"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
@@ -84,7 +86,7 @@ func Example() {
 	// held call: OK
 }
 
-// A client with ClientServiceConfig, over two replicas of which one is at
+// A client with clientconfig.RoundRobin, over two replicas of which one is at
 // its limit: every call succeeds, on the other replica.
 func Example_clientServiceConfig() {
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -114,7 +116,7 @@ func Example_clientServiceConfig() {
 	cc, err := grpc.NewClient(r.Scheme()+":///replicas",
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(loadshed.ClientServiceConfig))
+		grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -134,4 +136,13 @@ func Example_clientServiceConfig() {
 	<-held
 	// Output:
 	// served: map[b:10]
+}
+
+// Validation errors name the field and its allowed range; NaN is refused.
+func ExampleConfig_Validate() {
+	fmt.Println(loadshed.Config{QueueingThreshold: math.NaN()}.Validate())
+	fmt.Println(loadshed.Config{Adaptive: &loadshed.AdaptiveConfig{MinLimit: 0, MaxLimit: 0, Tolerance: 3}}.Validate())
+	// Output:
+	// loadshed: QueueingThreshold must be within 0.05..0.99 or loadshed.Off (0 means 0.75), got NaN
+	// loadshed: Adaptive.Tolerance must be within 0.01..2 (0 means the default), got 3
 }

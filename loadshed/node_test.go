@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
@@ -57,7 +58,7 @@ func TestNodeClientRetriesOnOtherReplica(t *testing.T) {
 
 	const calls = 100
 	cmd := exec.CommandContext(t.Context(), node, filepath.Join("testdata", "retry_client.js"),
-		"ipv4:"+addrA+","+addrB, strconv.Itoa(calls), loadshed.ClientServiceConfig)
+		"ipv4:"+addrA+","+addrB, strconv.Itoa(calls), clientconfig.RoundRobin)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	out, err := cmd.Output()
 	close(ga.release)

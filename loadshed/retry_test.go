@@ -14,12 +14,13 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
 
 // TestRetriedOnOtherReplica: two replicas, one held at its limit; a grpc-go
-// client with ClientServiceConfig sees zero failures, the shed calls being
+// client with clientconfig.RoundRobin sees zero failures, the shed calls being
 // served by the other replica.
 //
 // The calls are sequential: round_robin advances once per attempt, so a
@@ -49,7 +50,7 @@ func TestRetriedOnOtherReplica(t *testing.T) {
 
 	r := manual.NewBuilderWithScheme("ls")
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: addrA}, {Addr: addrB}}})
-	c := dial(t, r.Scheme()+":///replicas", grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(loadshed.ClientServiceConfig))
+	c := dial(t, r.Scheme()+":///replicas", grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 
 	const calls = 200
 	var failed, servedA, servedB atomic.Int64

@@ -30,17 +30,19 @@ const (
 	reasonStatic
 	reasonCPU
 	reasonAdaptive
+	reasonQueueing
 
-	numReasons = 4
+	numReasons = 5
 )
 
-var reasonNames = [numReasons]string{"", "static", "cpu", "adaptive"}
+var reasonNames = [numReasons]string{"", "static", "cpu", "adaptive", "queueing"}
 
 var reasonMessages = [numReasons]string{
 	"",
 	"over the static in-flight limit (MaxInFlight)",
 	"CPU over its threshold (CPUThreshold)",
 	"over the adaptive concurrency limit",
+	"calls queueing over the threshold (QueueingThreshold)",
 }
 
 // quiet is how long a limit must shed nothing before it is logged as clear.
@@ -56,9 +58,11 @@ type Shedder struct {
 	log      *slog.Logger
 	base     time.Time
 	load     *load.Sampler // nil: no CPU limit
+	clock    func() int64  // ns since base
 	static   [numPriorities]int64
 	cpuTh    [numPriorities]float64
-	adaptive *adaptive // nil: off
+	queueTh  [numPriorities]float64 // 0: no queueing limit
+	adaptive *adaptive              // nil: off
 	methods  map[string]Priority
 	exempt   map[string]bool
 	header   string // "" when metadata is ignored
@@ -90,6 +94,7 @@ type Shedder struct {
 	lastShed   [numReasons]atomic.Int64
 	nShedding  atomic.Int32 // limits in the shedding state
 	cpuOver    atomic.Bool  // owned by the sampler callback
+	queueOver  atomic.Bool  // owned by the sampler callback
 	stopSample func()
 	closeOnce  sync.Once
 }
@@ -102,6 +107,7 @@ func New(cfg Config) (*Shedder, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Shedder{cfg: cfg, base: time.Now(), load: cfg.Load, defPrio: *cfg.DefaultPriority}
+	s.clock = s.sinceBase
 	s.lastLog.Store(-int64(time.Second)) // the first shed is logged
 	s.log = cfg.Logger
 	if s.log == nil {
@@ -109,10 +115,10 @@ func New(cfg Config) (*Shedder, error) {
 	}
 	s.log = s.log.With("component", "loadshed")
 	cpuOn := cfg.CPUThreshold != Off && cfg.Load != nil
-	if cfg.MaxInFlight == 0 && !cpuOn && cfg.Adaptive == nil {
-		return nil, fmt.Errorf("loadshed: Config enables no limit: set MaxInFlight or Adaptive, or Load for the CPU limit")
+	if cfg.MaxInFlight == 0 && !cpuOn && cfg.Adaptive == nil && (cfg.Load == nil || cfg.QueueingThreshold == Off) {
+		return nil, fmt.Errorf("loadshed: Config enables no limit: set MaxInFlight or Adaptive, or Load for the CPU and queueing limits")
 	}
-	if !cpuOn {
+	if cfg.Load == nil {
 		s.load = nil
 	}
 	for p := Priority(0); p < numPriorities; p++ {
@@ -120,12 +126,18 @@ func New(cfg Config) (*Shedder, error) {
 			s.static[p] = max(1, int64(float64(cfg.MaxInFlight)*p.Share()))
 		}
 		s.cpuTh[p] = min(cfg.CPUThreshold*p.Share(), 1)
+		if !cpuOn {
+			s.cpuTh[p] = 2 // never: CPU utilization is at most about 1
+		}
+		if cfg.QueueingThreshold != Off {
+			s.queueTh[p] = min(cfg.QueueingThreshold*p.Share(), 0.99)
+		}
 		for r := reasonStatic; r < numReasons; r++ {
 			s.errs[r][p] = status.Error(cfg.Code, "loadshed: call shed: "+reasonMessages[r]+"; priority "+p.String())
 		}
 	}
 	if cfg.Adaptive != nil {
-		s.adaptive = newAdaptive(*cfg.Adaptive, s.log, s.now)
+		s.adaptive = newAdaptive(*cfg.Adaptive, s.log, s.now, s.counts)
 	}
 	s.methods = cfg.Methods
 	s.exempt = map[string]bool{healthService: true, orcaService: true}
@@ -152,16 +164,24 @@ func New(cfg Config) (*Shedder, error) {
 	if cfg.Load != nil {
 		s.stopSample = cfg.Load.OnSample(s.onSample)
 	}
-	s.log.Debug("loadshed: ready", "max_in_flight", cfg.MaxInFlight, "cpu_threshold", cpuThresholdAttr(s),
+	s.log.Debug("loadshed: ready", "max_in_flight", cfg.MaxInFlight, "cpu_threshold", cpuThresholdAttr(s, cpuOn),
+		"queueing_threshold", queueingThresholdAttr(s),
 		"adaptive", cfg.Adaptive != nil, "code", cfg.Code, "pushback", cfg.Pushback, "reject_in_tap", s.tapMode)
 	return s, nil
 }
 
-func cpuThresholdAttr(s *Shedder) any {
-	if s.load == nil {
+func cpuThresholdAttr(s *Shedder, on bool) any {
+	if !on {
 		return "off"
 	}
 	return s.cfg.CPUThreshold
+}
+
+func queueingThresholdAttr(s *Shedder) any {
+	if s.load == nil || s.cfg.QueueingThreshold == Off {
+		return "off"
+	}
+	return s.cfg.QueueingThreshold
 }
 
 // Close stops the Shedder's subscription to the load sampler and its
@@ -192,21 +212,39 @@ func (s *Shedder) Limit() int64 {
 	return l
 }
 
-func (s *Shedder) now() int64 { return int64(time.Since(s.base)) }
+func (s *Shedder) now() int64 { return s.clock() }
+
+func (s *Shedder) sinceBase() int64 { return int64(time.Since(s.base)) }
+
+// counts returns the calls admitted and shed since New (all priorities and
+// reasons) and the calls in flight, for the adaptive limit's rates.
+func (s *Shedder) counts() (adm, shed uint64, inFlight int64) {
+	for p := range s.admitted {
+		adm += s.admitted[p].Load()
+		for r := range s.shed {
+			shed += s.shed[r][p].Load()
+		}
+	}
+	return adm, shed, s.inFlight.Load()
+}
 
 // token is an admitted call's release: done is called exactly once, deferred
 // by the interceptor that admitted it. A value, so admitting allocates
 // nothing.
 type token struct {
 	start    int64 // ns; 0 when the call is not a latency sample
-	baseline bool
+	pred     int64 // ns: the wait predicted for a call admitted beyond the adaptive limit
+	baseline bool  // a no-load sample
+	queued   bool  // admitted beyond the adaptive limit, to wait for a slot
 }
 
 // admit decides on one call of priority p. rollCPU says whether the CPU
 // limit is decided here (false when the tap has decided it already).
 func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
-	if rollCPU && s.load != nil && s.cpuShed(p) {
-		return token{}, reasonCPU
+	if s.load != nil {
+		if r := s.loadShed(p, rollCPU); r != admitted {
+			return token{}, r
+		}
 	}
 	lim, r := s.static[p], reasonStatic
 	if s.adaptive != nil {
@@ -215,34 +253,73 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 		}
 	}
 	// Fast path: one add, kept if it stays within the limit. Every call
-	// admitted saw the count, its own slot included, at most lim, so never
-	// more than lim calls hold a slot. A count over lim may include other
+	// admitted saw the count, its own slot included, at most lim (or, for
+	// the adaptive limit, was let through its gate to wait for a slot), so
+	// never more than that hold a slot. A count over lim may include other
 	// callers' increments that they are about to undo, so a call that sees
-	// one undoes its own and checks again with a compare-and-swap: a free
-	// slot is not refused because of callers that were refused themselves.
+	// one (and is not let through the gate) undoes its own and checks again
+	// with a compare-and-swap: a free slot is not refused because of
+	// callers that were refused themselves.
+	var t token
 	n := s.inFlight.Add(1)
 	if lim != 0 && n > lim {
-		s.inFlight.Add(-1)
-		for {
-			n = s.inFlight.Load()
-			if n >= lim {
-				return token{}, r
-			}
-			if s.inFlight.CompareAndSwap(n, n+1) {
-				n++
-				break
+		if r == reasonAdaptive && sample { // a stream holds its slot for good: no wait to predict
+			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
+		}
+		if !t.queued {
+			s.inFlight.Add(-1)
+			for {
+				n = s.inFlight.Load()
+				if n >= lim {
+					return token{}, r
+				}
+				if s.inFlight.CompareAndSwap(n, n+1) {
+					n++
+					break
+				}
 			}
 		}
 	}
 	s.admitted[p].Add(1)
-	var t token
 	if s.adaptive != nil {
-		t.baseline = s.adaptive.admitted(n)
-		if sample && s.adaptive.sample() {
+		lone := s.adaptive.admitted(n)
+		switch {
+		case t.queued:
+			// Always timed: the gate's evidence.
 			t.start = max(s.now(), 1)
+		default:
+			// Lone calls (no-load samples) are timed like the others: one
+			// in eight when the traffic is heavy. (A server with many lone
+			// calls is not busy; one with few is, and pins to measure.)
+			if (sample && s.adaptive.sample()) || n == lim {
+				t.start = max(s.now(), 1)
+				t.baseline = lone
+			}
+			if n == lim {
+				// The last free slot: the next call waits for a slot, and
+				// its predicted wait starts from here. (Below the limit
+				// nothing is predicted: no shared store on the fast path.)
+				s.adaptive.startedAt(t.start)
+			}
+		}
+		if !sample { // a stream: holds a slot, is no latency sample
+			t.start, t.baseline = 0, false
 		}
 	}
 	return t, admitted
+}
+
+// loadShed rolls the dice of the limits that follow the shared sampler:
+// CPU (if rollCPU) and queueing.
+func (s *Shedder) loadShed(p Priority, rollCPU bool) reason {
+	snap := s.load.Snapshot()
+	if rollCPU && ramp(snap.CPU, s.cpuTh[p]) {
+		return reasonCPU
+	}
+	if th := s.queueTh[p]; th > 0 && ramp(snap.Queueing, th) {
+		return reasonQueueing
+	}
+	return admitted
 }
 
 // wouldShed is the tap's read-only pre-check of the concurrency limits.
@@ -253,37 +330,57 @@ func (s *Shedder) wouldShed(p Priority) reason {
 			lim, r = a, reasonAdaptive
 		}
 	}
-	if lim != 0 && s.inFlight.Load() >= lim {
+	if n := s.inFlight.Load(); lim != 0 && n >= lim {
+		if r == reasonAdaptive {
+			if _, ok := s.adaptive.mayQueue(n+1-lim, lim); ok {
+				return admitted // the interceptor decides again, atomically
+			}
+		}
 		return r
 	}
 	return admitted
 }
 
-// cpuShed rolls the CPU limit's dice: the shed probability rises linearly
-// from 0 at the priority's threshold to 1 at full utilization.
-func (s *Shedder) cpuShed(p Priority) bool {
-	cpu, th := s.load.Snapshot().CPU, s.cpuTh[p]
-	if cpu <= th {
+// cpuShed rolls the CPU limit's dice.
+func (s *Shedder) cpuShed(p Priority) bool { return ramp(s.load.Snapshot().CPU, s.cpuTh[p]) }
+
+// ramp rolls a ramp limit's dice: the shed probability rises linearly from
+// 0 at the threshold th to 1 at a value v of 1 (full utilization; all of
+// the latency spent queueing).
+func ramp(v, th float64) bool {
+	if v <= th {
 		return false
 	}
 	if th >= 1 {
 		return true
 	}
-	prob := (cpu - th) / (1 - th)
+	prob := (v - th) / (1 - th)
 	return prob >= 1 || rand.Float64() < prob
 }
 
 // done releases an admitted call's slot.
 func (s *Shedder) done(t token) {
-	s.inFlight.Add(-1)
-	if t.start != 0 {
-		now := s.now()
-		s.adaptive.done(now, now-t.start, t.baseline)
-		if s.nShedding.Load() > 0 {
-			s.checkClear(now)
+	n := s.inFlight.Add(-1)
+	var now int64
+	if a := s.adaptive; a != nil {
+		if n >= a.limit.Load() {
+			// A call waiting for a slot takes this one: the gate predicts
+			// the next slot from now.
+			now = s.now()
+			a.startedAt(now)
 		}
-	} else if s.nShedding.Load() > 0 {
-		s.checkClear(s.now())
+		if t.start != 0 {
+			if now == 0 {
+				now = s.now()
+			}
+			a.done(now, now-t.start, t)
+		}
+	}
+	if s.nShedding.Load() > 0 {
+		if now == 0 {
+			now = s.now()
+		}
+		s.checkClear(now)
 	}
 }
 
@@ -323,7 +420,19 @@ func (s *Shedder) checkClear(now int64) {
 
 // onSample runs on the sampler goroutine.
 func (s *Shedder) onSample(snap load.Snapshot) {
-	if s.load != nil {
+	if th := s.queueTh[Critical]; s.load != nil && th > 0 {
+		over := snap.Queueing > th
+		if over != s.queueOver.Load() {
+			s.queueOver.Store(over)
+			if over {
+				s.log.Info("loadshed: queueing over threshold; critical calls shed with rising probability",
+					"queueing", round3(snap.Queueing), "threshold", th, "latency", snap.Latency, "no_load_latency", snap.NoLoadLatency)
+			} else {
+				s.log.Info("loadshed: queueing back under threshold", "queueing", round3(snap.Queueing), "threshold", th)
+			}
+		}
+	}
+	if s.load != nil && s.cpuTh[Critical] <= 1 {
 		over := snap.CPU > s.cfg.CPUThreshold
 		if over != s.cpuOver.Load() {
 			s.cpuOver.Store(over)

@@ -29,8 +29,11 @@
 //   - application_utilization: the mean number of unary calls in flight
 //     during the sample period ÷ the concurrency limit (Config.Limit, else
 //     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
-//     is the CPU utilization. See below. The grpcmgmt Manager, with
-//     shedding on, sets Config.Limit to the Shedder's current limit.
+//     is the CPU utilization, or, while the sampler's queueing is high
+//     (load.Snapshot.QueueingHigh), the share of the calls' latency spent
+//     queueing (load.Snapshot.Queueing) when that is higher. See below. The
+//     grpcmgmt Manager, with shedding on, sets Config.Limit to the
+//     Shedder's current limit.
 //   - qps: unary calls started per second, counted by the same interceptor
 //     over the same periods and with the same smoothing as the calls in
 //     flight (not the sampler's QPS, which also counts streams and is
@@ -67,10 +70,21 @@
 //     follows what the replica sustains.
 //   - A fixed Capacity when calls queue for a bounded resource (worker pool,
 //     connection pool): the pool size.
-//   - Neither, for CPU-bound services with one process per replica (the
-//     usual Kubernetes deployment): application_utilization is then the
-//     process's CPU utilization of its allowance, which is what grpc-go's
-//     weighted_round_robin falls back to anyway. It is sent explicitly
+//   - Neither, for services with one process per replica (the usual
+//     Kubernetes deployment): application_utilization is then the process's
+//     CPU utilization of its allowance, which is what grpc-go's
+//     weighted_round_robin falls back to anyway, or, while queueing is high,
+//     the queueing share 1 − no-load latency ÷ latency when that is higher.
+//     The CPU alone misleads on a replica that is slow but not CPU-bound
+//     (calls waiting on a lock, a small pool, a slow disk): its CPU reads
+//     low, so its weight would rise as it slows. The queueing share rises
+//     instead (for a single queue with random arrivals it is the server's
+//     utilization), and weighted_round_robin, which converges where every
+//     replica reports the same utilization, moves traffic off it until its
+//     queueing is no longer high. Only while high: the share is noisier
+//     than the CPU, and a fleet weighted by it all the time (tried first)
+//     seemed to spread the hot scenario's shares further from the
+//     capacities (single runs on a shared machine). It is sent explicitly
 //     because @grpc/grpc-js 1.14 reads only application_utilization and
 //     ignores cpu_utilization: without it a Node client would weigh nothing.
 //
@@ -108,31 +122,15 @@
 //
 //	import _ "google.golang.org/grpc/balancer/weightedroundrobin"
 //
+// The service configs to give clients are in package clientconfig:
+// clientconfig.WeightedRoundRobin learns weights from the trailers of the
+// client's own calls (per-call reports, the A58 default), and
+// clientconfig.WeightedRoundRobinOOB from one out-of-band stream per
+// connection, a report every oobReportingPeriod (grpc-js spells it
+// oob_load_reporting_period), raised to the server's MinReportingInterval.
 // grpc-go reads the policy's fields in camelCase, @grpc/grpc-js 1.14 in
-// snake_case (and silently ignores the other spelling), so a service config
-// meant for both carries both. With per-call reports (the A58 default), the
-// client learns weights from the trailers of its own calls:
-//
-//	{"loadBalancingConfig": [{"weighted_round_robin": {
-//	  "enableOobLoadReport": false, "enable_oob_load_report": false,
-//	  "blackoutPeriod": "10s", "blackout_period": "10s",
-//	  "weightUpdatePeriod": "1s", "weight_update_period": "1s",
-//	  "weightExpirationPeriod": "180s", "weight_expiration_period": "180s",
-//	  "errorUtilizationPenalty": 1, "error_utilization_penalty": 1
-//	}}, {"round_robin": {}}]}
-//
-// With out-of-band reports, each connection streams reports every
-// oobReportingPeriod (grpc-js spells it oob_load_reporting_period), raised
-// to the server's MinReportingInterval:
-//
-//	{"loadBalancingConfig": [{"weighted_round_robin": {
-//	  "enableOobLoadReport": true, "enable_oob_load_report": true,
-//	  "oobReportingPeriod": "10s", "oob_load_reporting_period": "10s",
-//	  "blackoutPeriod": "10s", "blackout_period": "10s",
-//	  "weightUpdatePeriod": "1s", "weight_update_period": "1s",
-//	  "weightExpirationPeriod": "180s", "weight_expiration_period": "180s",
-//	  "errorUtilizationPenalty": 1, "error_utilization_penalty": 1
-//	}}, {"round_robin": {}}]}
+// snake_case (and silently ignores the other spelling), so both configs
+// carry both.
 //
 // Which to choose: per-call reports cost a few dozen bytes per call and
 // reflect load as often as calls end; out-of-band reports cost one message
@@ -149,7 +147,8 @@
 // valid load from their first call.
 //
 // Give the server a MinReportingInterval no longer than the clients'
-// oobReportingPeriod, or the clients get reports at the server's pace.
+// oobReportingPeriod, or the clients get reports at the server's pace
+// (clientconfig.WeightedRoundRobinOOB asks for the default, 30 s).
 // blackoutPeriod (default 10 s) is how long a new connection's weight is
 // ignored; weightExpirationPeriod (default 3 min) how long a weight lasts
 // without reports.
@@ -159,7 +158,7 @@
 // (C-core 1.51, for one) with equal shares instead of failing; it also
 // hides a forgotten blank import in a Go client, which then splits evenly
 // (without the fallback grpc.NewClient fails: "no supported policies found
-// in config"). The tests in this package run both configs above, periods
+// in config"). The tests in this package run both configs, periods
 // shortened, in grpc-go and @grpc/grpc-js clients.
 //
 // # Observability

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/orca"
 )
@@ -48,16 +49,12 @@ func Example() {
 		_ = m.Shutdown(ctx)
 	}()
 
-	// Client: the per-call service config from the package documentation,
-	// both spellings (grpc-go reads camelCase, grpc-js snake_case).
-	const serviceConfig = `{"loadBalancingConfig": [{"weighted_round_robin": {
-	  "enableOobLoadReport": false, "enable_oob_load_report": false,
-	  "blackoutPeriod": "10s", "blackout_period": "10s",
-	  "weightUpdatePeriod": "1s", "weight_update_period": "1s"
-	}}, {"round_robin": {}}]}`
+	// Client: weighted_round_robin fed by per-call reports
+	// (clientconfig.WeightedRoundRobin; grpc-go needs the blank import of
+	// google.golang.org/grpc/balancer/weightedroundrobin).
 	cc, err := grpc.NewClient("dns:///"+lis.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(serviceConfig))
+		grpc.WithDefaultServiceConfig(clientconfig.WeightedRoundRobin))
 	if err != nil {
 		panic(err)
 	}

@@ -34,9 +34,10 @@ func (r *Reporter) CallMetricsServerOption() grpc.ServerOption {
 }
 
 // UnaryServerInterceptor measures the unary calls in flight (the input of
-// application_utilization and qps) and makes sure every call carries a
-// per-call report: grpc-go sends the trailer only for calls whose handler
-// asked for the recorder, so the interceptor asks on the handler's behalf.
+// application_utilization and qps) and makes sure one unary call in
+// Config.PerCallEvery (default 8) carries a per-call report: grpc-go sends
+// the trailer only for calls whose handler asked for the recorder, so the
+// interceptor asks on the handler's behalf.
 // What the handler records itself (request costs, named metrics, or its own
 // utilization) is merged over the Reporter's values by grpc-go.
 func (r *Reporter) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return r.unary }

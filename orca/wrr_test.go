@@ -13,6 +13,10 @@ import (
 	"time"
 
 	_ "google.golang.org/grpc/balancer/weightedroundrobin" // registers weighted_round_robin
+
+	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
 // The capacity test: two replicas with the same CPU cost per call, the big
@@ -236,4 +240,41 @@ func TestWRRGoSlowReplica(t *testing.T) {
 	cc := dialWRR(t, wrrConfig(t, false), p.big.addr, p.small.addr)
 	checkShare(t, bigShare(t, runGo(cc, wrrRate, wrrWarmup, wrrWindows, wrrWindow), wrrRate, wrrWindow))
 	logReports(t, p)
+}
+
+// A replica that is slow but not CPU-bound: its one worker waits 10 ms per
+// call on something that takes no CPU (a lock held across a slow disk),
+// beside a replica with eight such workers, both with no Limit or Capacity
+// configured (the defaults) and the same CPU reading (one process). By CPU
+// alone the client would keep its first 50/50 split, sending the small
+// replica 150 calls/s against a capacity under 100, and its queue would
+// grow until calls time out. Its queueing share (load.Snapshot.Queueing)
+// rises above the CPU, its application_utilization with it, and the client
+// moves calls to the big replica until the small one no longer queues:
+// the big one then serves at least 60 % of them.
+func TestWRRGoQueueingReplica(t *testing.T) {
+	const rate = 300
+	cfg := orca.Config{MinReportingInterval: 50 * time.Millisecond, TimeConstant: 500 * time.Millisecond}
+	start := func(ip, name string, workers int) *server {
+		svc := replica.New(replica.Config{Name: name, Wait: 10 * time.Millisecond, Workers: workers})
+		return startServer(t, ip, svc.Register, []grpcmgmt.Option{grpcmgmt.WithLoad(testLoad), grpcmgmt.WithORCA(cfg)})
+	}
+	p := pair{big: start("127.0.0.2", "big", 8), small: start("127.0.0.3", "small", 1)}
+	for _, s := range []*server{p.big, p.small} {
+		c := dial(t, s.addr)
+		for range 40 { // one at a time: each replica's no-load latency
+			callReport(t, c)
+		}
+	}
+	prewarm(t, p)
+	cc := dialWRR(t, wrrConfig(t, false), p.big.addr, p.small.addr)
+	share := bigShare(t, runGo(cc, rate, wrrWarmup, wrrWindows, wrrWindow), rate, wrrWindow)
+	logReports(t, p)
+	for _, s := range []*server{p.big, p.small} {
+		sn := s.m.Load().Snapshot()
+		t.Logf("%s: latency %v no-load %v queueing %.2f high %v", s.addr, sn.Latency, sn.NoLoadLatency, sn.Queueing, sn.QueueingHigh)
+	}
+	if share < 0.6 {
+		t.Errorf("big replica's share = %.3f, want at least 0.6 (0.5 would be CPU alone)", share)
+	}
 }

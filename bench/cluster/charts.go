@@ -26,6 +26,11 @@ func PerReplicaChart(path, title string, per []map[string]int, markers ...chart.
 		}
 		c.Series = append(c.Series, s)
 	}
+	return WriteChart(path, c)
+}
+
+// WriteChart writes c as an SVG file at path.
+func WriteChart(path string, c chart.Line) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

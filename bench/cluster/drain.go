@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 )
 
 // Drain is the drain scenario: Replicas replicas behind a real dnsmasq,
@@ -75,7 +75,7 @@ func (s Drain) Run(ctx context.Context, c *Cluster) (DrainResult, error) {
 	}
 	rec := NewRecorder()
 	l := dnsLoad(s.Stack, dns, port)
-	l.ServiceConfig, l.Channels, l.Callers, l.CallTimeout = dialconfig.RoundRobin, s.Conns, s.Callers, s.CallTimeout
+	l.ServiceConfig, l.Channels, l.Callers, l.CallTimeout = clientconfig.RoundRobin, s.Conns, s.Callers, s.CallTimeout
 	stopLoad, err := c.startLoad(ctx, l, rec)
 	if err != nil {
 		return DrainResult{}, err

@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// HAProxy is a real HAProxy in TCP mode (round-robin per connection), the
+// HAProxy is a real HAProxy in TCP mode (round-robin per connection unless
+// HAProxyOptions.Balance says otherwise), the
 // stand-in for kube-proxy or a TCP network load balancer. Every replica
 // that may ever join is declared up front; Enable and Disable change the
 // set at run time through HAProxy's admin socket, as an operator or an
@@ -24,9 +26,32 @@ type HAProxy struct {
 	log  string
 }
 
-// StartHAProxy starts HAProxy on 127.0.0.1:port balancing over backends
-// (name → host:port); only the names in enabled start in rotation.
+// HAProxyOptions are the settings of an HAProxy that the scenarios vary.
+type HAProxyOptions struct {
+	// Balance is the backend's algorithm: "roundrobin" (the default),
+	// "random(1)" (uniform: kube-proxy in iptables mode), "random" (two
+	// draws, the least loaded: HAProxy's default for random), "leastconn"
+	// (IPVS lc).
+	Balance string
+	// MaxConn is the most connections HAProxy accepts. Default 4000.
+	MaxConn int
+}
+
+// StartHAProxy starts HAProxy on 127.0.0.1:port balancing round-robin over
+// backends (name → host:port); only the names in enabled start in
+// rotation.
 func (c *Cluster) StartHAProxy(port int, backends []*Replica, enabled ...string) (*HAProxy, error) {
+	return c.StartHAProxyWith(port, HAProxyOptions{}, backends, enabled...)
+}
+
+// StartHAProxyWith is StartHAProxy with options.
+func (c *Cluster) StartHAProxyWith(port int, o HAProxyOptions, backends []*Replica, enabled ...string) (*HAProxy, error) {
+	if o.Balance == "" {
+		o.Balance = "roundrobin"
+	}
+	if o.MaxConn == 0 {
+		o.MaxConn = 4000
+	}
 	bin, err := lookPath("haproxy")
 	if err != nil {
 		return nil, Require("haproxy")
@@ -45,9 +70,10 @@ func (c *Cluster) StartHAProxy(port int, backends []*Replica, enabled ...string)
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
     stats socket %s mode 600 level admin
-    maxconn 4000
+    maxconn %d
 defaults
     mode tcp
+    maxconn %d
     timeout connect 2s
     timeout client 5m
     timeout server 5m
@@ -55,8 +81,8 @@ frontend grpc
     bind %s
     default_backend replicas
 backend replicas
-    balance roundrobin
-`, h.sock, h.Addr)
+    balance %s
+`, h.sock, o.MaxConn, o.MaxConn, h.Addr, o.Balance)
 	for _, r := range backends {
 		state := ""
 		if !on[r.Name] {
@@ -107,6 +133,43 @@ func (h *HAProxy) Disable(name string) error {
 		err = fmt.Errorf("haproxy: disable %s: %s", name, out)
 	}
 	return err
+}
+
+// ServerStat is one backend server's counters in HAProxy's statistics.
+type ServerStat struct {
+	// Current is the connections open to the server now (scur); Total the
+	// connections it was ever given (stot).
+	Current, Total int
+}
+
+// Stats returns each backend server's counters, by name.
+func (h *HAProxy) Stats() (map[string]ServerStat, error) {
+	out, err := h.command("show stat")
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "# ") {
+		return nil, fmt.Errorf("haproxy: show stat: unexpected output %q", out)
+	}
+	col := map[string]int{}
+	for i, name := range strings.Split(strings.TrimPrefix(lines[0], "# "), ",") {
+		col[name] = i
+	}
+	stats := map[string]ServerStat{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		if len(f) <= col["stot"] || f[col["pxname"]] != "replicas" || f[col["svname"]] == "BACKEND" {
+			continue
+		}
+		cur, err1 := strconv.Atoi(f[col["scur"]])
+		tot, err2 := strconv.Atoi(f[col["stot"]])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("haproxy: show stat: bad line %q", l)
+		}
+		stats[f[col["svname"]]] = ServerStat{Current: cur, Total: tot}
+	}
+	return stats, nil
 }
 
 func (h *HAProxy) command(cmd string) (string, error) {

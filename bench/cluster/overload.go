@@ -24,9 +24,9 @@ type OverloadResult struct {
 	// GoodputLow, Goodput3x and Goodput10x are calls completed within their
 	// deadline per second ÷ capacity, at 0.5×, 3× and 10× offered load.
 	GoodputLow, Goodput3x, Goodput10x float64
-	// P99Low and P99At3x are the p99 latencies of completed calls at 0.5×
-	// and at 3×.
-	P99Low, P99At3x time.Duration
+	// P99Low, P99At3x and P99At10x are the p99 latencies of completed
+	// calls at 0.5×, at 3× and at 10×.
+	P99Low, P99At3x, P99At10x time.Duration
 	// RecoverySeconds is the time after the 3× load stops until the p99
 	// over a 500 ms window is back within 1.2× of P99Low (-1: never).
 	RecoverySeconds float64
@@ -105,7 +105,7 @@ func (o Overload) Run(ctx context.Context, c *Cluster, capacity float64) (Overlo
 	res.GoodputLow = float64(low.OK) / span / capacity
 	res.Goodput3x = float64(at3.OK) / span / capacity
 	res.Goodput10x = float64(at10.OK) / span / capacity
-	res.P99Low, res.P99At3x = low.Quantile(0.99), at3.Quantile(0.99)
+	res.P99Low, res.P99At3x, res.P99At10x = low.Quantile(0.99), at3.Quantile(0.99), at10.Quantile(0.99)
 	for t := 2 * p; t < 3*p; t += 100 * time.Millisecond {
 		w := rec.Window(t, t+500*time.Millisecond)
 		if w.OK > 0 && w.Failed == 0 && float64(w.Quantile(0.99)) <= 1.2*float64(res.P99Low) {
@@ -127,6 +127,7 @@ func (o Overload) Run(ctx context.Context, c *Cluster, capacity float64) (Overlo
 
 // String summarises a leg.
 func (r OverloadResult) String() string {
-	return fmt.Sprintf("goodput 3x %.2f 10x %.2f, p99 0.5x %v 3x %v, recovery %.1fs, failed %v",
-		r.Goodput3x, r.Goodput10x, r.P99Low.Round(time.Millisecond), r.P99At3x.Round(time.Millisecond), r.RecoverySeconds, r.Codes)
+	return fmt.Sprintf("goodput 3x %.2f 10x %.2f, p99 0.5x %v 3x %v 10x %v, recovery %.1fs, failed %v",
+		r.Goodput3x, r.Goodput10x, r.P99Low.Round(time.Millisecond), r.P99At3x.Round(time.Millisecond),
+		r.P99At10x.Round(time.Millisecond), r.RecoverySeconds, r.Codes)
 }

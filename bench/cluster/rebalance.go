@@ -7,10 +7,16 @@ import (
 )
 
 // RebalanceArgs are the examples/server flags that tune fair-share
-// rebalancing in the scenarios: a lookup every 500 ms, every other setting
-// at the library's defaults. The replica-set name and resolver are added by
-// the scenario (ScaleUpL4.ReplicaSetDNS, ScaleUpDNS).
-func RebalanceArgs() []string { return []string{"-replica-set-interval", "500ms"} }
+// rebalancing in the short scenarios: a lookup every 500 ms and a Settle
+// of 2 s (dnsmasq here answers with a 1 s TTL, so the replicas see a
+// change within 1.5 s of each other; Settle is also the start-up grace,
+// and these scenarios scale out 3 to 5 s after the replicas start), every
+// other setting at the library's defaults. The replica-set name and
+// resolver are added by the scenario (ScaleUpL4.ReplicaSetDNS,
+// ScaleUpDNS).
+func RebalanceArgs() []string {
+	return []string{"-replica-set-interval", "500ms", "-rebalance-settle", "2s"}
+}
 
 // BaselineArgs are the examples/server flags of a replica without the
 // library's connection management: no max age, no idle close, no

@@ -110,3 +110,12 @@ func (r *Replica) Kill() {
 
 // Log returns the path of the replica's log.
 func (r *Replica) Log() string { return r.log }
+
+// Signal sends sig to the replica's process (SIGUSR1: its CPU per call
+// doubles, or returns; see internal/replica.DriftOnSignal).
+func (r *Replica) Signal(sig os.Signal) error {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return fmt.Errorf("replica %s is not running", r.Name)
+	}
+	return r.cmd.Process.Signal(sig)
+}

@@ -16,9 +16,9 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/load"
 	"github.com/grpcmgmt/grpcmgmt/maxage"
@@ -37,7 +37,7 @@ type Rotation struct {
 	NodeCallers int
 	// Stacks are more clients (Java, Python), each with StackCallers
 	// callers on one channel with the documented service config
-	// (dialconfig.RoundRobin: round_robin, health checking, retries).
+	// (clientconfig.RoundRobin: round_robin, health checking, retries).
 	Stacks       []Stack
 	StackCallers int
 }
@@ -120,7 +120,7 @@ func (s Rotation) Run(ctx context.Context, c *Cluster) (RotationResult, error) {
 	}
 	var runs []*ExternalRun
 	for _, st := range s.Stacks {
-		r, err := c.StartExternal(ctx, ExternalLoad{Stack: st, Target: "dns:///" + addr, ServiceConfig: dialconfig.RoundRobin,
+		r, err := c.StartExternal(ctx, ExternalLoad{Stack: st, Target: "dns:///" + addr, ServiceConfig: clientconfig.RoundRobin,
 			Channels: 1, Callers: s.StackCallers, CallTimeout: 10 * time.Second, For: s.For})
 		if err != nil {
 			return res, err

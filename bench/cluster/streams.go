@@ -22,7 +22,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 )
 
@@ -145,12 +145,12 @@ func (s Streams) Run(ctx context.Context, c *Cluster) (StreamsResult, error) {
 		return res, err
 	}
 	target := fmt.Sprintf("dns://%s/%s:%d", dns.Addr, dns.Name, port)
-	streamClient, err := Dial(target, dialconfig.RoundRobin, 1)
+	streamClient, err := Dial(target, clientconfig.RoundRobin, 1)
 	if err != nil {
 		return res, err
 	}
 	defer streamClient.Close()
-	unary, err := Dial(target, dialconfig.RoundRobin, 1)
+	unary, err := Dial(target, clientconfig.RoundRobin, 1)
 	if err != nil {
 		return res, err
 	}
@@ -274,7 +274,7 @@ func (c *Cluster) nodeStreams(ctx context.Context, s Streams, target string, res
 	if err != nil {
 		return Require("node")
 	}
-	opts, err := json.Marshal(map[string]any{"target": target, "serviceConfig": dialconfig.RoundRobin, "streams": s.Streams,
+	opts, err := json.Marshal(map[string]any{"target": target, "serviceConfig": clientconfig.RoundRobin, "streams": s.Streams,
 		"intervalMs": s.Interval.Milliseconds(), "durationMs": s.For.Milliseconds()})
 	if err != nil {
 		return err

@@ -4,9 +4,10 @@
 //
 //	go run ./examples/client -target dns:///svc.example:50051
 //
-// The dial configuration is the one docs/clients.md documents: DNS
-// resolution (so new replicas are found when the server ends a connection),
-// round_robin over every resolved address, client-side health checking
+// The dial configuration is the library's own (package clientconfig, shown
+// in docs/clients.md): DNS resolution (so new replicas are found when the
+// server ends a connection), round_robin over every resolved address (or
+// weighted_round_robin with -lb), client-side health checking
 // (grpc.health.v1, so replicas that turn NOT_SERVING are skipped), and a
 // retry policy for the retryable statuses grpcmgmt returns when it sheds a
 // call (UNAVAILABLE, honouring the grpc-retry-pushback-ms trailer).
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/balancer/weightedroundrobin" // -lb weighted_round_robin
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -34,7 +36,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 )
 
 func main() {
@@ -46,8 +48,18 @@ func main() {
 		timeout  = flag.Duration("timeout", 2*time.Second, "deadline of each call")
 		size     = flag.Int("size", 0, "response size in bytes")
 		streams  = flag.Int("streams", 0, "long-lived server streams to hold beside the unary calls, resumed when the server drains them")
+		lb       = flag.String("lb", "round_robin", "client config: round_robin, weighted_round_robin (per-call ORCA reports) or weighted_round_robin_oob (out-of-band reports)")
 	)
 	flag.Parse()
+	serviceConfig, ok := map[string]string{
+		"round_robin":              clientconfig.RoundRobin,
+		"weighted_round_robin":     clientconfig.WeightedRoundRobin,
+		"weighted_round_robin_oob": clientconfig.WeightedRoundRobinOOB,
+	}[*lb]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "client: -lb %q: want round_robin, weighted_round_robin or weighted_round_robin_oob\n", *lb)
+		os.Exit(2)
+	}
 	var opts []grpc.DialOption
 	if *addrs != "" {
 		r := manual.NewBuilderWithScheme("static")
@@ -59,6 +71,7 @@ func main() {
 		*target = "static:///replicas"
 		opts = append(opts, grpc.WithResolvers(r))
 	}
+	opts = append(opts, grpc.WithDefaultServiceConfig(serviceConfig))
 	if err := run(*target, opts, *callers, *streams, *duration, *timeout, int32(*size)); err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
 		os.Exit(1)
@@ -68,7 +81,6 @@ func main() {
 func run(target string, opts []grpc.DialOption, callers, streams int, duration, timeout time.Duration, size int32) error {
 	cc, err := grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(dialconfig.RoundRobin),
 	}, opts...)...)
 	if err != nil {
 		return err

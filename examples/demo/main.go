@@ -37,10 +37,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/chart"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
 	"github.com/grpcmgmt/grpcmgmt/internal/dnsserver"
 	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
@@ -109,7 +109,8 @@ func run(svgPath string) error {
 			grpcmgmt.WithMaxAge(maxage.Config{MaxConnectionAge: 5 * time.Minute}),
 			// Each replica watches its own replica set in DNS and, when it
 			// grows, sends GOAWAY to its fair share of connections.
-			grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: "svc.demo.", Resolver: dnsSrv.Addr(), Interval: 500 * time.Millisecond, StableFor: time.Second}),
+			grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: "svc.demo.", Resolver: dnsSrv.Addr(), Interval: 500 * time.Millisecond, StableFor: time.Second,
+				Settle: 3 * time.Second}), // the in-process DNS answers every replica alike at once; Settle is also the start-up grace, and the scale-out comes 10 s after the start
 			// With DNS round_robin clients a GOAWAY for overload brings the
 			// client straight back to the same address, so the demo leaves
 			// that policy off; health, shedding and ORCA move load here.
@@ -169,7 +170,7 @@ func run(svgPath string) error {
 	target := fmt.Sprintf("dns://%s/svc.demo:%d", dnsSrv.Addr(), port)
 	cc, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(dialconfig.RoundRobin))
+		grpc.WithDefaultServiceConfig(clientconfig.RoundRobin))
 	if err != nil {
 		return err
 	}

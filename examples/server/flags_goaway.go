@@ -17,9 +17,15 @@ func goAwayFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 	fraction := fs.Float64("goaway-fraction", 0, "fraction of connections sent GOAWAY per interval while overloaded (0: library default)")
 	maxCalls := fs.Uint64("max-calls-per-connection", 0, "GOAWAY a connection after this many calls (0: no limit)")
 	return func() ([]grpcmgmt.Option, error) {
-		return []grpcmgmt.Option{grpcmgmt.WithGoAway(
-			goaway.Config{MaxCallsPerConn: *maxCalls},
-			goaway.PolicyConfig{Off: *off, CPUEnter: *cpuEnter, CPUExit: *cpuExit, InFlightEnter: *inflightEnter, Fraction: *fraction},
-		)}, nil
+		policy := goaway.PolicyConfig{Off: *off, CPUEnter: *cpuEnter, CPUExit: *cpuExit, InFlightEnter: *inflightEnter, Fraction: *fraction}
+		if err := policy.Validate(); err != nil {
+			return nil, flagError(err, map[string]string{
+				"PolicyConfig.CPUEnter":      "goaway-cpu-enter",
+				"PolicyConfig.CPUExit":       "goaway-cpu-exit",
+				"PolicyConfig.InFlightEnter": "goaway-inflight-enter",
+				"PolicyConfig.Fraction":      "goaway-fraction",
+			})
+		}
+		return []grpcmgmt.Option{grpcmgmt.WithGoAway(goaway.Config{MaxCallsPerConn: *maxCalls}, policy)}, nil
 	}
 }

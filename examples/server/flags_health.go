@@ -10,6 +10,8 @@ import (
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/health"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func init() { featureFlags = append(featureFlags, healthFlags) }
@@ -64,6 +66,27 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 		}
 		if cfg.Peers.Name != "" || len(cfg.Peers.Addrs) > 0 {
 			cfg.Peers.Delay, cfg.Peers.MaxOut = *peersDelay, *maxOut
+		}
+		check := cfg // the Manager adds insecure credentials for the peers of a plaintext server
+		if check.Peers.Name != "" || len(check.Peers.Addrs) > 0 {
+			check.Peers.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		}
+		if err := check.Validate(); err != nil {
+			return nil, flagError(err, map[string]string{
+				"health: PropagationDelay": "lame-duck-delay",
+				"health: CPUEnter":         "health-cpu-enter",
+				"health: InFlightEnter":    "health-in-flight-enter",
+				"health: Hold":             "health-hold",
+				"health: MinDwell":         "health-min-dwell",
+				"health: MaxShare":         "health-max-share",
+				"health: MaxNotServing":    "health-max-not-serving",
+				"health: Cooldown":         "health-cooldown",
+				"health: Peers.Resolver":   "health-peers-resolver",
+				"health: Peers.Port":       "health-peers-port",
+				"health: Peers.Addrs":      "health-peers-addrs",
+				"health: Peers.Delay":      "health-peers-delay",
+				"health: Peers.MaxOut":     "health-max-out",
+			})
 		}
 		return []grpcmgmt.Option{grpcmgmt.WithHealth(cfg)}, nil
 	}

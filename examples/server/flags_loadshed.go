@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 
 	"github.com/grpcmgmt/grpcmgmt"
@@ -16,11 +17,20 @@ func loadShedFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 	adaptive := fs.Bool("shed-adaptive", false, "adaptive concurrency limit (no hand-tuned number)")
 	return func() ([]grpcmgmt.Option, error) {
 		if !*on {
+			if *maxInFlight != 0 || *cpu != 0 || *adaptive {
+				return nil, errors.New("-shed-max-inflight, -shed-cpu and -shed-adaptive need -shed")
+			}
 			return nil, nil
 		}
 		cfg := loadshed.Config{MaxInFlight: *maxInFlight, CPUThreshold: *cpu}
 		if *adaptive {
 			cfg.Adaptive = &loadshed.AdaptiveConfig{}
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, flagError(err, map[string]string{
+				"loadshed: MaxInFlight":  "shed-max-inflight",
+				"loadshed: CPUThreshold": "shed-cpu",
+			})
 		}
 		return []grpcmgmt.Option{grpcmgmt.WithLoadShed(cfg)}, nil
 	}

@@ -14,10 +14,18 @@ func maxAgeFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 	grace := fs.Duration("max-connection-age-grace", 0, "MAX_CONNECTION_AGE_GRACE (0: library default "+maxage.DefaultMaxConnectionAgeGrace.String()+")")
 	idle := fs.Duration("max-connection-idle", 0, "MAX_CONNECTION_IDLE (0: library default "+maxage.DefaultMaxConnectionIdle.String()+")")
 	return func() ([]grpcmgmt.Option, error) {
-		return []grpcmgmt.Option{grpcmgmt.WithMaxAge(maxage.Config{
+		cfg := maxage.Config{
 			MaxConnectionAge:      *age,
 			MaxConnectionAgeGrace: *grace,
 			MaxConnectionIdle:     *idle,
-		})}, nil
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, flagError(err, map[string]string{
+				"maxage: MaxConnectionAge":      "max-connection-age",
+				"maxage: MaxConnectionAgeGrace": "max-connection-age-grace",
+				"maxage: MaxConnectionIdle":     "max-connection-idle",
+			})
+		}
+		return []grpcmgmt.Option{grpcmgmt.WithMaxAge(cfg)}, nil
 	}
 }

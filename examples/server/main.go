@@ -7,7 +7,8 @@
 //
 // It shuts down in lame-duck fashion on SIGTERM or SIGINT (health
 // NOT_SERVING, wait for clients to notice, drain, stop), as a Kubernetes pod
-// should. With -metrics-listen it serves the library's OpenTelemetry metrics
+// should. SIGUSR1 doubles the CPU each call burns (-work), and the next one
+// restores it (a replica whose service time drifts; make scenarios uses it). With -metrics-listen it serves the library's OpenTelemetry metrics
 // in the Prometheus format on /metrics.
 package main
 
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,9 +48,9 @@ func run(args []string) error {
 	var (
 		listen        = fs.String("listen", "127.0.0.1:50051", "address to serve gRPC on")
 		name          = fs.String("name", hostname(), "replica name, sent in the x-replica response header")
-		work          = fs.Duration("work", 0, "CPU burned per UnaryCall (capacity = workers / work)")
-		workers       = fs.Int("workers", 0, "calls burning CPU at once (0: unbounded)")
-		metricsListen = fs.String("metrics-listen", "", "address to serve Prometheus /metrics on (empty: off)")
+		capacity      = replica.Flags(fs)
+		metricsListen = fs.String("metrics-listen", "", "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9090 "+
+			"(empty: off; an address on every interface, such as :9090, exposes the metrics to every network the host is on)")
 		shutdownAfter = fs.Duration("shutdown-timeout", 60*time.Second, "how long a shutdown may take before calls are cut")
 		logLevel      = fs.String("log-level", "info", "debug, info, warn or error")
 		ignoreDrain   = fs.Bool("ignore-drain", false, "StreamingOutputCall ignores the drain signal (goaway.Draining): its streams are cut at the end of the grace instead of ending cleanly")
@@ -68,6 +70,13 @@ func run(args []string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
+	}
+	if err := checkFlags(*listen, *name, *metricsListen, *shutdownAfter); err != nil {
+		return err
+	}
+	rcfg, err := capacity(*name)
+	if err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("replica", *name)
 
@@ -93,8 +102,19 @@ func run(args []string) error {
 		opts = append(opts, o...)
 	}
 	if *metricsListen != "" {
+		// Listen first: a metrics address that cannot be served is a
+		// start-up error, not a log line next to a server that runs blind.
+		mlis, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			return fmt.Errorf("-metrics-listen: %w", err)
+		}
+		if host, _, _ := net.SplitHostPort(*metricsListen); host == "" || net.ParseIP(host).IsUnspecified() {
+			logger.Warn("metrics are served on every interface: anyone who can reach this host can read them",
+				"addr", mlis.Addr().String())
+		}
 		exporter, err := otelprom.New()
 		if err != nil {
+			_ = mlis.Close()
 			return err
 		}
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
@@ -102,13 +122,16 @@ func run(args []string) error {
 		opts = append(opts, grpcmgmt.WithMeterProvider(mp))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.Handler())
-		hs := &http.Server{Addr: *metricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		served := make(chan struct{})
 		go func() {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			defer close(served)
+			if err := hs.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("metrics server", "err", err)
 			}
 		}()
-		defer hs.Close()
+		defer func() { _ = hs.Close(); <-served }()
+		logger.Info("serving metrics", "addr", mlis.Addr().String())
 	}
 
 	m, err := grpcmgmt.New(opts...)
@@ -116,7 +139,10 @@ func run(args []string) error {
 		return err
 	}
 	srv := grpc.NewServer(m.ServerOptions()...)
-	replica.New(replica.Config{Name: *name, Work: *work, Workers: *workers, IgnoreDrain: *ignoreDrain, SpreadDrain: true}).Register(srv)
+	rcfg.IgnoreDrain, rcfg.SpreadDrain = *ignoreDrain, true
+	svc := replica.New(rcfg)
+	svc.Register(srv)
+	defer replica.DriftOnSignal(svc)()
 	if err := m.Register(srv); err != nil {
 		return err
 	}
@@ -142,6 +168,41 @@ func run(args []string) error {
 	defer cancel()
 	err = m.Shutdown(sctx)
 	<-serveErr
+	return err
+}
+
+// checkFlags validates the flags that are not a lever's, naming the flag
+// and its allowed range.
+func checkFlags(listen, name string, metricsListen string, shutdownAfter time.Duration) error {
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return fmt.Errorf("-listen must be host:port (host may be empty for every interface), got %q", listen)
+	}
+	if name == "" {
+		return errors.New("-name must not be empty: it names the replica in every response")
+	}
+	if metricsListen != "" {
+		if _, _, err := net.SplitHostPort(metricsListen); err != nil {
+			return fmt.Errorf("-metrics-listen must be host:port, such as 127.0.0.1:9090 (empty: off), got %q", metricsListen)
+		}
+	}
+	if shutdownAfter < time.Second || shutdownAfter > time.Hour {
+		return fmt.Errorf("-shutdown-timeout must be within 1s..1h, got %v", shutdownAfter)
+	}
+	return nil
+}
+
+// flagError names the flag behind a lever's validation error: flags maps
+// the configuration field an error names ("PolicyConfig.Fraction") to the
+// flag that sets it.
+func flagError(err error, flags map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	for field, flag := range flags {
+		if strings.Contains(err.Error(), field+" must") {
+			return fmt.Errorf("-%s: %w", flag, err)
+		}
+	}
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,59 @@ func exportedRecv(fl *ast.FieldList) bool {
 	}
 	id, ok := typ.(*ast.Ident)
 	return ok && id.IsExported()
+}
+
+// TestDocsCiteFilesThatExist: every relative link in the Markdown docs, and
+// every Markdown file they name, is in the repository (a doc that points
+// readers at a file they cannot open is a broken promise).
+func TestDocsCiteFilesThatExist(t *testing.T) {
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	mdName := regexp.MustCompile(`[A-Za-z0-9_./-]+\.md\b`)
+	var mds []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || (strings.HasPrefix(d.Name(), ".") && path != root)) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			mds = append(mds, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	for _, f := range mds {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Dir(f)
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			if !exists(filepath.Join(dir, target)) {
+				t.Errorf("%s links to %s, which is not in the repository", f, m[1])
+			}
+		}
+		for _, name := range mdName.FindAllString(string(b), -1) {
+			if strings.Contains(name, "://") || exists(filepath.Join(dir, name)) || exists(filepath.Join(root, name)) {
+				continue
+			}
+			found := false
+			for _, other := range mds {
+				if filepath.Base(other) == filepath.Base(name) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s names %s, which is not in the repository", f, name)
+			}
+		}
+	}
 }

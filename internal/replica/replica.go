@@ -4,8 +4,9 @@
 //
 // Every response carries the header "x-replica: <name>" (and UnaryCall's
 // SimpleResponse.ServerId), so a client can count which replica served it.
-// Capacity is made real: each UnaryCall burns Work of CPU inside one of
-// Workers slots, so a replica serves at most Workers/Work calls per second;
+// Capacity is made real: each UnaryCall burns Work of CPU (and waits Wait
+// without CPU) inside one of Workers slots, so a replica serves at most
+// Workers/(Work+Wait) calls per second;
 // calls beyond that queue for a slot (and their latency rises), exactly like
 // a real service whose threads are busy.
 package replica
@@ -35,6 +36,17 @@ type Config struct {
 	Name string
 	// Work is the CPU burned per UnaryCall (0: none).
 	Work time.Duration
+	// Wait is the time waited per UnaryCall without CPU (a lock held
+	// across a slow disk or dependency), inside the worker slot like Work
+	// (0: none).
+	Wait time.Duration
+	// WaitMix, when not empty, replaces Wait: each call waits one of these,
+	// chosen at random (two methods of one service, say 0 and 49 ms).
+	WaitMix []time.Duration
+	// Downstream is the time waited per UnaryCall before taking a worker
+	// slot, without CPU and without limit of concurrency (a call to
+	// another service) (0: none).
+	Downstream time.Duration
 	// Workers bounds how many UnaryCalls burn CPU at once (0: unbounded).
 	Workers int
 	// IgnoreDrain makes StreamingOutputCall ignore goaway.Draining: its
@@ -50,18 +62,23 @@ type Config struct {
 // Service implements grpc.testing.TestService. Create it with New.
 type Service struct {
 	testpb.UnimplementedTestServiceServer
-	name  string
-	md    metadata.MD
-	work  atomic.Int64 // nanoseconds
-	slots chan struct{}
+	name       string
+	md         metadata.MD
+	work       atomic.Int64 // nanoseconds
+	wait       atomic.Int64 // nanoseconds
+	waitMix    []time.Duration
+	downstream time.Duration
+	slots      chan struct{}
 
 	ignoreDrain, spreadDrain bool
 }
 
 // New returns a Service for cfg.
 func New(cfg Config) *Service {
-	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name), ignoreDrain: cfg.IgnoreDrain, spreadDrain: cfg.SpreadDrain}
+	s := &Service{name: cfg.Name, md: metadata.Pairs(HeaderName, cfg.Name), waitMix: cfg.WaitMix, downstream: cfg.Downstream,
+		ignoreDrain: cfg.IgnoreDrain, spreadDrain: cfg.SpreadDrain}
 	s.work.Store(int64(cfg.Work))
+	s.wait.Store(int64(cfg.Wait))
 	if cfg.Workers > 0 {
 		s.slots = make(chan struct{}, cfg.Workers)
 	}
@@ -77,6 +94,12 @@ func (s *Service) Name() string { return s.name }
 // SetWork changes the CPU burned per call (to make a replica hot).
 func (s *Service) SetWork(d time.Duration) { s.work.Store(int64(d)) }
 
+// SetWait changes the time waited per call without CPU.
+func (s *Service) SetWait(d time.Duration) { s.wait.Store(int64(d)) }
+
+// Work returns the CPU burned per call now.
+func (s *Service) Work() time.Duration { return time.Duration(s.work.Load()) }
+
 // EmptyCall answers at once.
 func (s *Service) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
 	_ = grpc.SetHeader(ctx, s.md)
@@ -90,13 +113,26 @@ func (s *Service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*te
 	if rs := req.GetResponseStatus(); rs != nil && rs.GetCode() != 0 {
 		return nil, status.Error(codes.Code(rs.GetCode()), rs.GetMessage())
 	}
-	if w := time.Duration(s.work.Load()); w > 0 {
+	if s.downstream > 0 {
+		if err := sleep(ctx, s.downstream); err != nil {
+			return nil, err
+		}
+	}
+	d := time.Duration(s.wait.Load())
+	if len(s.waitMix) > 0 {
+		d = s.waitMix[rand.IntN(len(s.waitMix))]
+	}
+	if w := time.Duration(s.work.Load()); w > 0 || d > 0 {
 		if s.slots != nil {
 			select {
 			case s.slots <- struct{}{}:
 			case <-ctx.Done():
 				return nil, status.FromContextError(ctx.Err()).Err()
 			}
+		}
+		if d > 0 {
+			t := time.NewTimer(d)
+			<-t.C
 		}
 		Burn(w)
 		if s.slots != nil {
@@ -182,6 +218,18 @@ func drainSpread(ctx context.Context) time.Duration {
 		return 0
 	}
 	return rand.N(left)
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // FullDuplexCall echoes: for every request it sends one response per

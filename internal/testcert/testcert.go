@@ -33,6 +33,16 @@ func Creds(t testing.TB, mutual bool) (server, client credentials.TransportCrede
 	return credentials.NewTLS(sc), credentials.NewTLS(cc)
 }
 
+// TLSConfigs returns a server and a client tls.Config from a fresh
+// self-signed certificate for 127.0.0.1, for tests that drive the TLS
+// handshake themselves. The client offers ALPN "h2", as gRPC clients do.
+func TLSConfigs(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	cert, pool := selfSigned(t)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+}
+
 func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -49,20 +49,29 @@ var suites = []suite{
 		{"goaway.write_ns_per_frame", "BenchmarkWrite/small_frames", "ns/frame"},
 		{"goaway.write_bare_ns_per_frame", "BenchmarkWriteBare", "ns/frame"},
 	}},
+	// The Tracker's bookkeeping per connection at scale, without sockets
+	// (bench/cmd/idleconns measures memory and GoAwayAll on real ones).
+	{"./goaway/", "^(BenchmarkTrack|BenchmarkActive|BenchmarkGoAwayAll)$", []figure{
+		{"goaway.track_ns", "BenchmarkTrack", "ns/op"},
+		{"goaway.track_bytes", "BenchmarkTrack", "B/op"},
+		{"goaway.active_10k_us", "BenchmarkActive/conns=10000", "µs/call"},
+		{"goaway.all_10k_inproc_ms", "BenchmarkGoAwayAll", "ms/call"},
+	}},
 }
 
 func main() {
 	out := flag.String("out", "bench/out", "output directory for results.json")
 	count := flag.Int("count", 5, "benchmark repetitions (median is reported)")
 	overhead := flag.Bool("overhead", true, "also run bench/overhead")
+	idle := flag.Bool("idle", true, "also run bench/cmd/idleconns (10 000 idle connections, bare and with the library)")
 	flag.Parse()
-	if err := run(*out, *count, *overhead); err != nil {
+	if err := run(*out, *count, *overhead, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, count int, overhead bool) error {
+func run(out string, count int, overhead, idle bool) error {
 	c, err := cluster.New(os.TempDir())
 	if err != nil {
 		return err
@@ -105,6 +114,15 @@ func run(out string, count int, overhead bool) error {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("overhead: %w", err)
+		}
+	}
+	if idle {
+		fmt.Fprintln(os.Stderr, "== go run ./bench/cmd/idleconns")
+		cmd := exec.Command("go", "run", "./bench/cmd/idleconns", "-conns", "10000", "-pairs", "5", "-out", path)
+		cmd.Dir = c.Root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("idleconns: %w", err)
 		}
 	}
 	results.PrintTable(os.Stdout)

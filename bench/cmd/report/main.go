@@ -35,11 +35,22 @@ var aims = []aim{
 	{"peer.bbr.admit_ns", "aegis bbr Allow+done, same run", "", nil},
 	{"peer.semaphore.admit_ns", "channel semaphore, same run", "", nil},
 	{"goaway.write_ns_per_frame", "frame tracking per written frame", "≤ 5 ns", le(5)},
+	{"conn.idle_bytes_overhead", "server RSS per idle connection, library − bare, 10 000 connections", "≤ 1 KiB", le(1024)},
+	{"conn.idle_heap_bytes_overhead", "the same in live heap bytes (the rest is span fragmentation)", "", nil},
+	{"goaway.all_10k_ms", "Tracker.GoAwayAll over 10 000 idle connections (real sockets)", "≤ 100", le(100)},
+	{"goaway.all_10k_written_ms", "the same until every frame is written", "", nil},
+	{"goaway.track_ns", "Tracker bookkeeping of one connection, handshake to close", "", nil},
+	{"goaway.active_10k_us", "Tracker.Active with 10 000 connections (each policy round, each lookup)", "", nil},
 	{"overload.goodput_ratio_3x", "goodput ÷ capacity at 3× offered load", "≥ 0.95", ge(0.95)},
 	{"overload.goodput_ratio_10x", "goodput ÷ capacity at 10×", "≥ 0.90", ge(0.90)},
 	{"overload.recovery_seconds", "p99 back within 1.2× after the 3× load", "≤ 1", le(1)},
 	{"overload.p99_ratio_3x", "p99 of admitted calls at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+	{"overload.p99_ratio_10x", "p99 of admitted calls at 10× ÷ at 0.5×", "≤ 2.0", le(2)},
 	{"overload.baseline_goodput_ratio_3x", "no shedding", "", nil},
+	{"overload.failsafe_goodput_ratio_3x", "failsafe-go adaptive limiter peer", "", nil},
+	{"overload.failsafe_goodput_ratio_10x", "failsafe-go peer at 10×", "", nil},
+	{"overload.failsafe_p99_ratio_3x", "failsafe-go peer: p99 at 3× ÷ at 0.5×", "", nil},
+	{"overload.failsafe_p99_ratio_10x", "failsafe-go peer: p99 at 10× ÷ at 0.5×", "", nil},
 	{"overload.bbr_goodput_ratio_3x", "aegis bbr peer", "", nil},
 	{"overload.semaphore_goodput_ratio_3x", "static semaphore peer", "", nil},
 	{"rotation.go.failed", "failed grpc-go calls, every connection rotated every second for 60 s", "0", le(0)},
@@ -60,10 +71,27 @@ var aims = []aim{
 	{"scaleup_dns.python.seconds_to_fair_share", "real DNS, default C-core client", "≤ 35", le(35)},
 	{"scaleup_dns.java.seconds_to_fair_share", "grpc-java, default 30 s cache, on the hosts file dnsmasq serves", "", nil},
 	{"scaleup_dns.failed", "failed calls", "0", le(0)},
+	{"scale.random.seconds_to_fair_share", "16 replicas, 2 000 connections, HAProxy balance random(1) (kube-proxy model), 8 → 16", "≤ 10", le(10)},
+	{"scale.leastconn.seconds_to_fair_share", "the same behind leastconn (IPVS model)", "≤ 5", le(5)},
+	{"scale.random.goaways_per_moved_conn", "rebalancing GOAWAYs ÷ connections that had to move, random(1) (floor 16/8 = 2)", "≤ 2.0", le(2)},
+	{"scale.leastconn.goaways_per_moved_conn", "the same behind leastconn (floor 1)", "", nil},
+	{"scale.random.max_over_mean_conns", "most connections on a replica ÷ mean, at the end", "≤ 1.25", le(1.25)},
+	{"scale.scalein.max_over_mean_conns", "the same after 16 → 12 (random(1)): the removed replicas' connections landed", "", nil},
+	{"scale.peak_reconnects_per_s", "most reconnections one replica received in a second (the policy's bound: MaxArrivalRate, 1000/s)", "", nil},
+	{"scale.failed", "failed calls, all scale legs", "0", le(0)},
+	{"sim.10.seconds_to_fair_share", "simulation, 5 → 10 replicas, 100 000 connections, uniform random balancer", "", nil},
+	{"sim.10.goaways_per_moved_conn", "the same: GOAWAYs per moved connection (floor 2.0)", "≤ 2.0", le(2)},
+	{"sim.100.seconds_to_fair_share", "simulation, 50 → 100 replicas", "", nil},
+	{"sim.100.goaways_per_moved_conn", "the same", "≤ 2.0", le(2)},
+	{"sim.1000.seconds_to_fair_share", "simulation, 500 → 1 000 replicas", "", nil},
+	{"sim.1000.goaways_per_moved_conn", "the same", "≤ 2.0", le(2)},
 	{"hot.rr.p99_ratio", "p99 with one replica at half capacity ÷ all equal (round_robin, health, retries)", "≤ 1.5", le(1.5)},
 	{"hot.baseline.p99_ratio", "the same without the library", "", nil},
 	{"hot.python.p99_ratio", "the same with the C-core client (round_robin, health checking, retries)", "", nil},
 	{"hot.wrr.share_error", "weighted_round_robin: abs(hot share − capacity share) ÷ capacity share", "≤ 0.10", le(0.10)},
+	{"hot.wrr_wait.share_error", "the same, the replicas waiting instead of burning CPU (hot one slow, not CPU-bound)", "≤ 0.10", le(0.10)},
+	{"hot.defaults.p99_ratio", "library defaults (no shedding), health-checking round_robin: p99 ÷ equal fleet with defaults", "≤ 2.0", le(2)},
+	{"hot.failsafe.p99_ratio", "failsafe-go peer on every replica ÷ bare equal fleet", "", nil},
 	{"hot.health_only.p99_ratio", "the same with shedding off and no client retries (health checking only)", "≤ 1.5", le(1.5)},
 	{"hot.seconds_out", "share of r1's health Watch streams turned away, averaged over the measured window (rr)", "", nil},
 	{"fleet_overload.failed_unavailable", "3 replicas at 2× capacity, health-checking round_robin: calls failed because no replica was SERVING", "0", le(0)},
@@ -71,6 +99,7 @@ var aims = []aim{
 	{"drain.failed", "failed calls during a rolling restart", "0", le(0)},
 	{"drain.java.failed", "the same with grpc-java clients (no client-side health checking)", "0", le(0)},
 	{"drain.python.failed", "the same with C-core clients", "0", le(0)},
+	{"adaptive.drift.seconds_to_follow", "service time doubles, then returns: seconds until the limit settles, the slower way", "≤ 3", le(3)},
 	{"drain.seconds", "median SIGTERM → exit", "", nil},
 	{"streams.cut_at_grace", "64 long-lived streams, max age 5 s, grace 10 s, 60 s, handlers use the drain signal: streams cut at grace", "0", le(0)},
 	{"streams.failed", "the same: streams ended with a status other than OK or UNAVAILABLE", "0", le(0)},
@@ -80,6 +109,27 @@ var aims = []aim{
 	{"streams.node.cut_at_grace", "the same with @grpc/grpc-js clients: cut at grace", "0", le(0)},
 	{"streams.node.failed", "grpc-js: failed streams", "0", le(0)},
 	{"streams.node.gap_p99_ms", "grpc-js: p99 delay a resume added", "≤ 50", le(50)},
+}
+
+// adaptiveProfiles are the profiles of the adaptive scenario; each has the
+// three figures of BENCH.md.
+var adaptiveProfiles = []string{"cpu1", "cpu4", "io", "mixed", "drift"}
+
+func init() {
+	var a []aim
+	for _, p := range adaptiveProfiles {
+		a = append(a,
+			aim{"adaptive." + p + ".goodput_1x", p + ": goodput ÷ offered at 1× (no false shedding)", "≥ 0.97", ge(0.97)},
+			aim{"adaptive." + p + ".p99_ratio_3x", p + ": p99 at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
+			aim{"adaptive." + p + ".goodput_ratio_3x", p + ": goodput ÷ capacity at 3×", "≥ 0.95", ge(0.95)})
+	}
+	// Before the drift figure, which closes the adaptive block.
+	for i := range aims {
+		if aims[i].figure == "adaptive.drift.seconds_to_follow" {
+			aims = append(aims[:i], append(a, aims[i:]...)...)
+			return
+		}
+	}
 }
 
 func main() {
@@ -112,8 +162,8 @@ func run(in, doc string) error {
 		}
 	}
 	var w strings.Builder
-	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (see the shared BENCH.md for\n")
-	fmt.Fprintf(&w, "the scenarios and the rules of measurement), written by `go run ./bench/cmd/report`.\n\n")
+	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (each scenario is described in\n")
+	fmt.Fprintf(&w, "`bench/cmd/scenarios`, the cluster they run on in `bench/cluster`), written by `go run ./bench/cmd/report`.\n\n")
 	fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
 	fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
 	seen := map[string]bool{}

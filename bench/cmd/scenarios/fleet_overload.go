@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 )
 
 // fleetPairs is how many times the compared legs of fleet_overload run,
@@ -44,7 +44,7 @@ func runFleetOverload(ctx context.Context, e *env) error {
 	lib := []string{"-health-in-flight-enter", "4"}
 	watch := []string{"r1", "r2", "r3"}
 	capFleet := cluster.Fleet{Bin: e.serverBin, Args: replicas("-health-no-load"), Conns: 4, For: 8 * time.Second,
-		CallTimeout: 10 * time.Second, ServiceConfig: dialconfig.RoundRobin}
+		CallTimeout: 10 * time.Second, ServiceConfig: clientconfig.RoundRobin}
 	const window = 30 * time.Second
 	type leg struct {
 		name string
@@ -52,7 +52,7 @@ func runFleetOverload(ctx context.Context, e *env) error {
 	}
 	mk := func(guard bool, rate float64, args [][]string) cluster.Fleet {
 		return cluster.Fleet{Bin: e.serverBin, Args: args, Conns: 4, Rate: rate, For: window, CallTimeout: time.Second,
-			ServiceConfig: dialconfig.RoundRobin, Guard: guard, Watch: watch}
+			ServiceConfig: clientconfig.RoundRobin, Guard: guard, Watch: watch}
 	}
 	unavailable := map[string][]float64{}
 	goodput := map[string][]float64{}

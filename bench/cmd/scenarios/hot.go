@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -11,20 +12,25 @@ import (
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 )
 
-// wrrConfig is the documented weighted_round_robin config (both spellings)
-// with per-call reports, and the retry policy.
-const wrrConfig = `{
-  "loadBalancingConfig": [{"weighted_round_robin": {
-    "enableOobLoadReport": false, "enable_oob_load_report": false,
-    "blackoutPeriod": "2s", "blackout_period": "2s",
-    "weightUpdatePeriod": "1s", "weight_update_period": "1s"
-  }}],
-  "methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s",
-    "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]
-}`
+// wrrConfig is clientconfig.WeightedRoundRobin (per-call reports, both
+// spellings, health checking and retries) with the blackout shortened to
+// 2 s, so that weights apply within the scenario's warm-up.
+var wrrConfig = func() string {
+	var sc map[string]any
+	if err := json.Unmarshal([]byte(clientconfig.WeightedRoundRobin), &sc); err != nil {
+		panic(err)
+	}
+	w := sc["loadBalancingConfig"].([]any)[0].(map[string]any)["weighted_round_robin"].(map[string]any)
+	w["blackoutPeriod"], w["blackout_period"] = "2s", "2s"
+	b, err := json.Marshal(sc)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // healthOnlyConfig is round_robin with health checking and no retries.
 const healthOnlyConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
@@ -38,7 +44,12 @@ const hotPairs = 3
 // library's replicas know their replica set (the fleet's DNS name, for the
 // health guard). Legs equal, rr and health_only run interleaved hotPairs
 // times; the figures are ratios of medians, with their spread over the
-// pairs.
+// pairs. The other legs run once: bare grpc-go (baseline),
+// weighted_round_robin on ORCA (wrr; wrr_wait with replicas that wait
+// instead of burning CPU, so the hot one is slow but not CPU-bound),
+// library defaults (no shedding), and the failsafe-go peer, each against
+// its own equal fleet where one is needed for the ratio. HOT_LEGS=equal,rr
+// runs a subset.
 func runHot(ctx context.Context, e *env) error {
 	peerBin, err := e.c.Build("./bench/cmd/peerserver")
 	if err != nil {
@@ -58,9 +69,22 @@ func runHot(ctx context.Context, e *env) error {
 		}
 		return out
 	}
+	// The same capacities, but each call waits without CPU (a lock held
+	// across a slow disk): the hot replica is slow, not CPU-bound.
+	waiting := func(extra []string) [][]string {
+		var out [][]string
+		for i := range 3 {
+			wait := "10ms"
+			if i == 0 {
+				wait = "20ms"
+			}
+			out = append(out, append([]string{"-wait", wait, "-workers", "1"}, extra...))
+		}
+		return out
+	}
 	const fleetCapacity = 250.0 // 100 + 100 + 50 calls/s with r1 hot
-	base := cluster.Fleet{Conns: 4, Rate: 0.6 * fleetCapacity, For: 20 * time.Second, CallTimeout: time.Second,
-		ServiceConfig: dialconfig.RoundRobin}
+	base := cluster.Fleet{Conns: 4, Rate: 0.6 * fleetCapacity, For: 25 * time.Second, CallTimeout: time.Second,
+		ServiceConfig: clientconfig.RoundRobin}
 	measure := 10 * time.Second // the last 10 s: after the levers had time
 	type leg struct {
 		name string
@@ -86,14 +110,31 @@ func runHot(ctx context.Context, e *env) error {
 	for range hotPairs {
 		legs = append(legs, compared...)
 	}
+	quiet := []string{"-log-level", "warn"}
 	legs = append(legs,
 		leg{"baseline_equal", mk(peerBin, replicas([]string{"-peer", "none"}, ""), "", false)},
 		leg{"baseline", mk(peerBin, replicas([]string{"-peer", "none"}, "20ms"), "", false)},
-		leg{"wrr", mk(e.serverBin, replicas([]string{"-log-level", "warn"}, "20ms"), wrrConfig, false)},
+		leg{"wrr", mk(e.serverBin, replicas(quiet, "20ms"), wrrConfig, false)},
+		leg{"wrr_wait", mk(e.serverBin, waiting(quiet), wrrConfig, false)},
+		// Library defaults: no shedding; health follows CPU or queueing.
+		leg{"defaults_equal", mk(e.serverBin, replicas(quiet, ""), "", false)},
+		leg{"defaults", mk(e.serverBin, replicas(quiet, "20ms"), "", false)},
+		// The failsafe-go adaptive limiter on every replica (no health
+		// service: health checking clients count it as serving).
+		leg{"failsafe", mk(peerBin, replicas([]string{"-peer", "failsafe"}, "20ms"), "", false)},
 	)
+	only := map[string]bool{}
+	for _, n := range strings.Split(os.Getenv("HOT_LEGS"), ",") {
+		if n != "" {
+			only[n] = true
+		}
+	}
 	p99 := map[string][]float64{} // seconds, one per run of the leg
 	outShare := map[string][]float64{}
 	for i, l := range legs {
+		if len(only) > 0 && !only[l.name] {
+			continue
+		}
 		run, err := l.f.RunWatched(ctx, e.c)
 		e.c.Close()
 		if err != nil {
@@ -122,9 +163,9 @@ func runHot(ctx context.Context, e *env) error {
 		if hs := run.Health["r1"]; len(hs) > 0 {
 			fmt.Fprintf(os.Stderr, "   %-14s r1 removed share, every second: %s\n", "", shareTimeline(hs))
 		}
-		if l.name == "wrr" {
+		if l.name == "wrr" || l.name == "wrr_wait" {
 			capShare := 50 / fleetCapacity
-			e.results["hot.wrr.share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
+			e.results["hot."+l.name+".share_error"] = math.Abs(w.Share("r1")-capShare) / capShare
 		}
 		if i < len(compared) || i >= hotPairs*len(compared) { // one chart per leg
 			if err := cluster.PerReplicaChart(filepath.Join(e.out, "hot_"+l.name+".svg"),
@@ -160,6 +201,12 @@ func runHot(ctx context.Context, e *env) error {
 	}
 	if b, be := p99["baseline"], p99["baseline_equal"]; len(b) > 0 && len(be) > 0 && be[0] > 0 {
 		e.results["hot.baseline.p99_ratio"] = b[0] / be[0]
+	}
+	ratio("hot.defaults.p99_ratio", "defaults", "defaults_equal")
+	if b, f := p99["baseline_equal"], p99["failsafe"]; len(b) > 0 && len(f) > 0 && b[0] > 0 {
+		// Against bare grpc-go's equal fleet: failsafe-go adds no latency
+		// to a fleet it does not shed from.
+		e.results["hot.failsafe.p99_ratio"] = f[0] / b[0]
 	}
 	return nil
 }

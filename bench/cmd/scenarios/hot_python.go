@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
-	"github.com/grpcmgmt/grpcmgmt/internal/dialconfig"
+	"github.com/grpcmgmt/grpcmgmt/clientconfig"
 )
 
 // hot_python: the hot scenario's "equal" and "rr" legs (three replicas of
@@ -35,7 +35,7 @@ func runHotPython(ctx context.Context, e *env) error {
 	p99 := map[string]time.Duration{}
 	for _, leg := range []struct{ name, hot string }{{"equal", ""}, {"rr", "20ms"}} {
 		f := cluster.Fleet{Bin: e.serverBin, Args: replicas(leg.hot), Conns: 4, Rate: 0.6 * fleetCapacity,
-			For: 25 * time.Second, CallTimeout: time.Second, ServiceConfig: dialconfig.RoundRobin, Stack: cluster.PythonStack}
+			For: 25 * time.Second, CallTimeout: time.Second, ServiceConfig: clientconfig.RoundRobin, Stack: cluster.PythonStack}
 		rec, err := f.Run(ctx, e.c)
 		e.c.Close()
 		if err != nil {

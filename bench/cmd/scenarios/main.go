@@ -1,4 +1,5 @@
-// Command scenarios runs the one-machine cluster scenarios of BENCH.md and
+// Command scenarios runs the one-machine cluster scenarios (one file each
+// here, documented on its run function) and
 // merges their figures into bench/out/results.json.
 //
 //	go run ./bench/cmd/scenarios                       (make scenarios)
@@ -36,6 +37,7 @@ type env struct {
 
 var scenarios = []scenario{
 	{"overload", runOverload},
+	{"adaptive", runAdaptive},
 	{"rotation", runRotation},
 	{"scaleup_l4", runScaleUpL4},
 	{"hot", runHot},
@@ -44,6 +46,7 @@ var scenarios = []scenario{
 	{"scaleup_dns", runScaleUpDNS},
 	{"drain", runDrain},
 	{"streams", runStreams},
+	{"scale", runScale},
 }
 
 func main() {
@@ -82,7 +85,11 @@ func run(list, out string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "keeping %s (replica logs)\n", dir)
+	}
 	c, err := cluster.New(dir)
 	if err != nil {
 		return err

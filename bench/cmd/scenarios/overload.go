@@ -14,7 +14,7 @@ import (
 // overload: one replica (10 ms of CPU per call, one worker) under
 // open-loop load with 250 ms deadlines at 0.5×, 3×, 0.5× and 10× its
 // measured capacity; legs: grpcmgmt shedding (adaptive limit), no shedding,
-// and the bbr and semaphore peers, in one run.
+// and the failsafe-go, bbr and semaphore peers, in one run.
 func runOverload(ctx context.Context, e *env) error {
 	peerBin, err := e.c.Build("./bench/cmd/peerserver")
 	if err != nil {
@@ -32,6 +32,7 @@ func runOverload(ctx context.Context, e *env) error {
 	}{
 		{"library", e.serverBin, append([]string{"-shed", "-shed-adaptive"}, capArgs...)},
 		{"baseline", e.serverBin, capArgs},
+		{"failsafe", peerBin, []string{"-peer", "failsafe", "-work", "10ms", "-workers", "1"}},
 		{"bbr", peerBin, []string{"-peer", "bbr", "-work", "10ms", "-workers", "1"}},
 		{"semaphore", peerBin, []string{"-peer", "semaphore", "-work", "10ms", "-workers", "1"}},
 	}
@@ -62,10 +63,15 @@ func runOverload(ctx context.Context, e *env) error {
 			}
 			if res.P99Low > 0 {
 				e.results["overload.p99_ratio_3x"] = float64(res.P99At3x) / float64(res.P99Low)
+				e.results["overload.p99_ratio_10x"] = float64(res.P99At10x) / float64(res.P99Low)
 			}
 		default:
 			e.results["overload."+leg.name+"_goodput_ratio_3x"] = res.Goodput3x
 			e.results["overload."+leg.name+"_goodput_ratio_10x"] = res.Goodput10x
+			if leg.name == "failsafe" && res.P99Low > 0 {
+				e.results["overload.failsafe_p99_ratio_3x"] = float64(res.P99At3x) / float64(res.P99Low)
+				e.results["overload.failsafe_p99_ratio_10x"] = float64(res.P99At10x) / float64(res.P99Low)
+			}
 		}
 		goodput.Series = append(goodput.Series, chart.Series{Name: leg.name, Points: []chart.Point{
 			{X: 0.5, Y: res.GoodputLow}, {X: 3, Y: res.Goodput3x}, {X: 10, Y: res.Goodput10x}}})
