@@ -197,11 +197,11 @@ var invalidConfigs = []struct {
 
 	// loadshed.AdaptiveConfig
 	{adaptive(loadshed.AdaptiveConfig{MaxLimit: -1}), "loadshed: Adaptive.MaxLimit must be within 1..1073741824"},
-	{adaptive(loadshed.AdaptiveConfig{MaxLimit: 2}), "loadshed: Adaptive.MaxLimit must be within MinLimit=3"},
+	{adaptive(loadshed.AdaptiveConfig{MinLimit: 3, MaxLimit: 2}), "loadshed: Adaptive.MinLimit must be within 1..MaxLimit=2"},
 	{adaptive(loadshed.AdaptiveConfig{MinLimit: -1}), "loadshed: Adaptive.MinLimit must be within"},
 	{adaptive(loadshed.AdaptiveConfig{MinLimit: 5000}), "loadshed: Adaptive.MinLimit must be within 1..MaxLimit=1000"},
 	{adaptive(loadshed.AdaptiveConfig{MinLimit: 10, MaxLimit: 5}), "loadshed: Adaptive.MinLimit must be within 1..MaxLimit=5"},
-	{adaptive(loadshed.AdaptiveConfig{InitialLimit: 2000}), "loadshed: Adaptive.InitialLimit must be within MinLimit=3..MaxLimit=1000"},
+	{adaptive(loadshed.AdaptiveConfig{InitialLimit: 2000}), "loadshed: Adaptive.InitialLimit must be within MinLimit=1..MaxLimit=1000"},
 	{adaptive(loadshed.AdaptiveConfig{InitialLimit: -3}), "loadshed: Adaptive.InitialLimit must be within"},
 	{adaptive(loadshed.AdaptiveConfig{MinSamples: -1}), "loadshed: Adaptive.MinSamples must be within"},
 	{adaptive(loadshed.AdaptiveConfig{MinSamples: 20000}), "loadshed: Adaptive.MinSamples must be within"},

@@ -19,7 +19,7 @@ func TestPolicyEntersOnQueueing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Policy{t: tr, cfg: PolicyConfig{Cooldown: time.Second}.WithDefaults()}
+	p := &Policy{t: tr, conns: tr, cfg: PolicyConfig{Cooldown: time.Second}.WithDefaults()}
 	t0 := time.Unix(0, 0)
 	for i, st := range []struct {
 		s    load.Snapshot
