@@ -109,6 +109,10 @@ var aims = []aim{
 	{"streams.node.cut_at_grace", "the same with @grpc/grpc-js clients: cut at grace", "0", le(0)},
 	{"streams.node.failed", "grpc-js: failed streams", "0", le(0)},
 	{"streams.node.gap_p99_ms", "grpc-js: p99 delay a resume added", "≤ 50", le(50)},
+	{"streams.defaults.signal.cut_at_grace", "library defaults (max age 2 min ± 10 %, grace 30 s), 3 min: streams cut at grace, handlers use the signal", "0", le(0)},
+	{"streams.defaults.signal.resumes", "the same: streams resumed after a drain (each connection rotates about once)", "", nil},
+	{"streams.defaults.signal.failed", "the same: failed streams", "0", le(0)},
+	{"streams.defaults.baseline.cut_at_grace", "library defaults, handlers that ignore the signal: streams cut at grace", "", nil},
 }
 
 // adaptiveProfiles are the profiles of the adaptive scenario; each has the

@@ -46,6 +46,7 @@ var scenarios = []scenario{
 	{"scaleup_dns", runScaleUpDNS},
 	{"drain", runDrain},
 	{"streams", runStreams},
+	{"streams_defaults", runStreamsDefaults},
 	{"scale", runScale},
 }
 

@@ -56,3 +56,32 @@ func runStreams(ctx context.Context, e *env) error {
 	}
 	return nil
 }
+
+// streams_defaults: the streams scenario with the library's own max age
+// and grace (2 min ± 10 %, 30 s) for 3 min, so that every connection
+// rotates once: what the defaults do to a streaming service. Legs: handlers
+// that listen to goaway.Draining, and handlers that ignore it.
+func runStreamsDefaults(ctx context.Context, e *env) error {
+	base := cluster.Streams{ServerBin: e.serverBin, Replicas: 3, Streams: 64, Interval: 100 * time.Millisecond,
+		For: 3 * time.Minute, UnaryCallers: 8} // MaxAge, Grace 0: the library's defaults
+	for _, leg := range []string{"signal", "baseline"} {
+		s := base
+		s.IgnoreDrain = leg == "baseline"
+		res, err := s.Run(ctx, e.c)
+		e.c.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", leg, err)
+		}
+		fmt.Fprintf(os.Stderr, "   %-8s messages %d resumes %d ends %v  cut %d handler %d  gap p50 %.0f p99 %.0f ms  share error %.2f %v  unary %d failed %d\n",
+			leg, res.Messages, res.Resumes, res.Ends, res.Cut, res.Handler, res.GapQuantile(0.5), res.GapQuantile(0.99),
+			res.ShareError(s.Replicas), res.PerReplica, res.UnaryCalls, res.UnaryFailed)
+		p := "streams.defaults." + leg + "."
+		e.results[p+"cut_at_grace"] = float64(res.Cut)
+		e.results[p+"ended_by_handler"] = float64(res.Handler)
+		e.results[p+"resumes"] = float64(res.Resumes)
+		e.results[p+"failed"] = float64(res.Failed())
+		e.results[p+"gap_p99_ms"] = res.GapQuantile(0.99)
+		e.results[p+"unary_failed"] = float64(res.UnaryFailed)
+	}
+	return nil
+}
