@@ -13,8 +13,8 @@ import (
 // neither cfg.Limit nor cfg.Capacity set, application_utilization is the
 // unary calls in flight over the Shedder's current limit (the lower of
 // MaxInFlight and the adaptive limit); a Shedder with no concurrency limit
-// leaves it at the CPU utilization, or, while the sampler's queueing is
-// high, its queueing share (load.Snapshot.Queueing) when that is higher. New returns
+// leaves it at the CPU utilization or the sampler's queueing share
+// (load.Snapshot.Queueing), whichever is higher. New returns
 // orca.Config.Validate's error for an invalid cfg. Without(ORCA) turns the
 // reports off.
 func WithORCA(cfg orca.Config) Option {

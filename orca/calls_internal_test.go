@@ -116,7 +116,7 @@ func TestAppUtilizationQueueing(t *testing.T) {
 		want float64
 	}{
 		{Config{}, load.Snapshot{CPU: 0.3, Queueing: 0.1}, 0.3},
-		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6}, 0.1}, // not high: the CPU
+		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6}, 0.6}, // not high, but a queue all the same
 		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true}, 0.8},
 		{Config{}, load.Snapshot{CPU: 0.9, Queueing: 0.8, QueueingHigh: true}, 0.9},
 		{Config{Capacity: 4}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true}, 0}, // no call in flight

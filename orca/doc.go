@@ -29,9 +29,8 @@
 //   - application_utilization: the mean number of unary calls in flight
 //     during the sample period ÷ the concurrency limit (Config.Limit, else
 //     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
-//     is the CPU utilization, or, while the sampler's queueing is high
-//     (load.Snapshot.QueueingHigh), the share of the calls' latency spent
-//     queueing (load.Snapshot.Queueing) when that is higher. See below. The
+//     is the CPU utilization or the share of the calls' latency spent
+//     queueing (load.Snapshot.Queueing), whichever is higher. See below. The
 //     grpcmgmt Manager, with shedding on, sets Config.Limit to the
 //     Shedder's current limit.
 //   - qps: unary calls started per second, counted by the same interceptor
@@ -73,8 +72,8 @@
 //   - Neither, for services with one process per replica (the usual
 //     Kubernetes deployment): application_utilization is then the process's
 //     CPU utilization of its allowance, which is what grpc-go's
-//     weighted_round_robin falls back to anyway, or, while queueing is high,
-//     the queueing share 1 − no-load latency ÷ latency when that is higher.
+//     weighted_round_robin falls back to anyway, or the queueing share
+//     1 − no-load latency ÷ latency when that is higher.
 //     The CPU alone misleads on a replica that is slow but not CPU-bound
 //     (calls waiting on a lock, a small pool, a slow disk): its CPU reads
 //     low, so its weight would rise as it slows. The queueing share rises
