@@ -23,8 +23,11 @@ type Fleet struct {
 	ServiceConfig string
 	Conns         int
 	Rate          float64
-	For           time.Duration
-	CallTimeout   time.Duration
+	// Callers, when positive, replaces the open loop at Rate with a
+	// closed loop of that many callers (grpc-go clients only).
+	Callers     int
+	For         time.Duration
+	CallTimeout time.Duration
 	// Stack is the client: GoStack (in-process grpc-go) or PythonStack.
 	Stack Stack
 	// Guard gives every replica its replica set for the health lever's
@@ -157,7 +160,11 @@ func (f Fleet) RunWatched(ctx context.Context, c *Cluster) (FleetRun, error) {
 			mu.Unlock()
 		})
 	}
-	client.OpenLoop(rctx, f.Rate, f.CallTimeout, run.Rec)
+	if f.Callers > 0 {
+		client.ClosedLoop(rctx, f.Callers, f.CallTimeout, run.Rec)
+	} else {
+		client.OpenLoop(rctx, f.Rate, f.CallTimeout, run.Rec)
+	}
 	wg.Wait()
 	return run, ctx.Err()
 }

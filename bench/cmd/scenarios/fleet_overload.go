@@ -31,6 +31,13 @@ const fleetPairs = 3
 // (health does not follow load) runs once, for reference. Goodput is
 // divided by the capacity measured in the same round; the figures are the
 // guard leg's medians over the rounds, with their spread.
+//
+// An open loop at twice the capacity, without shedding, fills every queue
+// until calls time out, whatever health does: goodput is low in every leg.
+// The closed legs (guard_closed, time_bounded_closed; figures
+// fleet_overload.closed.*) offer the same overload as the measurement of
+// issue 13 did: 150 callers in a closed loop, about twice what the fleet
+// serves within the 1 s deadline.
 func runFleetOverload(ctx context.Context, e *env) error {
 	e.c.ReplicaEnv = []string{"GOMAXPROCS=1"}
 	defer func() { e.c.ReplicaEnv = nil }()
@@ -56,6 +63,7 @@ func runFleetOverload(ctx context.Context, e *env) error {
 	}
 	unavailable := map[string][]float64{}
 	goodput := map[string][]float64{}
+	failed := map[string][]float64{} // share of the calls made
 	maxOut := map[string][]float64{}
 	var capacities []float64
 	runLeg := func(l leg, capacity float64, chart bool) error {
@@ -70,6 +78,9 @@ func runFleetOverload(ctx context.Context, e *env) error {
 		g := float64(w.OK) / window.Seconds() / capacity
 		out := run.MaxNotServing(0, window)
 		unavailable[l.name] = append(unavailable[l.name], float64(w.NoServing))
+		if n := w.OK + w.Failed; n > 0 {
+			failed[l.name] = append(failed[l.name], float64(w.Failed)/float64(n))
+		}
 		goodput[l.name] = append(goodput[l.name], g)
 		maxOut[l.name] = append(maxOut[l.name], float64(out))
 		fmt.Fprintf(os.Stderr, "   %-13s goodput %.2f of capacity  ok %d failed %d %v  failed because no replica was SERVING %d  most replicas NOT_SERVING at once %d\n",
@@ -88,9 +99,16 @@ func runFleetOverload(ctx context.Context, e *env) error {
 		}
 		capacities = append(capacities, capacity)
 		fmt.Fprintf(os.Stderr, "   measured fleet capacity %.0f calls/s (nominal 150)\n", capacity)
+		closed := func(guard bool) cluster.Fleet {
+			f := mk(guard, 0, replicas(lib...))
+			f.Callers = 150
+			return f
+		}
 		for _, l := range []leg{
 			{"guard", mk(true, 2*capacity, replicas(lib...))},
 			{"time_bounded", mk(false, 2*capacity, replicas(lib...))},
+			{"guard_closed", closed(true)},
+			{"time_bounded_closed", closed(false)},
 		} {
 			if err := runLeg(l, capacity, round == 0); err != nil {
 				return err
@@ -119,5 +137,15 @@ func runFleetOverload(ctx context.Context, e *env) error {
 	spread("fleet_overload.time_bounded.goodput_ratio", goodput["time_bounded"])
 	spread("fleet_overload.time_bounded.max_not_serving", maxOut["time_bounded"])
 	spread("fleet_overload.no_load.goodput_ratio", goodput["no_load"])
+	for _, l := range []string{"guard", "time_bounded"} {
+		p := "fleet_overload.closed."
+		if l != "guard" {
+			p += l + "."
+		}
+		spread(p+"failed_unavailable", unavailable[l+"_closed"])
+		spread(p+"goodput_ratio", goodput[l+"_closed"])
+		spread(p+"max_not_serving", maxOut[l+"_closed"])
+		spread(p+"failed_share", failed[l+"_closed"])
+	}
 	return nil
 }
