@@ -20,15 +20,24 @@ const ReasonMaxAge Reason = "max_age"
 // drain is the drain state of one connection: closed once, at its first
 // GOAWAY, whoever sent it.
 type drain struct {
-	once   sync.Once
-	ch     chan struct{}
-	reason Reason    // set before ch is closed
-	at     time.Time // when the GOAWAY was written
+	mu     sync.Mutex    // guards ch, and begin's writes
+	ch     chan struct{} // made by the first Draining (most connections never see one), closed by begin
+	done   atomic.Bool   // begin ran: reason and at are set
+	reason Reason        // set before done
+	at     time.Time     // when the GOAWAY was written; set before done
 
 	streams  atomic.Int64 // streams in flight through StreamServerInterceptor
 	peerGone atomic.Bool  // a read failed: the client closed or reset the connection
 	cut      atomic.Bool  // the server closed the connection with streams in flight
 }
+
+// closedChan is the channel Draining returns for a connection that was
+// drained before anything asked: closed, shared by all of them.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // outlived reports whether a stream ending now outlived the drain's grace:
 // it ended because the connection was closed at the end of the grace. (When
@@ -41,10 +50,30 @@ func (d *drain) outlived(grace time.Duration) bool {
 
 // begin marks the connection draining for r, once.
 func (d *drain) begin(r Reason) {
-	d.once.Do(func() {
-		d.reason, d.at = r, time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done.Load() {
+		return
+	}
+	d.reason, d.at = r, time.Now()
+	d.done.Store(true)
+	if d.ch != nil {
 		close(d.ch)
-	})
+	}
+}
+
+// channel returns the channel begin closes, making it on first use: an
+// idle connection does not carry one (96 bytes).
+func (d *drain) channel() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch == nil {
+		if d.done.Load() {
+			return closedChan
+		}
+		d.ch = make(chan struct{})
+	}
+	return d.ch
 }
 
 // Draining returns a channel that is closed when the connection carrying
@@ -71,11 +100,11 @@ func (d *drain) begin(r Reason) {
 // It returns nil (a channel that never fires in a select) when the
 // connection is not wrapped by a Tracker (WrapCredentials, or the grpcmgmt
 // Manager) or cannot be told apart from another one with the same
-// addresses. It does not allocate; call it once per stream and keep the
-// channel.
+// addresses. It allocates once per connection (the first call on it
+// makes the channel); call it once per stream and keep the channel.
 func Draining(ctx context.Context) <-chan struct{} {
 	if c := connOf(ctx); c != nil {
-		return c.drain.ch
+		return c.drain.channel()
 	}
 	return nil
 }
@@ -91,12 +120,10 @@ func DrainInfo(ctx context.Context) (r Reason, closeBy time.Time, ok bool) {
 	if c == nil {
 		return "", time.Time{}, false
 	}
-	select {
-	case <-c.drain.ch:
-		return c.drain.reason, c.drain.at.Add(c.t.cfg.Grace), true
-	default:
+	if !c.drain.done.Load() {
 		return "", time.Time{}, false
 	}
+	return c.drain.reason, c.drain.at.Add(c.t.cfg.Grace), true
 }
 
 // StreamServerInterceptor counts the streams of each tracked connection,
@@ -116,10 +143,8 @@ func (t *Tracker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		c.drain.streams.Add(1)
 		err := h(srv, ss)
 		c.drain.streams.Add(-1)
-		select {
-		case <-c.drain.ch:
+		if c.drain.done.Load() {
 			t.m.drainedStream(c.drain.reason, c.drain.cut.Load() || c.drain.outlived(t.cfg.Grace))
-		default:
 		}
 		return err
 	}

@@ -158,7 +158,6 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 		id:          t.nextID.Add(1),
 		start:       time.Now(),
 		prefaceLeft: clientPrefaceLen,
-		drain:       drain{ch: make(chan struct{})},
 	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
