@@ -34,7 +34,7 @@ func newTrace(t *testing.T, cfg Config) *trace {
 // period records calls ended in the next period and samples at its end.
 func (tr *trace) period(calls int, lat time.Duration, lone int) *Snapshot {
 	for i := range calls {
-		tr.s.calls.record(int64(lat), i < lone)
+		tr.s.calls.record(lat.Microseconds(), i < lone)
 	}
 	tr.at = tr.at.Add(tr.s.period)
 	tr.s.sample(tr.at)
@@ -173,7 +173,7 @@ func TestIdleReplicaDrainsItsQueue(t *testing.T) {
 	// A call still in flight: no evidence either way; latency holds.
 	tr.run(3*time.Second, 10, 50*time.Millisecond, 0)
 	held := tr.s.Snapshot().Latency
-	tr.s.calls.flight.Add(oneTimed)
+	tr.s.calls.flight.Add(1)
 	if sn := tr.run(2*time.Second, 0, 0, 0); sn.Latency != held {
 		t.Errorf("a call in flight and none ended: latency %v, want it held at %v", sn.Latency, held)
 	}

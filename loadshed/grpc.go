@@ -61,35 +61,72 @@ func (s *Shedder) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return 
 func (s *Shedder) StreamServerInterceptor() grpc.StreamServerInterceptor { return s.stream }
 
 func (s *Shedder) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if s.isExempt(info.FullMethod) {
-		return h(ctx, req)
+	t, err := s.AdmitUnary(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
 	}
-	p := s.priorityOf(info.FullMethod, s.headerValue(ctx))
-	t, r := s.admit(p, true, !s.tapRollsCPU.Load())
-	if r != admitted {
-		if s.trailer != nil {
-			_ = grpc.SetTrailer(ctx, s.trailer)
-		}
-		return nil, s.rejected(r, p, info.FullMethod)
-	}
-	defer s.done(t)
+	defer t.Done()
 	return h(ctx, req)
 }
 
 func (s *Shedder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if s.isExempt(info.FullMethod) {
-		return h(srv, ss)
+	t, err := s.AdmitStream(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
 	}
-	p := s.priorityOf(info.FullMethod, s.headerValue(ss.Context()))
-	t, r := s.admit(p, false, !s.tapRollsCPU.Load())
+	defer t.Done()
+	return h(srv, ss)
+}
+
+// Ticket is an admitted call's slot, returned by AdmitUnary and
+// AdmitStream: a value, so admitting allocates nothing. Call Done exactly
+// once when the call ends, typically deferred (so that a panicking handler
+// does not leak its slot). The zero Ticket (an exempt method) holds no slot;
+// its Done does nothing.
+type Ticket struct {
+	s *Shedder
+	t token
+}
+
+// Done releases the call's slot.
+func (t Ticket) Done() {
+	if t.s != nil {
+		t.s.done(t.t)
+	}
+}
+
+// AdmitUnary decides on the unary call of fullMethod whose context is ctx,
+// as the unary interceptor does: it returns the call's Ticket, or, for a
+// call it sheds, the status error to return (and, with a pushback
+// configured, it has set the grpc-retry-pushback-ms trailer). Exempt
+// methods get the zero Ticket. It is the interceptor's body, for code that
+// composes its own interceptor (the grpcmgmt Manager installs one
+// interceptor for every lever): call it before any header is sent, and call
+// the Ticket's Done when the call ends.
+func (s *Shedder) AdmitUnary(ctx context.Context, fullMethod string) (Ticket, error) {
+	return s.admitCall(ctx, fullMethod, true)
+}
+
+// AdmitStream is AdmitUnary for a stream (ctx is the stream's context): a
+// stream that has started is never shed, and holds its slot until Done (it
+// is not a latency sample for the adaptive limit).
+func (s *Shedder) AdmitStream(ctx context.Context, fullMethod string) (Ticket, error) {
+	return s.admitCall(ctx, fullMethod, false)
+}
+
+func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (Ticket, error) {
+	if s.isExempt(method) {
+		return Ticket{}, nil
+	}
+	p := s.priorityOf(method, s.headerValue(ctx))
+	t, r := s.admit(p, unary, !s.tapRollsCPU.Load())
 	if r != admitted {
 		if s.trailer != nil {
-			ss.SetTrailer(s.trailer)
+			_ = grpc.SetTrailer(ctx, s.trailer)
 		}
-		return s.rejected(r, p, info.FullMethod)
+		return Ticket{}, s.rejected(r, p, method)
 	}
-	defer s.done(t)
-	return h(srv, ss)
+	return Ticket{s: s, t: t}, nil
 }
 
 func (s *Shedder) isExempt(method string) bool {
