@@ -50,6 +50,7 @@ type Manager struct {
 	rebalancer  *goaway.Rebalancer           // rebalance
 	shedder     *loadshed.Shedder            // loadshed
 	shedInTap   bool                         // loadshed rejects in the tap (Pushback Off)
+	shedHeader  bool                         // loadshed reads a priority header (in the tap)
 	health      *health.Reporter             // health
 	orca        *orca.Reporter               // orca
 
@@ -211,7 +212,9 @@ func (m *Manager) ServerOptions() []grpc.ServerOption {
 		opts = append(opts, grpc.KeepaliveParams(*m.keepalive), grpc.KeepaliveEnforcementPolicy(*m.enforcement))
 	}
 	var taps []tap.ServerInHandle
-	if m.shedder != nil && m.shedInTap {
+	if m.shedder != nil && (m.shedInTap || m.shedHeader) {
+		// Rejects in the tap (Pushback Off), and reads the priority header
+		// where the headers are a plain map.
 		taps = append(taps, m.shedder.TapHandle())
 	}
 	if m.tap != nil {

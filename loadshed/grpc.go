@@ -11,34 +11,83 @@ import (
 // TapHandle returns the handle to install with grpc.InTapHandle (or through
 // the Manager, which composes it with other levers' taps).
 //
+// The tap reads the call's priority header (Config.PriorityHeader) where
+// the headers are a plain map, and passes a valid priority on to the
+// interceptors in the context: so installed, a call without the header
+// costs the interceptors one atomic load rather than a search of the
+// incoming metadata (metadata.ValueFromIncomingContext walks the context
+// and compares every header case-insensitively when the key is absent:
+// about 100 ns a call, measured). grpc-go allocates one tap.Info per call
+// for any tap handle; a Shedder whose TapHandle is never called searches
+// the metadata in its interceptors instead. Call TapHandle only if you
+// install the handle: once it is called, the interceptors take the
+// priority and (with Pushback Off) the CPU limit's decision from the tap.
+//
 // grpc-go answers a tap rejection itself, with a Trailers-Only response that
 // carries only grpc-status and grpc-message: no trailer of ours, so no
 // grpc-retry-pushback-ms. So with a pushback configured (the default) the
 // handle admits every call and the interceptors decide; with Pushback Off it
 // rejects calls over a limit before their request is read, and is the one
-// place the CPU limit is decided (call TapHandle only if you install it).
+// place the CPU limit is decided.
 //
 // The tap never takes a slot: a call it lets through may still never reach
 // an interceptor (unknown method, deadline already past, client reset), and
 // a slot taken there could never be released. Slots are taken by the
 // interceptors, which re-check the limits atomically.
 func (s *Shedder) TapHandle() tap.ServerInHandle {
+	if s.header != "" {
+		s.tapReadsHeader.Store(true)
+	}
 	if !s.tapMode {
-		return func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil }
+		if s.header == "" {
+			return func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil }
+		}
+		return s.priorityTap
 	}
 	s.tapRollsCPU.Store(true)
 	return s.tap
+}
+
+// priorityKey is the context key under which the tap passes a call's
+// priority (from its header) to the interceptors.
+type priorityKey struct{}
+
+// headerPriority parses the priority header of info, and returns ctx with
+// the priority for the interceptors when it is present and valid (the
+// only case that allocates: the context).
+func (s *Shedder) headerPriority(ctx context.Context, info *tap.Info) (context.Context, Priority, bool) {
+	v := info.Header[s.header]
+	if len(v) == 0 {
+		return ctx, 0, false
+	}
+	p, ok := ParsePriority(v[0])
+	if !ok {
+		return ctx, 0, false
+	}
+	if !s.sawHeader.Load() {
+		s.sawHeader.Store(true)
+	}
+	return context.WithValue(ctx, priorityKey{}, p), p, true
+}
+
+func (s *Shedder) priorityTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	ctx, _, _ = s.headerPriority(ctx, info)
+	return ctx, nil
 }
 
 func (s *Shedder) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if s.isExempt(info.FullMethodName) {
 		return ctx, nil
 	}
-	var v []string
+	var p Priority
 	if s.header != "" {
-		v = info.Header[s.header]
+		var ok bool
+		if ctx, p, ok = s.headerPriority(ctx, info); !ok {
+			p = s.priorityOf(info.FullMethodName, nil)
+		}
+	} else {
+		p = s.priorityOf(info.FullMethodName, nil)
 	}
-	p := s.priorityOf(info.FullMethodName, v)
 	if s.load != nil && s.cpuShed(p) {
 		return ctx, s.rejected(reasonCPU, p, info.FullMethodName)
 	}
@@ -118,7 +167,7 @@ func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (Tic
 	if s.isExempt(method) {
 		return Ticket{}, nil
 	}
-	p := s.priorityOf(method, s.headerValue(ctx))
+	p := s.callPriority(ctx, method)
 	t, r := s.admit(p, unary, !s.tapRollsCPU.Load())
 	if r != admitted {
 		if s.trailer != nil {
@@ -153,6 +202,24 @@ func (s *Shedder) priorityOf(method string, header []string) Priority {
 		}
 	}
 	return s.defPrio
+}
+
+// callPriority returns the priority of the call of ctx: from the tap when
+// TapHandle is installed (one atomic load while no call has carried a
+// valid header), else from the incoming metadata.
+func (s *Shedder) callPriority(ctx context.Context, method string) Priority {
+	if s.header == "" {
+		return s.priorityOf(method, nil)
+	}
+	if s.tapReadsHeader.Load() {
+		if s.sawHeader.Load() {
+			if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
+				return p
+			}
+		}
+		return s.priorityOf(method, nil)
+	}
+	return s.priorityOf(method, s.headerValue(ctx))
 }
 
 // headerValue returns the priority header's values. It allocates only when

@@ -86,6 +86,12 @@ type Shedder struct {
 	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
 	// dice, so the interceptors must not roll them again.
 	tapRollsCPU atomic.Bool
+	// Set once when TapHandle is called with a priority header configured:
+	// the tap reads the header and passes the priority in the context.
+	tapReadsHeader atomic.Bool
+	// Set once the tap has seen a valid priority header: until then the
+	// interceptors do not look in the context.
+	sawHeader atomic.Bool
 
 	// Updated on every call, on a cache line of its own: the calls in
 	// flight (low flightBits) and the calls done (high doneBits, modulo
