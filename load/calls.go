@@ -34,14 +34,15 @@ import (
 // measured for the load signal: a lever that needs it reads the Snapshot,
 // never a clock of its own.
 type Calls struct {
-	_       cpu.CacheLinePad
-	flight  atomic.Uint64 // unary calls in flight (low countBits) and the sum of their start times in µs (high sumBits)
-	streams atomic.Int64  // streams (calls begun with Begin) in flight
-	started atomic.Uint64
-	failed  atomic.Uint64
-	lat     atomic.Uint64 // timed calls ended since the last sample: count<<latShift | µs
-	alone   atomic.Uint64 // the same, for those that began with no other timed call in flight
-	_       cpu.CacheLinePad
+	_              cpu.CacheLinePad
+	flight         atomic.Uint64 // unary calls in flight (low countBits) and the sum of their start times in µs (high sumBits)
+	streams        atomic.Int64  // streams (calls begun with Begin) in flight
+	streamsStarted atomic.Uint64 // streams begun, of started
+	started        atomic.Uint64
+	failed         atomic.Uint64
+	lat            atomic.Uint64 // timed calls ended since the last sample: count<<latShift | µs
+	alone          atomic.Uint64 // the same, for those that began with no other timed call in flight
+	_              cpu.CacheLinePad
 }
 
 // Bit layout of Calls.flight: the low countBits hold the number of unary
@@ -80,6 +81,7 @@ func nanotime() int64 { return int64(time.Since(monoBase)) }
 // lifetime is not a latency. It counts in InFlight and QPS.
 func (c *Calls) Begin() {
 	c.streams.Add(1)
+	c.streamsStarted.Add(1)
 	c.started.Add(1)
 }
 

@@ -42,6 +42,7 @@ type Sampler struct {
 	all                     []*reading // cpu, mem, then custom
 	lastAt                  time.Time
 	lastStarted, lastFailed uint64
+	lastStreamsStarted      uint64
 	q                       queueing
 	noLoadKnown             bool // NoLoadLatency was logged once
 	// The time integral of the unary calls in flight (call·µs): the
@@ -275,7 +276,9 @@ func (s *Sampler) sample(now time.Time) bool {
 		QPSRaw:    float64(started-s.lastStarted) / dt.Seconds(),
 		EPSRaw:    float64(failed-s.lastFailed) / dt.Seconds(),
 	}
-	s.lastStarted, s.lastFailed = started, failed
+	streamsStarted := s.calls.streamsStarted.Load()
+	n.UnaryQPSRaw = float64((started-s.lastStarted)-(streamsStarted-s.lastStreamsStarted)) / dt.Seconds()
+	s.lastStarted, s.lastFailed, s.lastStreamsStarted = started, failed, streamsStarted
 	n.InFlightAvg = e.next(prev.InFlightAvg, float64(inFlight))
 	n.QPS = e.next(prev.QPS, n.QPSRaw)
 	n.EPS = e.next(prev.EPS, n.EPSRaw)

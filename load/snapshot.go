@@ -38,6 +38,9 @@ type Snapshot struct {
 	// QPS and EPS are smoothed calls started and calls failed per second;
 	// QPSRaw and EPSRaw are the last period's rates.
 	QPS, QPSRaw float64
+	// UnaryQPSRaw is the last period's unary calls (begun with
+	// Calls.BeginUnary) started per second: QPSRaw without the streams.
+	UnaryQPSRaw float64
 	EPS, EPSRaw float64
 	// Latency is the smoothed mean latency of the unary calls that ended
 	// (those begun with Calls.BeginUnary); LatencyRaw the last period's

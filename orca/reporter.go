@@ -225,9 +225,9 @@ func (r *Reporter) onSample(snap load.Snapshot) {
 	dt := snap.At.Sub(r.lastAt)
 	r.lastAt = snap.At
 	// The mean unary calls in flight over the period (the exact time
-	// integral, measured by the sampler's call counter) and calls started
-	// per second.
-	l, q := snap.UnaryInFlightMean, snap.QPSRaw
+	// integral, measured by the sampler's call counter) and unary calls
+	// started per second, over the same periods.
+	l, q := snap.UnaryInFlightMean, snap.UnaryQPSRaw
 	switch {
 	case !r.smoothed:
 		r.inFlight, r.qps, r.smoothed = l, q, true

@@ -239,7 +239,7 @@ func startServer(kind, stack string) (string, func(), error) {
 				grpcmgmt.WithLoad(load.Config{QueueingEnter: load.Off}),
 				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
 				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
-				grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off}),
+				grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}),
 				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallEvery: orcaEvery}))
 			if err != nil {
 				return "", nil, err
