@@ -78,14 +78,6 @@ func main() {
 	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, on) for a pinned leg")
 	client := flag.String("client", "", "internal: run a pinned leg's client against this address")
 	flag.Parse()
-	if *serve != "" {
-		serveMain(*serve, *stack)
-		return
-	}
-	if *client != "" {
-		clientMain(*client, *leg)
-		return
-	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -95,6 +87,16 @@ func main() {
 			log.Fatalf("overhead: -cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	// A pinned leg's children (pinned.go); with -cpuprofile, the profile is
+	// theirs.
+	if *serve != "" {
+		serveMain(*serve, *stack)
+		return
+	}
+	if *client != "" {
+		clientMain(*client, *leg)
+		return
 	}
 	if *pairs < 3 {
 		log.Fatal("overhead: -pairs must be at least 3")
