@@ -63,6 +63,9 @@ import (
 var (
 	orcaPerCall bool
 	orcaEvery   int
+	// priorityHeader is the -priority-header flag: the shedder reads the
+	// priority header (in the tap); false sets loadshed.NoHeader (no tap).
+	priorityHeader bool
 )
 
 func main() {
@@ -71,6 +74,7 @@ func main() {
 	stack := flag.String("stack", "manager", `what "on" means: "manager" (grpcmgmt.New() defaults) or "goaway" (only the credentials wrapper)`)
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
+	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
 	flag.IntVar(&orcaEvery, "orca-per-call-every", 0, "with -stack manager: orca.Config.PerCallEvery (one unary call in N carries the report; 0: the default)")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare)")
@@ -183,6 +187,16 @@ func main() {
 	}
 }
 
+// shedConfig is the full stack's shedder: a static limit out of reach, the
+// CPU and queueing limits off (see startServer).
+func shedConfig() loadshed.Config {
+	c := loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}
+	if !priorityHeader {
+		c.PriorityHeader = loadshed.NoHeader
+	}
+	return c
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -241,7 +255,7 @@ func startServer(kind, stack string) (string, func(), error) {
 				grpcmgmt.WithLoad(load.Config{QueueingEnter: load.Off}),
 				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
 				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
-				grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}),
+				grpcmgmt.WithLoadShed(shedConfig()),
 				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallEvery: orcaEvery}))
 			if err != nil {
 				return "", nil, err

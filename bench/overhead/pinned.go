@@ -54,7 +54,8 @@ func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
 		return pinnedResult{}, err
 	}
 	srv := exec.Command("taskset", "-c", "0", exe, "-serve", kind, "-stack", stack,
-		"-orca-per-call="+strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery))
+		"-orca-per-call="+strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
+		"-priority-header="+strconv.FormatBool(priorityHeader))
 	srv.Stderr = os.Stderr
 	srvIn, _ := srv.StdinPipe()
 	srvOutPipe, _ := srv.StdoutPipe()
