@@ -52,9 +52,9 @@
 // explicitly, with one typed field per lever: New builds them in a fixed
 // order (Manager.buildLevers; each lever's option and build function are in
 // feature_*.go), ServerOptions installs them in the order a call passes
-// them (shedding before the call counter, ORCA after it; see
-// Manager.ServerOptions), Register registers their services and Shutdown
-// drains and closes them.
+// them (one interceptor for every lever: shedding, then the call counter,
+// then ORCA's report; see Manager.ServerOptions), Register registers their
+// services and Shutdown drains and closes them.
 //
 // # Turning levers off
 //
@@ -78,7 +78,8 @@
 // grpcmgmt's options replaces grpcmgmt's, which the goaway lever detects
 // and reports (goaway.Tracker.Audit). Pass your own tap handle with
 // WithTapHandle. A grpc.KeepaliveParams placed after grpcmgmt's options
-// replaces grpcmgmt's. Interceptors are added with
-// grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor and combine
-// with yours in either order.
+// replaces grpcmgmt's. The library's interceptor pair is added with
+// grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor and combines
+// with yours in either order (alone, grpc-go calls it without a chain:
+// each further interceptor costs grpc-go's chaining a closure per call).
 package grpcmgmt

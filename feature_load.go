@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt/load"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
+	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
 // WithLoad configures the shared load sampler (period, smoothing, custom
@@ -34,27 +36,61 @@ func (s *settings) samplerConfig() load.Config {
 	return cfg
 }
 
-// callCounter counts every admitted call for the sampler's in-flight, QPS and
-// EPS, and times unary calls for its queueing signal (load.Snapshot.Queueing):
-// the one place a call's latency is measured for the levers. It is always
-// installed.
-type callCounter struct{ calls *load.Calls }
-
-func (c callCounter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
-	call := c.calls.BeginUnary()
-	defer func() { call.End(isServerError(err)) }()
-	return h(ctx, req)
+// callPath is the Manager's interceptor pair: every lever's work on the
+// call path in one function call per call (see Manager.ServerOptions for
+// the order). Nil levers are off.
+type callPath struct {
+	shedder     *loadshed.Shedder
+	calls       *load.Calls // always on: the sampler's in-flight, QPS, EPS and queueing signal
+	orca        *orca.Reporter
+	trackStream grpc.StreamServerInterceptor // goaway's stream accounting
 }
 
-// stream counts a stream from its start to its end, except the library's
-// own long-lived streams (see isLibraryStream).
-func (c callCounter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
-	if isLibraryStream(info.FullMethod) {
-		return h(srv, ss)
+// unary sheds or admits the call, counts and times it for the sampler (the
+// one place a call's latency is measured for the levers), and adds the
+// per-call ORCA report to its trailer.
+func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	if c.shedder != nil {
+		t, err := c.shedder.AdmitUnary(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		defer t.Done()
 	}
-	c.calls.Begin()
-	defer func() { c.calls.End(isServerError(err)) }()
-	return h(srv, ss)
+	call := c.calls.BeginUnary()
+	defer func() { call.End(isServerError(err)) }()
+	resp, err = h(ctx, req)
+	if c.orca != nil {
+		c.orca.AddCallReport(ctx)
+	}
+	return resp, err
+}
+
+// stream sheds or admits the stream, counts it from its start to its end
+// (except the library's own long-lived streams, see isLibraryStream),
+// counts it on its connection for goaway's drain figures, and adds the
+// per-call ORCA report to its trailer.
+func (c *callPath) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	if c.shedder != nil {
+		t, err := c.shedder.AdmitStream(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		defer t.Done()
+	}
+	if !isLibraryStream(info.FullMethod) {
+		c.calls.Begin()
+		defer func() { c.calls.End(isServerError(err)) }()
+	}
+	if c.trackStream != nil {
+		err = c.trackStream(srv, ss, info, h)
+	} else {
+		err = h(srv, ss)
+	}
+	if c.orca != nil {
+		c.orca.AddStreamReport(ss)
+	}
+	return err
 }
 
 // isLibraryStream reports whether method is one of the long-lived streams

@@ -25,24 +25,37 @@ import (
 // A unary call costs two monotonic clock reads (about 25 ns each with the
 // vDSO on the machine this was written on) and four atomic adds, as many
 // as Begin and End plus one for the latency sample (five for a call that
-// ran alone); in-flight counts of all calls and of timed calls share one
-// word. Up to 2^32-1 calls may be in flight at once. This is the one place a call's latency is measured for the
-// load signal: a lever that needs it reads the Snapshot, never a clock of
-// its own.
+// ran alone). The unary calls in flight and the sum of their start times
+// share one word, so the sampler reads the exact time integral of the
+// unary calls in flight (Snapshot.UnaryInFlightMean) from the same add
+// that counts them: the ORCA reports and the queueing signal need no
+// counter of their own. Up to 2^20-1 unary calls may be in flight at once
+// (and any number of streams). This is the one place a call's latency is
+// measured for the load signal: a lever that needs it reads the Snapshot,
+// never a clock of its own.
 type Calls struct {
-	_       cpu.CacheLinePad
-	flight  atomic.Uint64 // calls in flight in the low 32 bits, timed ones among them in the high 32
-	started atomic.Uint64
-	failed  atomic.Uint64
-	lat     atomic.Uint64 // timed calls ended since the last sample: count<<latShift | µs
-	alone   atomic.Uint64 // the same, for those that began with no other timed call in flight
-	_       cpu.CacheLinePad
+	_              cpu.CacheLinePad
+	flight         atomic.Uint64 // unary calls in flight (low countBits) and the sum of their start times in µs (high sumBits)
+	streams        atomic.Int64  // streams (calls begun with Begin) in flight
+	streamsStarted atomic.Uint64 // streams begun, of started
+	started        atomic.Uint64
+	failed         atomic.Uint64
+	lat            atomic.Uint64 // timed calls ended since the last sample: count<<latShift | µs
+	alone          atomic.Uint64 // the same, for those that began with no other timed call in flight
+	_              cpu.CacheLinePad
 }
 
-// flight counts: one call, and one timed call (which is also a call).
+// Bit layout of Calls.flight: the low countBits hold the number of unary
+// calls in flight, the high sumBits the sum of their start times (µs on the
+// monotonic clock) modulo 2^sumBits. n and Σ start share one word, so a
+// reader always sees them consistent with each other; the in-flight part of
+// the integral, Σ (T − startᵢ) = n·T − Σ startᵢ, is exact in that modulus as
+// long as the calls in flight together are younger than 2^44 µs (203 days).
 const (
-	oneCall  = 1
-	oneTimed = 1<<32 + 1
+	countBits = 20
+	sumBits   = 64 - countBits
+	countMask = 1<<countBits - 1
+	sumMask   = 1<<sumBits - 1
 )
 
 // lat and alone pack a count and a sum of latencies in µs into one word, so
@@ -67,16 +80,15 @@ func nanotime() int64 { return int64(time.Since(monoBase)) }
 // Begin records a call starting that is not timed: a stream, whose
 // lifetime is not a latency. It counts in InFlight and QPS.
 func (c *Calls) Begin() {
-	c.flight.Add(oneCall)
+	c.streams.Add(1)
+	c.streamsStarted.Add(1)
 	c.started.Add(1)
 }
 
 // End records the end of a call begun with Begin; failed counts it towards
 // EPS.
-func (c *Calls) End(failed bool) { c.end(oneCall, failed) }
-
-func (c *Calls) end(kind uint64, failed bool) {
-	c.flight.Add(-kind)
+func (c *Calls) End(failed bool) {
+	c.streams.Add(-1)
 	if failed {
 		c.failed.Add(1)
 	}
@@ -85,16 +97,17 @@ func (c *Calls) end(kind uint64, failed bool) {
 // BeginUnary records a unary call starting and returns the Call that ends
 // it. Its latency (from BeginUnary to Call.End) feeds the queueing signal.
 func (c *Calls) BeginUnary() Call {
-	alone := c.flight.Add(oneTimed)>>32 == 1
+	start := nanotime() / 1000
+	alone := c.flight.Add(uint64(start)<<countBits+1)&countMask == 1
 	c.started.Add(1)
-	return Call{c: c, start: nanotime(), alone: alone}
+	return Call{c: c, start: start, alone: alone}
 }
 
 // Call is a unary call in flight, returned by Calls.BeginUnary: a value,
 // so timing a call allocates nothing. End it exactly once.
 type Call struct {
 	c     *Calls
-	start int64 // ns on the monotonic clock
+	start int64 // µs on the monotonic clock
 	alone bool  // no other timed call was in flight when it began
 }
 
@@ -104,13 +117,18 @@ func (k Call) End(failed bool) {
 	if k.c == nil {
 		return
 	}
-	k.c.end(oneTimed, failed)
-	k.c.record(nanotime()-k.start, k.alone)
+	end := nanotime() / 1000
+	k.c.flight.Add(-(uint64(k.start)<<countBits + 1))
+	if failed {
+		k.c.failed.Add(1)
+	}
+	k.c.record(end-k.start, k.alone)
 }
 
-// record adds one latency sample (ns).
-func (c *Calls) record(ns int64, alone bool) {
-	sample := 1<<latShift | uint64(max(ns/1000, 1))
+// record adds one latency sample (µs; at least 1 is counted, so that the
+// sum of the samples is the calls' time in flight to within 1 µs a call).
+func (c *Calls) record(us int64, alone bool) {
+	sample := 1<<latShift | uint64(max(us, 1))
 	c.lat.Add(sample)
 	if alone {
 		c.alone.Add(sample)
@@ -118,10 +136,26 @@ func (c *Calls) record(ns int64, alone bool) {
 }
 
 // InFlight returns the calls in flight now (begun and not yet ended).
-func (c *Calls) InFlight() int64 { return int64(uint32(c.flight.Load())) }
+func (c *Calls) InFlight() int64 { return c.UnaryInFlight() + c.streams.Load() }
+
+// UnaryInFlight returns the unary calls (begun with BeginUnary) in flight
+// now.
+func (c *Calls) UnaryInFlight() int64 { return int64(c.flight.Load() & countMask) }
 
 // timedInFlight returns the timed calls in flight now.
-func (c *Calls) timedInFlight() int64 { return int64(c.flight.Load() >> 32) }
+func (c *Calls) timedInFlight() int64 { return c.UnaryInFlight() }
+
+// unaryIntegral returns the time integral of the unary calls still in
+// flight up to the returned time T (µs): Σ (T − startᵢ) over them. The
+// completed calls' share of the integral is the sum of their latency
+// samples (lat). The word is loaded before the clock is read, so every
+// call in it started before T.
+func (c *Calls) unaryIntegral() (at int64, inFlight uint64) {
+	f := c.flight.Load()
+	at = nanotime() / 1000
+	n, sum := f&countMask, f>>countBits
+	return at, (n*uint64(at) - sum) & sumMask
+}
 
 // Started returns the calls begun since c was created.
 func (c *Calls) Started() uint64 { return c.started.Load() }

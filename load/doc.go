@@ -37,10 +37,14 @@
 //     (memory.current less inactive_file, as the kubelet computes it) over
 //     the tightest memory.max. Else the host's memory in use from gopsutil,
 //     1 - available/total.
-//   - InFlight, QPS, EPS (calls.go). Counted on the call path by Calls with
-//     three atomics on a cache line of their own: no lock, no allocation.
-//     The grpcmgmt Manager installs the interceptors that call Begin and
-//     End, and decides which status codes count as errors.
+//   - InFlight, QPS, EPS, UnaryInFlightMean, UnaryQPSRaw (calls.go).
+//     Counted on the call path by Calls with atomics on a cache line of
+//     their own: no lock, no allocation. The unary calls in flight and the
+//     sum of their start times share one word, so the exact time integral
+//     of the calls in flight (which the ORCA reports divide by the limit)
+//     costs no counter of its own. The grpcmgmt Manager installs the
+//     interceptor that calls Begin and End, and decides which status codes
+//     count as errors.
 //   - Latency, NoLoadLatency, Queueing, QueueingHigh (calls.go,
 //     queueing.go). Each unary call is timed once, by Calls.BeginUnary and
 //     Call.End (two monotonic clock reads, one more atomic add); see

@@ -34,7 +34,7 @@ func newTrace(t *testing.T, cfg Config) *trace {
 // period records calls ended in the next period and samples at its end.
 func (tr *trace) period(calls int, lat time.Duration, lone int) *Snapshot {
 	for i := range calls {
-		tr.s.calls.record(int64(lat), i < lone)
+		tr.s.calls.record(lat.Microseconds(), i < lone)
 	}
 	tr.at = tr.at.Add(tr.s.period)
 	tr.s.sample(tr.at)
@@ -173,7 +173,7 @@ func TestIdleReplicaDrainsItsQueue(t *testing.T) {
 	// A call still in flight: no evidence either way; latency holds.
 	tr.run(3*time.Second, 10, 50*time.Millisecond, 0)
 	held := tr.s.Snapshot().Latency
-	tr.s.calls.flight.Add(oneTimed)
+	tr.s.calls.flight.Add(1)
 	if sn := tr.run(2*time.Second, 0, 0, 0); sn.Latency != held {
 		t.Errorf("a call in flight and none ended: latency %v, want it held at %v", sn.Latency, held)
 	}
@@ -275,4 +275,45 @@ func TestQueueingMetricsAndLogs(t *testing.T) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())
 		}
 	}
+}
+
+// TestUnaryInFlightMean: the sampler publishes the exact time integral of
+// the unary calls in flight over each period, calls still in flight
+// included, and the unary calls started per second without the streams.
+func TestUnaryInFlightMean(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fixed := SourceFunc(func() (float64, error) { return 0.1, nil })
+		s, err := NewSampler(Config{Period: time.Second, CPU: fixed, Memory: fixed, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		c := s.Calls()
+		time.Sleep(time.Millisecond) // off the sampler's ticks
+		// Period 1: one call for the whole period (it began 1 ms in, so
+		// 999 ms), one for 500 ms, a stream throughout.
+		a := c.BeginUnary()
+		c.Begin()
+		b := c.BeginUnary()
+		time.Sleep(500 * time.Millisecond)
+		b.End(false)
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		snap := s.Snapshot()
+		if got, want := snap.UnaryInFlightMean, 1.499; math.Abs(got-want) > 0.002 {
+			t.Errorf("period 1: mean unary calls in flight %.4f, want %.3f", got, want)
+		}
+		if got := snap.UnaryQPSRaw; got != 2 {
+			t.Errorf("period 1: unary calls started per second %v, want 2 (the stream not counted)", got)
+		}
+		// Period 2: the long call ends halfway.
+		time.Sleep(500 * time.Millisecond)
+		a.End(false)
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		if got, want := s.Snapshot().UnaryInFlightMean, 0.5; math.Abs(got-want) > 0.002 {
+			t.Errorf("period 2: mean unary calls in flight %.4f, want %.1f", got, want)
+		}
+		c.End(false)
+	})
 }

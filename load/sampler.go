@@ -42,8 +42,14 @@ type Sampler struct {
 	all                     []*reading // cpu, mem, then custom
 	lastAt                  time.Time
 	lastStarted, lastFailed uint64
+	lastStreamsStarted      uint64
 	q                       queueing
 	noLoadKnown             bool // NoLoadLatency was logged once
+	// The time integral of the unary calls in flight (call·µs): the
+	// completed calls' latencies summed (doneMicros), and the reading at
+	// the last sample (intAt µs, integral).
+	doneMicros, integral uint64
+	intAt                int64
 
 	// Written on the call path; padded onto a cache line of its own.
 	calls Calls
@@ -123,6 +129,7 @@ func newSampler(cfg Config, root fs.FS) (*Sampler, error) {
 	s.snap.Store(&Snapshot{})
 	s.subs.Store(new([]*subscriber))
 	s.lastAt = time.Now()
+	s.intAt, _ = s.calls.unaryIntegral()
 	s.log.Info("load: sampler started", "period", s.period, "time_constant", s.tau,
 		"queueing_enter", cfg.QueueingEnter, "queueing_exit", cfg.QueueingExit,
 		"queueing_min_delay", cfg.QueueingMinDelay, "no_load_window", cfg.NoLoadWindow,
@@ -281,11 +288,21 @@ func (s *Sampler) sample(now time.Time) bool {
 		QPSRaw:    float64(started-s.lastStarted) / dt.Seconds(),
 		EPSRaw:    float64(failed-s.lastFailed) / dt.Seconds(),
 	}
-	s.lastStarted, s.lastFailed = started, failed
+	streamsStarted := s.calls.streamsStarted.Load()
+	n.UnaryQPSRaw = float64((started-s.lastStarted)-(streamsStarted-s.lastStreamsStarted)) / dt.Seconds()
+	s.lastStarted, s.lastFailed, s.lastStreamsStarted = started, failed, streamsStarted
 	n.InFlightAvg = e.next(prev.InFlightAvg, float64(inFlight))
 	n.QPS = e.next(prev.QPS, n.QPSRaw)
 	n.EPS = e.next(prev.EPS, n.EPSRaw)
-	s.sampleQueueing(now, e, prev, n)
+	at, open := s.calls.unaryIntegral() // before sampleQueueing takes the ended calls' latencies
+	s.doneMicros += s.sampleQueueing(now, e, prev, n)
+	if integral := s.doneMicros + open; at > s.intAt {
+		// A call ending between the two reads is counted twice in this
+		// period and once less in the next: an error of one call's
+		// duration in one sample, never cumulative.
+		n.UnaryInFlightMean = max(float64(int64(integral-s.integral))/float64(at-s.intAt), 0)
+		s.integral, s.intAt = integral, at
+	}
 	if len(s.custom) > 0 {
 		n.Custom = make(map[string]float64, len(s.custom))
 		for _, r := range s.custom {
@@ -311,8 +328,10 @@ func (s *Sampler) sample(now time.Time) bool {
 	return true
 }
 
-// sampleQueueing fills in the latency and queueing fields of n.
-func (s *Sampler) sampleQueueing(now time.Time, e ewma, prev, n *Snapshot) {
+// sampleQueueing fills in the latency and queueing fields of n. It returns
+// the sum of the latencies (µs) of the unary calls that ended since the last
+// sample.
+func (s *Sampler) sampleQueueing(now time.Time, e ewma, prev, n *Snapshot) uint64 {
 	nLat, sumLat := unpack(s.calls.lat.Swap(0))
 	nAlone, sumAlone := unpack(s.calls.alone.Swap(0))
 	s.q.add(now, nLat, sumLat, nAlone, sumAlone)
@@ -348,6 +367,7 @@ func (s *Sampler) sampleQueueing(now time.Time, e ewma, prev, n *Snapshot) {
 			s.log.Info("load: queueing back to normal", append(attrs, "queueing_exit", s.q.exit)...)
 		}
 	}
+	return sumLat
 }
 
 func micros(v float64) time.Duration { return time.Duration(v * float64(time.Microsecond)) }

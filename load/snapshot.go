@@ -28,9 +28,19 @@ type Snapshot struct {
 	// InFlightAvg its smoothed value.
 	InFlight    int64
 	InFlightAvg float64
+	// UnaryInFlightMean is the mean number of unary calls (those begun with
+	// Calls.BeginUnary) in flight over the last sample period: the exact
+	// time integral of the calls in flight divided by the period's length,
+	// not a sample of it (a call ending while the sample is taken may move
+	// its time into the next period). The ORCA reports divide it by the
+	// concurrency limit for application_utilization.
+	UnaryInFlightMean float64
 	// QPS and EPS are smoothed calls started and calls failed per second;
 	// QPSRaw and EPSRaw are the last period's rates.
 	QPS, QPSRaw float64
+	// UnaryQPSRaw is the last period's unary calls (begun with
+	// Calls.BeginUnary) started per second: QPSRaw without the streams.
+	UnaryQPSRaw float64
 	EPS, EPSRaw float64
 	// Latency is the smoothed mean latency of the unary calls that ended
 	// (those begun with Calls.BeginUnary); LatencyRaw the last period's

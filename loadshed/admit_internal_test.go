@@ -70,3 +70,50 @@ func TestAdmitNeverExceedsLimit(t *testing.T) {
 		s.done(tok)
 	}
 }
+
+// TestAdmittedDerived: the admitted counts are derived from the one word
+// that counts calls in flight and calls done (plus a count for each
+// priority other than the default), exactly, across the done count's wrap.
+func TestAdmittedDerived(t *testing.T) {
+	s, err := New(Config{MaxInFlight: 100, MeterProvider: noop.NewMeterProvider(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Start just below the wrap of the done count.
+	s.state.Store((1<<doneBits - 3) << flightBits)
+	base := uint64(1<<doneBits - 3)
+	var held []token
+	for i := range 10 {
+		p := Critical
+		if i%5 == 0 {
+			p = Sheddable
+		}
+		tok, r := s.admit(p, true, true)
+		if r != admitted {
+			t.Fatalf("call %d shed", i)
+		}
+		if i < 7 {
+			s.done(tok)
+		} else {
+			held = append(held, tok)
+		}
+	}
+	adm, _, inFlight := s.counts()
+	if adm != base+10 || inFlight != 3 {
+		t.Errorf("counts: admitted %d, in flight %d; want %d, 3", adm, inFlight, base+10)
+	}
+	by := s.admittedBy()
+	if by[Sheddable] != 2 || by[Critical] != base+8 {
+		t.Errorf("admitted by priority %v, want sheddable 2, critical %d", by, base+8)
+	}
+	for _, tok := range held {
+		s.done(tok)
+	}
+	if adm, _, inFlight := s.counts(); adm != base+10 || inFlight != 0 {
+		t.Errorf("after the wrap: admitted %d, in flight %d; want %d, 0", adm, inFlight, base+10)
+	}
+	if w := s.doneWraps.Load(); w != 1 {
+		t.Errorf("done count wraps = %d, want 1", w)
+	}
+}

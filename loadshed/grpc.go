@@ -11,34 +11,83 @@ import (
 // TapHandle returns the handle to install with grpc.InTapHandle (or through
 // the Manager, which composes it with other levers' taps).
 //
+// The tap reads the call's priority header (Config.PriorityHeader) where
+// the headers are a plain map, and passes a valid priority on to the
+// interceptors in the context: so installed, a call without the header
+// costs the interceptors one atomic load rather than a search of the
+// incoming metadata (metadata.ValueFromIncomingContext walks the context
+// and compares every header case-insensitively when the key is absent:
+// about 100 ns a call, measured). grpc-go allocates one tap.Info per call
+// for any tap handle; a Shedder whose TapHandle is never called searches
+// the metadata in its interceptors instead. Call TapHandle only if you
+// install the handle: once it is called, the interceptors take the
+// priority and (with Pushback Off) the CPU limit's decision from the tap.
+//
 // grpc-go answers a tap rejection itself, with a Trailers-Only response that
 // carries only grpc-status and grpc-message: no trailer of ours, so no
 // grpc-retry-pushback-ms. So with a pushback configured (the default) the
 // handle admits every call and the interceptors decide; with Pushback Off it
 // rejects calls over a limit before their request is read, and is the one
-// place the CPU limit is decided (call TapHandle only if you install it).
+// place the CPU limit is decided.
 //
 // The tap never takes a slot: a call it lets through may still never reach
 // an interceptor (unknown method, deadline already past, client reset), and
 // a slot taken there could never be released. Slots are taken by the
 // interceptors, which re-check the limits atomically.
 func (s *Shedder) TapHandle() tap.ServerInHandle {
+	if s.header != "" {
+		s.tapReadsHeader.Store(true)
+	}
 	if !s.tapMode {
-		return func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil }
+		if s.header == "" {
+			return func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil }
+		}
+		return s.priorityTap
 	}
 	s.tapRollsCPU.Store(true)
 	return s.tap
+}
+
+// priorityKey is the context key under which the tap passes a call's
+// priority (from its header) to the interceptors.
+type priorityKey struct{}
+
+// headerPriority parses the priority header of info, and returns ctx with
+// the priority for the interceptors when it is present and valid (the
+// only case that allocates: the context).
+func (s *Shedder) headerPriority(ctx context.Context, info *tap.Info) (context.Context, Priority, bool) {
+	v := info.Header[s.header]
+	if len(v) == 0 {
+		return ctx, 0, false
+	}
+	p, ok := ParsePriority(v[0])
+	if !ok {
+		return ctx, 0, false
+	}
+	if !s.sawHeader.Load() {
+		s.sawHeader.Store(true)
+	}
+	return context.WithValue(ctx, priorityKey{}, p), p, true
+}
+
+func (s *Shedder) priorityTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	ctx, _, _ = s.headerPriority(ctx, info)
+	return ctx, nil
 }
 
 func (s *Shedder) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if s.isExempt(info.FullMethodName) {
 		return ctx, nil
 	}
-	var v []string
+	var p Priority
 	if s.header != "" {
-		v = info.Header[s.header]
+		var ok bool
+		if ctx, p, ok = s.headerPriority(ctx, info); !ok {
+			p = s.priorityOf(info.FullMethodName, nil)
+		}
+	} else {
+		p = s.priorityOf(info.FullMethodName, nil)
 	}
-	p := s.priorityOf(info.FullMethodName, v)
 	if s.load != nil && s.cpuShed(p) {
 		return ctx, s.rejected(reasonCPU, p, info.FullMethodName)
 	}
@@ -61,35 +110,72 @@ func (s *Shedder) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return 
 func (s *Shedder) StreamServerInterceptor() grpc.StreamServerInterceptor { return s.stream }
 
 func (s *Shedder) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if s.isExempt(info.FullMethod) {
-		return h(ctx, req)
+	t, err := s.AdmitUnary(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
 	}
-	p := s.priorityOf(info.FullMethod, s.headerValue(ctx))
-	t, r := s.admit(p, true, !s.tapRollsCPU.Load())
-	if r != admitted {
-		if s.trailer != nil {
-			_ = grpc.SetTrailer(ctx, s.trailer)
-		}
-		return nil, s.rejected(r, p, info.FullMethod)
-	}
-	defer s.done(t)
+	defer t.Done()
 	return h(ctx, req)
 }
 
 func (s *Shedder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if s.isExempt(info.FullMethod) {
-		return h(srv, ss)
+	t, err := s.AdmitStream(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
 	}
-	p := s.priorityOf(info.FullMethod, s.headerValue(ss.Context()))
-	t, r := s.admit(p, false, !s.tapRollsCPU.Load())
+	defer t.Done()
+	return h(srv, ss)
+}
+
+// Ticket is an admitted call's slot, returned by AdmitUnary and
+// AdmitStream: a value, so admitting allocates nothing. Call Done exactly
+// once when the call ends, typically deferred (so that a panicking handler
+// does not leak its slot). The zero Ticket (an exempt method) holds no slot;
+// its Done does nothing.
+type Ticket struct {
+	s *Shedder
+	t token
+}
+
+// Done releases the call's slot.
+func (t Ticket) Done() {
+	if t.s != nil {
+		t.s.done(t.t)
+	}
+}
+
+// AdmitUnary decides on the unary call of fullMethod whose context is ctx,
+// as the unary interceptor does: it returns the call's Ticket, or, for a
+// call it sheds, the status error to return (and, with a pushback
+// configured, it has set the grpc-retry-pushback-ms trailer). Exempt
+// methods get the zero Ticket. It is the interceptor's body, for code that
+// composes its own interceptor (the grpcmgmt Manager installs one
+// interceptor for every lever): call it before any header is sent, and call
+// the Ticket's Done when the call ends.
+func (s *Shedder) AdmitUnary(ctx context.Context, fullMethod string) (Ticket, error) {
+	return s.admitCall(ctx, fullMethod, true)
+}
+
+// AdmitStream is AdmitUnary for a stream (ctx is the stream's context): a
+// stream that has started is never shed, and holds its slot until Done (it
+// is not a latency sample for the adaptive limit).
+func (s *Shedder) AdmitStream(ctx context.Context, fullMethod string) (Ticket, error) {
+	return s.admitCall(ctx, fullMethod, false)
+}
+
+func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (Ticket, error) {
+	if s.isExempt(method) {
+		return Ticket{}, nil
+	}
+	p := s.callPriority(ctx, method)
+	t, r := s.admit(p, unary, !s.tapRollsCPU.Load())
 	if r != admitted {
 		if s.trailer != nil {
-			ss.SetTrailer(s.trailer)
+			_ = grpc.SetTrailer(ctx, s.trailer)
 		}
-		return s.rejected(r, p, info.FullMethod)
+		return Ticket{}, s.rejected(r, p, method)
 	}
-	defer s.done(t)
-	return h(srv, ss)
+	return Ticket{s: s, t: t}, nil
 }
 
 func (s *Shedder) isExempt(method string) bool {
@@ -116,6 +202,24 @@ func (s *Shedder) priorityOf(method string, header []string) Priority {
 		}
 	}
 	return s.defPrio
+}
+
+// callPriority returns the priority of the call of ctx: from the tap when
+// TapHandle is installed (one atomic load while no call has carried a
+// valid header), else from the incoming metadata.
+func (s *Shedder) callPriority(ctx context.Context, method string) Priority {
+	if s.header == "" {
+		return s.priorityOf(method, nil)
+	}
+	if s.tapReadsHeader.Load() {
+		if s.sawHeader.Load() {
+			if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
+				return p
+			}
+		}
+		return s.priorityOf(method, nil)
+	}
+	return s.priorityOf(method, s.headerValue(ctx))
 }
 
 // headerValue returns the priority header's values. It allocates only when

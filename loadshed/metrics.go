@@ -50,8 +50,9 @@ func newInstruments(mp metric.MeterProvider, s *Shedder) (*instruments, error) {
 	staticOpt := metric.WithAttributes(attribute.String("limit", "static"))
 	adaptiveOpt := metric.WithAttributes(attribute.String("limit", "adaptive"))
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		adm := s.admittedBy()
 		for p := Priority(0); p < numPriorities; p++ {
-			o.ObserveInt64(admittedC, int64(s.admitted[p].Load()), prioOpts[p])
+			o.ObserveInt64(admittedC, int64(adm[p]), prioOpts[p])
 			for r := reasonStatic; r < numReasons; r++ {
 				o.ObserveInt64(shedC, int64(s.shed[r][p].Load()), shedOpts[r][p])
 			}
@@ -62,7 +63,7 @@ func newInstruments(mp metric.MeterProvider, s *Shedder) (*instruments, error) {
 		if s.adaptive != nil {
 			o.ObserveInt64(limitG, s.adaptive.limit.Load(), adaptiveOpt)
 		}
-		o.ObserveInt64(inFlightG, s.inFlight.Load())
+		o.ObserveInt64(inFlightG, s.InFlight())
 		return nil
 	}, admittedC, shedC, limitG, inFlightG)
 	if err != nil {

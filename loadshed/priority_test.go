@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
@@ -190,6 +191,54 @@ func TestCPUThresholdRamp(t *testing.T) {
 			t.Errorf("%s: shed rate %.3f, want %.3f ± 0.12", tc.name, got, tc.want)
 		} else {
 			t.Logf("%s: shed rate %.3f (want %.3f)", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestPriorityHeaderWithAndWithoutTap: the priority header is read in the
+// tap and passed on when TapHandle is installed, and from the incoming
+// metadata when only the interceptors are: either way, with 8 of a static
+// limit of 10 calls held, a sheddable call (limit 8) is shed, a call with
+// an unknown value gets the default priority (critical, limit 10) and is
+// admitted, as is a critical one; the admitted metric counts each by its
+// priority.
+func TestPriorityHeaderWithAndWithoutTap(t *testing.T) {
+	for _, withTap := range []bool{true, false} {
+		s := newShedder(t, loadshed.Config{MaxInFlight: 10})
+		g := newGate()
+		var opts []grpc.ServerOption
+		if withTap {
+			opts = shedOpts(s, nil, []grpc.UnaryServerInterceptor{g.unary})
+		} else { // TapHandle never called
+			opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor(), g.unary)}
+		}
+		c := dial(t, serve(t, replica.New(replica.Config{Name: "a"}), opts...))
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = c.EmptyCall(withTest(withPriority(t.Context(), loadshed.CriticalPlus), "block"), &testpb.Empty{})
+			}()
+		}
+		waitUntil(t, 10*time.Second, "8 calls held", func() bool { return g.entered.Load() == 8 })
+		_, err := c.EmptyCall(withPriority(t.Context(), loadshed.Sheddable), &testpb.Empty{})
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("tap %v: sheddable call with 8 of 10 held: %v, want UNAVAILABLE", withTap, err)
+		}
+		unknown := metadata.AppendToOutgoingContext(t.Context(), loadshed.DefaultPriorityHeader, "urgent")
+		if _, err := c.EmptyCall(unknown, &testpb.Empty{}); err != nil {
+			t.Errorf("tap %v: call with an unknown priority value: %v, want admitted (default priority)", withTap, err)
+		}
+		if _, err := c.EmptyCall(withPriority(t.Context(), loadshed.Critical), &testpb.Empty{}); err != nil {
+			t.Errorf("tap %v: critical call: %v, want admitted", withTap, err)
+		}
+		close(g.release)
+		wg.Wait()
+		for p, want := range map[string]int64{"critical_plus": 8, "critical": 2, "sheddable": 0} {
+			if got := metricSum(t, s, "grpcmgmt.loadshed.admitted", "priority", p); got != want {
+				t.Errorf("tap %v: admitted{priority=%s} = %d, want %d", withTap, p, got, want)
+			}
 		}
 	}
 }

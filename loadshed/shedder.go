@@ -45,6 +45,17 @@ var reasonMessages = [numReasons]string{
 	"calls queueing over the threshold (QueueingThreshold)",
 }
 
+// Bit layout of Shedder.state. 2^24-1 calls in flight is more than a
+// process holds (each is a goroutine: 128 GiB of stacks); the done count
+// wraps after 2^40 calls (12 days at a million calls a second), and the
+// call whose release wraps it counts the wrap in doneWraps.
+const (
+	flightBits = 24
+	doneBits   = 64 - flightBits
+	flightMask = 1<<flightBits - 1
+	oneDone    = 1 << flightBits
+)
+
 // quiet is how long a limit must shed nothing before it is logged as clear.
 const quiet = time.Second
 
@@ -75,14 +86,36 @@ type Shedder struct {
 	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
 	// dice, so the interceptors must not roll them again.
 	tapRollsCPU atomic.Bool
+	// Set once when TapHandle is called with a priority header configured:
+	// the tap reads the header and passes the priority in the context.
+	tapReadsHeader atomic.Bool
+	// Set once the tap has seen a valid priority header: until then the
+	// interceptors do not look in the context.
+	sawHeader atomic.Bool
 
-	// Updated on every call, each on its own cache line so that cores
-	// updating one do not stall on the other:
-	_        [64]byte
-	inFlight atomic.Int64
-	_        [56]byte
-	admitted [numPriorities]atomic.Uint64
-	_        [32]byte
+	// Updated on every call, on a cache line of its own: the calls in
+	// flight (low flightBits) and the calls done (high doneBits, modulo
+	// 2^doneBits). Admitting is one add, releasing one add (done +1 and in
+	// flight −1 together), and the calls admitted are derived (done + in
+	// flight): a second counter written on every call, even on a line of
+	// its own, made cores stall on each other's lines (issue 15).
+	_     [64]byte
+	state atomic.Uint64
+	_     [56]byte
+
+	// Updated on calls of a priority other than the default only (a header
+	// or a Config.Methods entry): their admitted counts. The default
+	// priority's are the rest of the admitted calls.
+	other [numPriorities]atomic.Uint64
+
+	// doneWraps counts the wraps of state's done count (once per 2^40
+	// calls), by the call whose release wrapped it.
+	doneWraps atomic.Uint64
+
+	// Guarded by countsMu: the admitted counts last reported (kept
+	// monotonic: other[p] and state are read one after the other).
+	countsMu sync.Mutex
+	reported [numPriorities]uint64
 
 	// Updated on the shed path:
 	shed [numReasons][numPriorities]atomic.Uint64
@@ -198,7 +231,7 @@ func (s *Shedder) Close() error {
 
 // InFlight returns the calls admitted and not yet finished (exempt methods
 // are not counted).
-func (s *Shedder) InFlight() int64 { return s.inFlight.Load() }
+func (s *Shedder) InFlight() int64 { return int64(s.state.Load() & flightMask) }
 
 // Limit returns the concurrency limit a Critical call sees now: the lower
 // of MaxInFlight and the adaptive limit, or 0 if neither is configured.
@@ -219,13 +252,43 @@ func (s *Shedder) sinceBase() int64 { return int64(time.Since(s.base)) }
 // counts returns the calls admitted and shed since New (all priorities and
 // reasons) and the calls in flight, for the adaptive limit's rates.
 func (s *Shedder) counts() (adm, shed uint64, inFlight int64) {
-	for p := range s.admitted {
-		adm += s.admitted[p].Load()
+	adm, inFlight = s.admittedAll()
+	for p := range numPriorities {
 		for r := range s.shed {
 			shed += s.shed[r][p].Load()
 		}
 	}
-	return adm, shed, s.inFlight.Load()
+	return adm, shed, inFlight
+}
+
+// admittedAll returns the calls admitted since New (done + in flight) and
+// the calls in flight now.
+func (s *Shedder) admittedAll() (adm uint64, inFlight int64) {
+	w := s.state.Load()
+	return s.doneWraps.Load()<<doneBits + w>>flightBits + w&flightMask, int64(w & flightMask)
+}
+
+// admittedBy returns the calls admitted since New by priority: counted for
+// the priorities other than the default, the rest for the default. Each
+// count is at least the one returned before, so that a metric reader sees
+// monotonic counters.
+func (s *Shedder) admittedBy() [numPriorities]uint64 {
+	s.countsMu.Lock()
+	defer s.countsMu.Unlock()
+	var others [numPriorities]uint64
+	var sum uint64
+	for p := range numPriorities {
+		if Priority(p) != s.defPrio {
+			others[p] = s.other[p].Load()
+			sum += others[p]
+		}
+	}
+	total, _ := s.admittedAll()
+	others[s.defPrio] = total - min(sum, total)
+	for p := range numPriorities {
+		s.reported[p] = max(s.reported[p], others[p])
+	}
+	return s.reported
 }
 
 // token is an admitted call's release: done is called exactly once, deferred
@@ -261,26 +324,28 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 	// with a compare-and-swap: a free slot is not refused because of
 	// callers that were refused themselves.
 	var t token
-	n := s.inFlight.Add(1)
+	n := int64(s.state.Add(1) & flightMask)
 	if lim != 0 && n > lim {
 		if r == reasonAdaptive && sample { // a stream holds its slot for good: no wait to predict
 			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
 		}
 		if !t.queued {
-			s.inFlight.Add(-1)
+			s.state.Add(^uint64(0)) // −1 in flight
 			for {
-				n = s.inFlight.Load()
-				if n >= lim {
+				w := s.state.Load()
+				if n = int64(w & flightMask); n >= lim {
 					return token{}, r
 				}
-				if s.inFlight.CompareAndSwap(n, n+1) {
+				if s.state.CompareAndSwap(w, w+1) {
 					n++
 					break
 				}
 			}
 		}
 	}
-	s.admitted[p].Add(1)
+	if p != s.defPrio {
+		s.other[p].Add(1)
+	}
 	if s.adaptive != nil {
 		lone := s.adaptive.admitted(n)
 		switch {
@@ -330,7 +395,7 @@ func (s *Shedder) wouldShed(p Priority) reason {
 			lim, r = a, reasonAdaptive
 		}
 	}
-	if n := s.inFlight.Load(); lim != 0 && n >= lim {
+	if n := s.InFlight(); lim != 0 && n >= lim {
 		if r == reasonAdaptive {
 			if _, ok := s.adaptive.mayQueue(n+1-lim, lim); ok {
 				return admitted // the interceptor decides again, atomically
@@ -360,7 +425,11 @@ func ramp(v, th float64) bool {
 
 // done releases an admitted call's slot.
 func (s *Shedder) done(t token) {
-	n := s.inFlight.Add(-1)
+	w := s.state.Add(oneDone - 1) // done +1, in flight −1
+	if w < oneDone {
+		s.doneWraps.Add(1) // the done count wrapped to 0
+	}
+	n := int64(w & flightMask)
 	var now int64
 	if a := s.adaptive; a != nil {
 		if n >= a.limit.Load() {
@@ -392,13 +461,13 @@ func (s *Shedder) rejected(r reason, p Priority, method string) error {
 	if !s.shedding[r].Load() && s.shedding[r].CompareAndSwap(false, true) {
 		s.nShedding.Add(1)
 		s.log.Info("loadshed: shedding started", "reason", reasonNames[r], "priority", p.String(),
-			"in_flight", s.inFlight.Load(), "limit", s.Limit())
+			"in_flight", s.InFlight(), "limit", s.Limit())
 	}
 	s.unlogged.Add(1)
 	if last := s.lastLog.Load(); now-last >= int64(time.Second) && s.lastLog.CompareAndSwap(last, now) {
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {
 			s.log.Debug("loadshed: call shed", "method", method, "reason", reasonNames[r], "priority", p.String(),
-				"in_flight", s.inFlight.Load(), "limit", s.Limit(), "shed_since_last_log", s.unlogged.Swap(0))
+				"in_flight", s.InFlight(), "limit", s.Limit(), "shed_since_last_log", s.unlogged.Swap(0))
 		}
 	}
 	return s.errs[r][p]

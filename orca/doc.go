@@ -33,12 +33,12 @@
 //     queueing (load.Snapshot.Queueing), whichever is higher. See below. The
 //     grpcmgmt Manager, with shedding on, sets Config.Limit to the
 //     Shedder's current limit.
-//   - qps: unary calls started per second, counted by the same interceptor
-//     over the same periods and with the same smoothing as the calls in
-//     flight (not the sampler's QPS, which also counts streams and is
-//     smoothed with the sampler's own time constant): the client divides
-//     one by the other, and two signals measured alike keep their noise
-//     out of the quotient.
+//   - qps: unary calls started per second (load.Snapshot.UnaryQPSRaw),
+//     counted by the same call counter over the same periods and smoothed
+//     like the calls in flight (not the sampler's QPS, which also counts
+//     streams and is smoothed with the sampler's own time constant): the
+//     client divides one by the other, and two signals measured alike keep
+//     their noise out of the quotient.
 //   - eps: the sampler's errors per second.
 //   - utilization (named): the sampler's custom Sources, clamped to 0..1.
 //
@@ -53,10 +53,12 @@
 // partition, calls queueing for its workers) gets less, at once. At light
 // load every call takes its unloaded time, so the weights stand in the
 // ratio of the limits: the limit must be true. The mean is a time integral over the whole
-// period, including calls still in flight (calls.go keeps it with one atomic
-// word), not a count taken at the sampling instant: a few calls of a few
-// milliseconds would otherwise read as 0 or 1 at random, and calls that hang
-// would not count until they end.
+// period, including calls still in flight (load.Snapshot.UnaryInFlightMean:
+// the shared sampler's call counter keeps the unary calls in flight and the
+// sum of their start times in the one word that counts them, so ORCA adds
+// no counter of its own to the call path), not a count taken at the
+// sampling instant: a few calls of a few milliseconds would otherwise read
+// as 0 or 1 at random, and calls that hang would not count until they end.
 //
 // Streams are not counted: a long-lived stream (a watch, a subscription, the
 // ORCA stream itself) is in flight for hours without being work. A service
@@ -92,17 +94,23 @@
 //
 // # Per-call reports
 //
-// grpc-go's orca.CallMetricsServerOption attaches a report to a call's
-// trailer (endpoint-load-metrics-bin) only if the handler asked for the
-// call's recorder (orca.CallMetricsRecorderFromContext); a handler that
-// never does sends none, and a weighted_round_robin client then splits
-// evenly. The Reporter's interceptors (interceptors.go) ask on every call's
-// behalf, so every call they choose carries a report: one unary call in
-// Config.PerCallEvery (default 8) and every stream; the values are the same
-// server-wide sample for all of them. Handlers may still record request
-// costs, named metrics or their own utilization through
-// orca.CallMetricsRecorderFromContext: grpc-go merges those over the
-// Reporter's values (the handler's win).
+// A per-call report is the endpoint-load-metrics-bin trailer (TrailerKey).
+// Every report of a sample period carries the same server-wide values, so
+// the Reporter marshals the trailer once per period (publish, in
+// reporter.go) and adds it with grpc.SetTrailer when the handler returns
+// (AddCallReport, AddStreamReport in interceptors.go; the grpcmgmt
+// Manager's interceptor calls them): one unary call in Config.PerCallEvery
+// (default 8) and every stream carry it, whatever the handler does. (grpc-go's
+// own orca.CallMetricsServerOption sends a report only for calls whose
+// handler asked for the recorder, and costs each reporting call a recorder,
+// a copy of the report and a marshal: 9 allocations a call, measured.)
+//
+// Handlers that record request costs, named metrics or their own
+// utilization per call set Config.HandlerMetrics: the Reporter then installs
+// grpc-go's CallMetricsServerOption and asks for the recorder on the
+// handler's behalf instead, and grpc-go merges the handler's values over
+// the Reporter's (the handler's win). Without it,
+// orca.CallMetricsRecorderFromContext returns nil in handlers.
 //
 // # Out-of-band reports
 //

@@ -8,11 +8,11 @@ import (
 )
 
 // ServerOptions returns everything a server needs for the per-call reports
-// and the utilization measurement, in the order that works: grpc-go's
-// CallMetricsServerOption (which sends the trailer) first, then the
-// Reporter's interceptors inside it. Use it when you install the Reporter
-// yourself; grpcmgmt.Manager installs the parts instead, so that shed calls
-// are not counted. Do not also add orca.CallMetricsServerOption yourself: the
+// and the utilization measurement: the Reporter's interceptors, and, with
+// Config.HandlerMetrics, grpc-go's CallMetricsServerOption before them. Use
+// it when you install the Reporter yourself; grpcmgmt.Manager installs the
+// parts instead (one interceptor for every lever, so that shed calls are
+// not counted). Do not also add orca.CallMetricsServerOption yourself: the
 // client would receive two reports and discard both.
 func (r *Reporter) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
@@ -23,52 +23,80 @@ func (r *Reporter) ServerOptions() []grpc.ServerOption {
 }
 
 // CallMetricsServerOption returns grpc-go's orca.CallMetricsServerOption fed
-// by r, or an empty option when Config.DisablePerCall is set. It must come
-// before the Reporter's interceptors in the server's options: its
-// interceptor puts the per-call recorder in the context that theirs reads.
+// by r when Config.HandlerMetrics is set (and per-call reports are on), else
+// an empty option. It must come before the Reporter's interceptors in the
+// server's options: its interceptor puts the per-call recorder in the
+// context that theirs reads.
 func (r *Reporter) CallMetricsServerOption() grpc.ServerOption {
-	if r.cfg.DisablePerCall {
+	if r.cfg.DisablePerCall || !r.cfg.HandlerMetrics {
 		return grpc.EmptyServerOption{}
 	}
 	return grpcorca.CallMetricsServerOption(r)
 }
 
-// UnaryServerInterceptor measures the unary calls in flight (the input of
-// application_utilization and qps) and makes sure one unary call in
-// Config.PerCallEvery (default 8) carries a per-call report: grpc-go sends
-// the trailer only for calls whose handler asked for the recorder, so the
-// interceptor asks on the handler's behalf.
-// What the handler records itself (request costs, named metrics, or its own
-// utilization) is merged over the Reporter's values by grpc-go.
+// UnaryServerInterceptor counts the unary calls in flight on the shared
+// sampler's load.Calls (the input of application_utilization and qps; the
+// grpcmgmt Manager counts them itself) and adds the per-call report to the
+// trailer of one unary call in Config.PerCallEvery (default 8), when the
+// handler returns (see AddCallReport).
 func (r *Reporter) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return r.unary }
 
-// StreamServerInterceptor makes sure every stream ends with a per-call
-// report. Streams are not counted as calls in flight: a long-lived stream's
-// lifetime says nothing about how busy the server is.
+// StreamServerInterceptor adds the per-call report to the trailer of every
+// stream, when its handler returns. Streams are not counted as calls in
+// flight here: a long-lived stream's lifetime says nothing about how busy
+// the server is.
 func (r *Reporter) StreamServerInterceptor() grpc.StreamServerInterceptor { return r.stream }
 
 func (r *Reporter) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	start := r.calls.begin()
-	defer r.calls.end(start)
-	if every := uint64(r.cfg.PerCallEvery); every <= 1 || (r.perCallN.Add(1)-1)%every == 0 {
-		r.ensureReport(ctx)
-	}
-	return h(ctx, req)
+	call := r.calls.BeginUnary()
+	defer call.End(false)
+	resp, err := h(ctx, req)
+	r.AddCallReport(ctx)
+	return resp, err
 }
 
 func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	r.ensureReport(ss.Context())
-	return h(srv, ss)
+	err := h(srv, ss)
+	r.AddStreamReport(ss)
+	return err
 }
 
-// ensureReport creates the call's recorder, which is what makes grpc-go's
-// interceptor send the trailer when the call ends. It adds no values: the
-// report's base values come from ServerMetrics.
-func (r *Reporter) ensureReport(ctx context.Context) {
+// AddCallReport adds the per-call report to the trailer of the unary call
+// whose context is ctx, if the call is one of the one in
+// Config.PerCallEvery that carry one (and per-call reports are on). Call it
+// from a unary server interceptor when the handler has returned, once per
+// call: the Reporter's own interceptor and the grpcmgmt Manager's do.
+//
+// The report is the server-wide one of the latest sample (ServerMetrics),
+// marshalled once per sample period: adding it costs grpc-go's trailer
+// bookkeeping, not a marshal. With Config.HandlerMetrics, it asks grpc-go's
+// per-call recorder for the call instead (which makes grpc-go send the
+// report, with the handler's own values merged over the Reporter's).
+func (r *Reporter) AddCallReport(ctx context.Context) {
 	if r.cfg.DisablePerCall {
 		return
 	}
-	if grpcorca.CallMetricsRecorderFromContext(ctx) != nil {
-		r.callReports.Add(ctx, 1)
+	if n := r.perCallN.Add(1) - 1; n%uint64(r.cfg.PerCallEvery) != 0 {
+		return
 	}
+	if r.cfg.HandlerMetrics {
+		_ = grpcorca.CallMetricsRecorderFromContext(ctx) // makes grpc-go send the report
+		return
+	}
+	_ = grpc.SetTrailer(ctx, *r.trailer.Load())
+}
+
+// AddStreamReport adds the per-call report to the trailer of ss, as
+// AddCallReport does for a unary call (every stream carries one). Call it
+// from a stream server interceptor when the handler has returned.
+func (r *Reporter) AddStreamReport(ss grpc.ServerStream) {
+	if r.cfg.DisablePerCall {
+		return
+	}
+	r.streamReports.Add(1)
+	if r.cfg.HandlerMetrics {
+		_ = grpcorca.CallMetricsRecorderFromContext(ss.Context())
+		return
+	}
+	ss.SetTrailer(*r.trailer.Load())
 }

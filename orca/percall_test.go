@@ -139,7 +139,7 @@ func (m *meteredService) UnaryCall(ctx context.Context, _ *testgrpc.SimpleReques
 	return &testgrpc.SimpleResponse{}, nil
 }
 
-// What the handler records is merged with the Reporter's values, not
+// With HandlerMetrics, what the handler records is merged with the Reporter's values, not
 // replaced by them, and the handler's own utilization wins.
 func TestPerCallHandlerMetricsMerged(t *testing.T) {
 	for _, app := range []float64{0, 0.9} {
@@ -147,7 +147,7 @@ func TestPerCallHandlerMetricsMerged(t *testing.T) {
 		s := startServer(t, "127.0.0.1", func(r grpc.ServiceRegistrar) { testgrpc.RegisterTestServiceServer(r, svc) },
 			[]grpcmgmt.Option{
 				grpcmgmt.WithLoad(load.Config{Period: 20 * time.Millisecond, TimeConstant: 100 * time.Millisecond}),
-				grpcmgmt.WithORCA(orca.Config{Capacity: 100, TimeConstant: 100 * time.Millisecond}),
+				grpcmgmt.WithORCA(orca.Config{Capacity: 100, TimeConstant: 100 * time.Millisecond, HandlerMetrics: true}),
 			})
 		rep := eventually(t, dial(t, s.addr), "qps", func(r *v3orcapb.OrcaLoadReport) bool { return r.RpsFractional > 0 })
 		if rep.NamedMetrics["rows"] != 42 || rep.RequestCost["db_ms"] != 3 {

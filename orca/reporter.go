@@ -11,13 +11,20 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/metadata"
 	grpcorca "google.golang.org/grpc/orca"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
 // meterName is the OpenTelemetry meter (instrumentation scope) name.
 const meterName = "github.com/grpcmgmt/grpcmgmt/orca"
+
+// TrailerKey is the trailer that carries a per-call report: a binary
+// (base64 on the wire) xds.data.orca.v3.OrcaLoadReport, gRFC A51. It is the
+// key grpc-go's orca package uses.
+const TrailerKey = "endpoint-load-metrics-bin"
 
 // ErrClosed is returned by Register after Close.
 var ErrClosed = errors.New("orca: reporter is closed")
@@ -68,31 +75,33 @@ type Reporter struct {
 	// Immutable after New:
 	cfg     Config
 	log     *slog.Logger
-	calls   *callTracker
+	calls   *load.Calls       // the shared sampler's: the interceptors count unary calls there
 	grpcSvc *grpcorca.Service // grpc-go's OOB service; nil below its 30 s minimum
 	closed  context.Context   // done once Close is called
 	stop    context.CancelFunc
 	unsub   func()
 	once    sync.Once
 
-	callReports metric.Int64Counter
-	oobReports  metric.Int64Counter
-	oobStreams  metric.Int64UpDownCounter
-	appUtil     metric.Float64Gauge
+	oobReports metric.Int64Counter
+	oobStreams metric.Int64UpDownCounter
+	appUtil    metric.Float64Gauge
 
-	// perCallN counts unary calls, for Config.PerCallEvery.
-	perCallN atomic.Uint64
+	// perCallN counts unary calls, for Config.PerCallEvery; streamReports
+	// the streams that carried a report.
+	perCallN      atomic.Uint64
+	streamReports atomic.Uint64
 
 	// metrics is the latest report; never nil, never modified once stored.
 	metrics atomic.Pointer[grpcorca.ServerMetrics]
+	// trailer is metrics marshalled once into the per-call trailer
+	// (TrailerKey); never nil, never modified once stored.
+	trailer atomic.Pointer[metadata.MD]
 
 	// Owned by the sampler goroutine (onSample):
-	lastAt        int64 // µs, from calls.read
-	lastIntegral  uint64
-	lastStarted   uint64
-	smoothed      bool    // inFlight and qps hold a value
-	inFlight, qps float64 // smoothed mean calls in flight, calls per second
-	appSource     string  // "limit", "capacity" or "cpu"; for logging changes
+	lastAt        time.Time // the last sample's
+	smoothed      bool      // inFlight and qps hold a value
+	inFlight, qps float64   // smoothed mean calls in flight, calls per second
+	appSource     string    // "limit", "capacity" or "cpu"; for logging changes
 }
 
 // New validates cfg and returns a Reporter fed by s every sample period.
@@ -121,7 +130,7 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: newCallTracker()}
+	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls()}
 	if err := r.instruments(o.mp); err != nil {
 		return nil, err
 	}
@@ -135,8 +144,7 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 		}
 		r.grpcSvc = svc
 	}
-	r.metrics.Store(emptyMetrics())
-	r.lastAt, r.lastIntegral, r.lastStarted = r.calls.read()
+	r.publish(emptyMetrics())
 	r.closed, r.stop = context.WithCancel(context.Background())
 	r.unsub = s.OnSample(r.onSample)
 	r.log.Info("orca: reporting load",
@@ -149,9 +157,15 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 func (r *Reporter) instruments(mp metric.MeterProvider) error {
 	m := mp.Meter(meterName)
 	var err, e error
-	r.callReports, e = m.Int64Counter("grpcmgmt.orca.call_reports",
+	// Counted on the call path by perCallN and streamReports (no metric
+	// call per call), observed when the metrics are collected.
+	_, e = m.Int64ObservableCounter("grpcmgmt.orca.call_reports",
 		metric.WithDescription("Per-call ORCA load reports attached to a call's trailer."),
-		metric.WithUnit("{report}"))
+		metric.WithUnit("{report}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(r.callReportsSent()))
+			return nil
+		}))
 	err = errors.Join(err, e)
 	r.oobReports, e = m.Int64Counter("grpcmgmt.orca.oob_reports",
 		metric.WithDescription("Out-of-band ORCA load reports sent on OpenRcaService streams."),
@@ -180,9 +194,20 @@ func (r *Reporter) ServerMetrics() *grpcorca.ServerMetrics {
 	return &c
 }
 
-// InFlight returns the number of unary calls in flight that the Reporter's
-// interceptor counts now.
-func (r *Reporter) InFlight() int64 { return r.calls.inFlight() }
+// InFlight returns the number of unary calls in flight now, as counted by
+// the shared sampler's load.Calls (by the Reporter's interceptor, or by the
+// grpcmgmt Manager's).
+func (r *Reporter) InFlight() int64 { return r.calls.UnaryInFlight() }
+
+// callReportsSent returns the per-call reports sent so far: one unary call
+// in PerCallEvery (the first of each run of PerCallEvery) and every stream.
+func (r *Reporter) callReportsSent() uint64 {
+	if r.cfg.DisablePerCall {
+		return 0
+	}
+	every := uint64(r.cfg.PerCallEvery)
+	return (r.perCallN.Load()+every-1)/every + r.streamReports.Load()
+}
 
 // Close stops following the sampler and ends the out-of-band streams that
 // are open. It is idempotent and always returns nil.
@@ -197,24 +222,19 @@ func (r *Reporter) Close() error {
 
 // onSample builds the next report. It runs on the sampler goroutine only.
 func (r *Reporter) onSample(snap load.Snapshot) {
-	at, integral, started := r.calls.read()
-	dt := at - r.lastAt
-	if dt <= 0 {
-		return
-	}
-	// Mean calls in flight over the period (the integral's growth over its
-	// length; a call ending during the read may shift one call's time into
-	// the next period, never below zero overall) and calls started per
-	// second.
-	l := max(float64(int64(integral-r.lastIntegral))/float64(dt), 0)
-	q := float64(started-r.lastStarted) / (float64(dt) / 1e6)
-	r.lastAt, r.lastIntegral, r.lastStarted = at, integral, started
-	if r.smoothed {
-		alpha := 1 - math.Exp(-float64(dt)/float64(r.cfg.TimeConstant/time.Microsecond))
+	dt := snap.At.Sub(r.lastAt)
+	r.lastAt = snap.At
+	// The mean unary calls in flight over the period (the exact time
+	// integral, measured by the sampler's call counter) and unary calls
+	// started per second, over the same periods.
+	l, q := snap.UnaryInFlightMean, snap.UnaryQPSRaw
+	switch {
+	case !r.smoothed:
+		r.inFlight, r.qps, r.smoothed = l, q, true
+	case dt > 0:
+		alpha := 1 - math.Exp(-float64(dt)/float64(r.cfg.TimeConstant))
 		r.inFlight += alpha * (l - r.inFlight)
 		r.qps += alpha * (q - r.qps)
-	} else {
-		r.inFlight, r.qps, r.smoothed = l, q, true
 	}
 
 	// Without a limit, the CPU or the share of the calls' latency spent
@@ -250,8 +270,24 @@ func (r *Reporter) onSample(snap load.Snapshot) {
 	for k, v := range snap.Custom {
 		sm.Utilization[k] = min(nonNegative(v), 1)
 	}
-	r.metrics.Store(sm)
+	r.publish(sm)
 	r.appUtil.Record(context.Background(), sm.AppUtilization)
+}
+
+// publish makes sm the latest report and marshals the per-call trailer
+// from it, once for every call until the next sample.
+func (r *Reporter) publish(sm *grpcorca.ServerMetrics) {
+	r.metrics.Store(sm)
+	b, err := proto.Marshal(loadReport(sm))
+	if err != nil { // cannot happen for this message; keep the last trailer
+		r.log.Warn("orca: marshalling the per-call report", "err", err)
+		if r.trailer.Load() == nil {
+			r.trailer.Store(&metadata.MD{})
+		}
+		return
+	}
+	md := metadata.MD{TrailerKey: {string(b)}}
+	r.trailer.Store(&md)
 }
 
 // limit returns the concurrency limit application_utilization divides by

@@ -1,17 +1,29 @@
 // Command overhead measures what the library costs a gRPC server: unary
-// calls per second and bidi streaming throughput with the library on,
-// against bare grpc-go, side by side in one run. Legs are interleaved
-// (bare, on, bare, on, ...; at least 3 pairs) and each figure is the ratio
-// of the medians (pairs alternate which leg runs first; BENCH.md, figures overhead.unary_qps_ratio
-// and overhead.stream_mbps_ratio).
+// calls per second, CPU time and allocations per call, and bidi streaming
+// throughput with the library on, against bare grpc-go, side by side in one
+// run. Legs are interleaved (bare, on, on, bare, ...: pairs alternate which
+// leg runs first; at least 3 pairs, make bench runs 9).
 //
 //	go run ./bench/overhead                 # the Manager's default stack
 //	go run ./bench/overhead -stack goaway   # only the GOAWAY credentials wrapper
 //	go run ./bench/overhead -out bench/out/results.json
 //
-// Each leg starts a fresh server on 127.0.0.1 and a fresh client in this
-// process: unary legs run 64 closed-loop callers with 1 KiB requests and
-// responses; stream legs run 16 bidi streams exchanging 64 KiB messages.
+// Unary legs run 64 closed-loop callers with 1 KiB requests and responses;
+// stream legs run 16 bidi streams exchanging 64 KiB messages.
+//
+// Where the machine has two CPUs and taskset, the unary legs run pinned
+// first (pinned.go: server and client in processes of their own, on one
+// CPU each), which is what resolves a few percent (BENCH.md): their
+// figures are overhead.unary_qps_ratio (the median of the per-pair ratios,
+// with _min and _max), overhead.unary_p99_ratio,
+// overhead.unary_cpu_per_call_ratio (server CPU time per call; _min,
+// _max), overhead.unary_extra_allocs (server allocations per call, full
+// stack − bare grpc-go with one no-op interceptor) and the per-leg values
+// behind them (overhead.unary_cpu_us_per_call_bare/_on,
+// overhead.unary_allocs_per_call_bare/_bare1/_on). Then every leg runs in
+// this process (client and server sharing the CPUs): those unary figures
+// get the suffix _unpinned (overhead.unary_qps_ratio_unpinned, a ratio of
+// medians, as before), and overhead.stream_mbps_ratio is measured so.
 package main
 
 import (
@@ -41,6 +53,7 @@ import (
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/load"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"
 	"github.com/grpcmgmt/grpcmgmt/orca"
 )
@@ -50,6 +63,9 @@ import (
 var (
 	orcaPerCall bool
 	orcaEvery   int
+	// priorityHeader is the -priority-header flag: the shedder reads the
+	// priority header (in the tap); false sets loadshed.NoHeader (no tap).
+	priorityHeader bool
 )
 
 func main() {
@@ -58,9 +74,13 @@ func main() {
 	stack := flag.String("stack", "manager", `what "on" means: "manager" (grpcmgmt.New() defaults) or "goaway" (only the credentials wrapper)`)
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
+	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
 	flag.IntVar(&orcaEvery, "orca-per-call-every", 0, "with -stack manager: orca.Config.PerCallEvery (one unary call in N carries the report; 0: the default)")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare)")
+	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
+	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, on) for a pinned leg")
+	client := flag.String("client", "", "internal: run a pinned leg's client against this address")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -72,6 +92,16 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// A pinned leg's children (pinned.go); with -cpuprofile, the profile is
+	// theirs.
+	if *serve != "" {
+		serveMain(*serve, *stack)
+		return
+	}
+	if *client != "" {
+		clientMain(*client, *leg)
+		return
+	}
 	if *pairs < 3 {
 		log.Fatal("overhead: -pairs must be at least 3")
 	}
@@ -79,6 +109,27 @@ func main() {
 		log.Fatalf("overhead: -stack must be manager or goaway, got %q", *stack)
 	}
 	figures := map[string]float64{}
+	pin := *pinned && canPin() && (*only == "" || strings.Contains("overhead.unary_qps_ratio", *only))
+	if *pinned && !canPin() {
+		fmt.Println("overhead: fewer than 2 CPUs or no taskset: unary legs unpinned only")
+	}
+	if pin {
+		f, err := pinnedFigures(*pairs, *stack, *leg)
+		if err != nil {
+			log.Fatalf("overhead: %v", err)
+		}
+		for k, v := range f {
+			figures[k] = v
+		}
+	}
+	// The in-process legs: client and server share both CPUs. With pinned
+	// legs their unary figures keep the suffix _unpinned.
+	unpinned := func(name string) string {
+		if pin && strings.HasPrefix(name, "overhead.unary_") {
+			return name + "_unpinned"
+		}
+		return name
+	}
 	for _, m := range []struct {
 		figure string
 		unit   string
@@ -88,6 +139,10 @@ func main() {
 		{"overhead.unary_p99_ratio", "µs p99", unaryP99Leg},
 		{"overhead.stream_mbps_ratio", "MB/s", streamLeg},
 	} {
+		if pin && m.figure == "overhead.unary_p99_ratio" {
+			continue // measured by the pinned legs
+		}
+		m.figure = unpinned(m.figure)
 		var bare, on []float64
 		if *only != "" && !strings.Contains(m.figure, *only) {
 			continue
@@ -132,6 +187,16 @@ func main() {
 	}
 }
 
+// shedConfig is the full stack's shedder: a static limit out of reach, the
+// CPU and queueing limits off (see startServer).
+func shedConfig() loadshed.Config {
+	c := loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}
+	if !priorityHeader {
+		c.PriorityHeader = loadshed.NoHeader
+	}
+	return c
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -144,56 +209,16 @@ func median(v []float64) float64 {
 // measure starts a server (bare or with the library), runs one leg against
 // it and stops everything.
 func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientConn, time.Duration) (float64, error)) (float64, error) {
-	var opts []grpc.ServerOption
-	var mgr *grpcmgmt.Manager
+	kind := "bare"
 	if withLib {
-		switch stack {
-		case "manager":
-			// BENCH.md: all features on, no threshold crossed. The closed
-			// loop saturates the CPU, so every CPU threshold is set out of
-			// reach (else the levers would act and the legs would measure
-			// reconnects and shed calls, not overhead); every per-call path
-			// still runs: credentials wrapper and frame tracking, call
-			// counter, shedder (static limit), ORCA per-call reports.
-			m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
-				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
-				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
-				grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off}),
-				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallEvery: orcaEvery}))
-			if err != nil {
-				return 0, err
-			}
-			mgr = m
-			opts = m.ServerOptions()
-		case "goaway":
-			t, err := goaway.NewTracker(goaway.Config{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				return 0, err
-			}
-			opts = []grpc.ServerOption{grpc.Creds(t.WrapCredentials(insecure.NewCredentials()))}
-		}
+		kind = "on"
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := startServer(kind, stack)
 	if err != nil {
 		return 0, err
 	}
-	srv := grpc.NewServer(opts...)
-	replica.New(replica.Config{Name: "overhead"}).Register(srv)
-	if mgr != nil {
-		if err := mgr.Register(srv); err != nil {
-			return 0, err
-		}
-	}
-	go func() { _ = srv.Serve(lis) }()
-	defer func() {
-		if mgr != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = mgr.Shutdown(ctx) // stops srv too
-		}
-		srv.Stop()
-	}()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer stop()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return 0, err
 	}
@@ -201,23 +226,93 @@ func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientC
 	return run(cc, d)
 }
 
+// startServer serves internal/replica on 127.0.0.1:0 and returns its
+// address and the function that stops it. kind is "bare" (grpc-go with no
+// option), "bare1" (grpc-go with one no-op unary interceptor: the baseline
+// of overhead.unary_extra_allocs) or "on" (the library, as stack says).
+func startServer(kind, stack string) (string, func(), error) {
+	var opts []grpc.ServerOption
+	var mgr *grpcmgmt.Manager
+	switch kind {
+	case "bare":
+	case "bare1":
+		opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			return h(ctx, req)
+		})}
+	case "on":
+		switch stack {
+		case "manager":
+			// BENCH.md: all features on, no threshold crossed. The closed
+			// loop saturates the CPU and queues calls (64 callers on a
+			// pinned server: the queueing signal is high), so every CPU
+			// threshold is set out of reach and the queueing signal off
+			// (else the levers would act and the legs would measure
+			// reconnects and shed calls, not overhead); every per-call path
+			// still runs: credentials wrapper and frame tracking, call
+			// counter and timer, shedder (static limit, priority tap), ORCA
+			// per-call reports.
+			m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+				grpcmgmt.WithLoad(load.Config{QueueingEnter: load.Off}),
+				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
+				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
+				grpcmgmt.WithLoadShed(shedConfig()),
+				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallEvery: orcaEvery}))
+			if err != nil {
+				return "", nil, err
+			}
+			mgr = m
+			opts = m.ServerOptions()
+		case "goaway":
+			t, err := goaway.NewTracker(goaway.Config{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return "", nil, err
+			}
+			opts = []grpc.ServerOption{grpc.Creds(t.WrapCredentials(insecure.NewCredentials()))}
+		}
+	default:
+		return "", nil, fmt.Errorf("unknown server kind %q", kind)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := grpc.NewServer(opts...)
+	replica.New(replica.Config{Name: "overhead"}).Register(srv)
+	if mgr != nil {
+		if err := mgr.Register(srv); err != nil {
+			return "", nil, err
+		}
+	}
+	go func() { _ = srv.Serve(lis) }()
+	stop := func() {
+		if mgr != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = mgr.Shutdown(ctx) // stops srv too
+		}
+		srv.Stop()
+	}
+	return lis.Addr().String(), stop, nil
+}
+
 const warmup = 300 * time.Millisecond
 
 // unaryLeg: 64 callers, 1 KiB request and response; calls per second.
 func unaryLeg(cc *grpc.ClientConn, d time.Duration) (float64, error) {
-	qps, _, err := unaryRun(cc, d)
+	qps, _, err := unaryRun(cc, d, nil)
 	return qps, err
 }
 
 // unaryP99Leg is the unary leg's p99 latency in microseconds.
 func unaryP99Leg(cc *grpc.ClientConn, d time.Duration) (float64, error) {
-	_, p99, err := unaryRun(cc, d)
+	_, p99, err := unaryRun(cc, d, nil)
 	return float64(p99.Microseconds()), err
 }
 
 // unaryRun: 64 closed-loop callers, 1 KiB requests and responses; calls/s
-// and the p99 latency of the calls made while counting.
-func unaryRun(cc *grpc.ClientConn, d time.Duration) (float64, time.Duration, error) {
+// and the p99 latency of the calls made while counting. window, if not
+// nil, is called as counting starts (true) and stops (false).
+func unaryRun(cc *grpc.ClientConn, d time.Duration, window func(start bool)) (float64, time.Duration, error) {
 	client := testgrpc.NewTestServiceClient(cc)
 	payload := make([]byte, 1024)
 	var (
@@ -251,11 +346,17 @@ func unaryRun(cc *grpc.ClientConn, d time.Duration) (float64, time.Duration, err
 		}()
 	}
 	time.Sleep(warmup)
+	if window != nil {
+		window(true)
+	}
 	counting.Store(true)
 	start := time.Now()
 	time.Sleep(d)
 	counting.Store(false)
 	elapsed := time.Since(start)
+	if window != nil {
+		window(false)
+	}
 	stop.Store(true)
 	wg.Wait()
 	var p99 time.Duration

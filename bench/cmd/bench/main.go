@@ -79,6 +79,7 @@ func run(out string, count int, overhead, idle bool) error {
 	results := cluster.Results{}
 	for _, s := range suites {
 		var buf bytes.Buffer
+		var runs []string // each run's output
 		for i := range count {
 			fmt.Fprintf(os.Stderr, "== go test -bench %s %s (run %d of %d)\n", s.pattern, s.pkg, i+1, count)
 			cmd := exec.Command("go", "test", "-run", "^$", "-bench", s.pattern, "-benchmem", "-count", "1", s.pkg)
@@ -92,6 +93,10 @@ func run(out string, count int, overhead, idle bool) error {
 				return fmt.Errorf("%s: %w", s.pkg, err)
 			}
 			buf.Write(one.Bytes())
+			runs = append(runs, one.String())
+		}
+		if s.pkg == "./loadshed/" {
+			admitRatios(results, runs)
 		}
 		samples := parse(buf.String())
 		for _, f := range s.figures {
@@ -109,7 +114,7 @@ func run(out string, count int, overhead, idle bool) error {
 	}
 	if overhead {
 		fmt.Fprintln(os.Stderr, "== go run ./bench/overhead")
-		cmd := exec.Command("go", "run", "./bench/overhead", "-pairs", "7", "-out", path)
+		cmd := exec.Command("go", "run", "./bench/overhead", "-pairs", "9", "-out", path)
 		cmd.Dir = c.Root
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -128,6 +133,27 @@ func run(out string, count int, overhead, idle bool) error {
 	results.PrintTable(os.Stdout)
 	fmt.Printf("\nmerged into %s\n", path)
 	return nil
+}
+
+// admitRatios sets loadshed.admit_semaphore_ratio: loadshed.admit_ns ÷
+// peer.semaphore.admit_ns within each run (the legs of one run share the
+// machine's state), the median over runs, and _max, the worst run (the aim
+// holds for every run).
+func admitRatios(results cluster.Results, runs []string) {
+	var r []float64
+	for _, out := range runs {
+		m := parse(out)
+		a, b := m["BenchmarkAdmit/loadshed/all ns/op"], m["BenchmarkAdmit/peer/semaphore ns/op"]
+		if len(a) == 1 && len(b) == 1 && b[0] > 0 {
+			r = append(r, a[0]/b[0])
+		}
+	}
+	if len(r) == 0 {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "loadshed admit ÷ semaphore per run: %.2f\n", r)
+	results["loadshed.admit_semaphore_ratio"] = median(r)
+	results["loadshed.admit_semaphore_ratio_max"] = slices.Max(r)
 }
 
 // parse returns every metric of every benchmark line, keyed by

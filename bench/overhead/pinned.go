@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Pinned legs (BENCH.md, "a ratio that must resolve a few percent"): the
+// server runs in a process of its own on CPU 0 and the client in another on
+// CPU 1 (taskset; each process's GOMAXPROCS follows its affinity to 1), so
+// that neither leg's server competes with its client or with the other
+// leg's garbage, and the server's own CPU time and allocations can be read
+// per call. The parent only coordinates, over the children's stdin and
+// stdout:
+//
+//	server: "addr A" | parent "mark" -> "ok" | parent "report" -> "cpu_ns C wall_ns W mallocs M"
+//	client: "start" -> parent marks the server -> "go" | "end" -> parent reads the server -> "go" | "result QPS P99US"
+
+// pinnedResult is one pinned leg.
+type pinnedResult struct {
+	qps         float64
+	p99us       float64
+	cpuPerCall  float64 // server CPU µs per call
+	mallocsCall float64 // server heap allocations per call
+}
+
+// canPin reports whether the machine has two CPUs for pinned legs and
+// taskset to pin them.
+func canPin() bool {
+	if runtime.NumCPU() < 2 {
+		return false
+	}
+	_, err := exec.LookPath("taskset")
+	return err == nil
+}
+
+// pinnedLeg runs one unary leg with the server of the given kind ("bare",
+// "bare1", "on") pinned to CPU 0 and the client to CPU 1.
+func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return pinnedResult{}, err
+	}
+	srv := exec.Command("taskset", "-c", "0", exe, "-serve", kind, "-stack", stack,
+		"-orca-per-call="+strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
+		"-priority-header="+strconv.FormatBool(priorityHeader))
+	srv.Stderr = os.Stderr
+	srvIn, _ := srv.StdinPipe()
+	srvOutPipe, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		return pinnedResult{}, err
+	}
+	defer func() { _ = srvIn.Close(); _ = srv.Wait() }()
+	srvOut := bufio.NewScanner(srvOutPipe)
+	line := func(sc *bufio.Scanner, who string) (string, error) {
+		if !sc.Scan() {
+			return "", fmt.Errorf("%s ended: %v", who, sc.Err())
+		}
+		return sc.Text(), nil
+	}
+	l, err := line(srvOut, "server")
+	if err != nil {
+		return pinnedResult{}, err
+	}
+	addr, ok := strings.CutPrefix(l, "addr ")
+	if !ok {
+		return pinnedResult{}, fmt.Errorf("server said %q", l)
+	}
+	cli := exec.Command("taskset", "-c", "1", exe, "-client", addr, "-leg", d.String())
+	cli.Stderr = os.Stderr
+	cliIn, _ := cli.StdinPipe()
+	cliOutPipe, _ := cli.StdoutPipe()
+	if err := cli.Start(); err != nil {
+		return pinnedResult{}, err
+	}
+	defer func() { _ = cliIn.Close(); _ = cli.Wait() }()
+	cliOut := bufio.NewScanner(cliOutPipe)
+	var cpuNs, wallNs, mallocs float64
+	for {
+		l, err := line(cliOut, "client")
+		if err != nil {
+			return pinnedResult{}, err
+		}
+		f := strings.Fields(l)
+		switch {
+		case l == "start":
+			fmt.Fprintln(srvIn, "mark")
+			if l, err := line(srvOut, "server"); err != nil || l != "ok" {
+				return pinnedResult{}, fmt.Errorf("server mark: %q %v", l, err)
+			}
+			fmt.Fprintln(cliIn, "go")
+		case l == "end":
+			fmt.Fprintln(srvIn, "report")
+			l, err := line(srvOut, "server")
+			if err != nil {
+				return pinnedResult{}, err
+			}
+			if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g", &cpuNs, &wallNs, &mallocs); err != nil {
+				return pinnedResult{}, fmt.Errorf("server report %q: %v", l, err)
+			}
+			fmt.Fprintln(cliIn, "go")
+		case len(f) == 3 && f[0] == "result":
+			qps, _ := strconv.ParseFloat(f[1], 64)
+			p99, _ := strconv.ParseFloat(f[2], 64)
+			if qps <= 0 || wallNs <= 0 {
+				return pinnedResult{}, fmt.Errorf("no calls measured (%q)", l)
+			}
+			// Per call over the server's own window: its CPU time and
+			// allocations per second, over the calls per second the client
+			// saw (the two windows differ by the coordination's few ms).
+			perSec := 1e9 / wallNs
+			return pinnedResult{qps: qps, p99us: p99,
+				cpuPerCall:  cpuNs * perSec / 1e3 / qps,
+				mallocsCall: mallocs * perSec / qps}, nil
+		default:
+			return pinnedResult{}, fmt.Errorf("client said %q", l)
+		}
+	}
+}
+
+// serveMain is the -serve child: a server of the given kind, measured
+// between "mark" and "report" on stdin; it stops at EOF.
+func serveMain(kind, stack string) {
+	addr, stop, err := startServer(kind, stack)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "overhead -serve:", err)
+		os.Exit(1)
+	}
+	defer stop()
+	fmt.Println("addr " + addr)
+	var cpu0 time.Duration
+	var wall0 time.Time
+	var mallocs0 uint64
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "mark":
+			wall0, cpu0, mallocs0 = time.Now(), cpuTime(), mallocs()
+			fmt.Println("ok")
+		case "report":
+			cpu, m, wall := cpuTime()-cpu0, mallocs()-mallocs0, time.Since(wall0)
+			fmt.Printf("cpu_ns %d wall_ns %d mallocs %d\n", cpu.Nanoseconds(), wall.Nanoseconds(), m)
+		}
+	}
+}
+
+// clientMain is the -client child: one unary leg against addr, its window
+// coordinated with the parent.
+func clientMain(addr string, d time.Duration) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "overhead -client:", err)
+		os.Exit(1)
+	}
+	defer cc.Close()
+	in := bufio.NewReader(os.Stdin)
+	wait := func() {
+		if _, err := in.ReadString('\n'); err != nil && err != io.EOF {
+			fmt.Fprintln(os.Stderr, "overhead -client:", err)
+		}
+	}
+	qps, p99, err := unaryRun(cc, d, func(start bool) {
+		if start {
+			fmt.Println("start")
+		} else {
+			fmt.Println("end")
+		}
+		wait()
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "overhead -client:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("result %.1f %d\n", qps, p99.Microseconds())
+}
+
+// cpuTime returns the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// mallocs returns the heap allocations the process has made.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+// pinnedFigures runs pairs of pinned unary legs, bare and on interleaved
+// (the leg that runs first alternates), then three legs of bare grpc-go
+// with one no-op interceptor for the allocation baseline, and returns the
+// figures: per-pair ratios' median, min and max for calls per second, the
+// medians of the p99 and CPU-per-call ratios, and allocations per call.
+func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64, error) {
+	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
+	for i := range pairs {
+		order := []string{"bare", "on"}
+		if i%2 == 1 {
+			order = []string{"on", "bare"}
+		}
+		res := map[string]pinnedResult{}
+		for _, kind := range order {
+			r, err := pinnedLeg(kind, stack, d)
+			if err != nil {
+				return nil, fmt.Errorf("pinned pair %d %s: %w", i, kind, err)
+			}
+			res[kind] = r
+			fmt.Printf("%-28s pair %d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call\n",
+				"overhead.unary (pinned)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall)
+		}
+		b, o := res["bare"], res["on"]
+		qpsR = append(qpsR, o.qps/b.qps)
+		p99R = append(p99R, o.p99us/b.p99us)
+		cpuR = append(cpuR, o.cpuPerCall/b.cpuPerCall)
+		cpuBare, cpuOn = append(cpuBare, b.cpuPerCall), append(cpuOn, o.cpuPerCall)
+		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
+	}
+	for i := range 3 {
+		r, err := pinnedLeg("bare1", stack, d)
+		if err != nil {
+			return nil, fmt.Errorf("pinned bare1 leg %d: %w", i, err)
+		}
+		fmt.Printf("%-28s leg %d  bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (pinned)", i, r.qps, r.mallocsCall)
+		allocBare1 = append(allocBare1, r.mallocsCall)
+	}
+	f := map[string]float64{
+		"overhead.unary_qps_ratio":              median(qpsR),
+		"overhead.unary_qps_ratio_min":          slices.Min(qpsR),
+		"overhead.unary_qps_ratio_max":          slices.Max(qpsR),
+		"overhead.unary_p99_ratio":              median(p99R),
+		"overhead.unary_cpu_per_call_ratio":     median(cpuR),
+		"overhead.unary_cpu_per_call_ratio_min": slices.Min(cpuR),
+		"overhead.unary_cpu_per_call_ratio_max": slices.Max(cpuR),
+		"overhead.unary_cpu_us_per_call_bare":   median(cpuBare),
+		"overhead.unary_cpu_us_per_call_on":     median(cpuOn),
+		"overhead.unary_allocs_per_call_bare":   median(allocBare),
+		"overhead.unary_allocs_per_call_bare1":  median(allocBare1),
+		"overhead.unary_allocs_per_call_on":     median(allocOn),
+		"overhead.unary_extra_allocs":           median(allocOn) - median(allocBare1),
+	}
+	fmt.Printf("overhead.unary (pinned, %d pairs): calls/s ratio median %.3f (min %.3f, max %.3f); CPU/call ratio %.3f; allocs/call bare %.2f, bare+1 interceptor %.2f, on %.2f\n",
+		pairs, f["overhead.unary_qps_ratio"], f["overhead.unary_qps_ratio_min"], f["overhead.unary_qps_ratio_max"],
+		f["overhead.unary_cpu_per_call_ratio"], median(allocBare), median(allocBare1), median(allocOn))
+	return f, nil
+}

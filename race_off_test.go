@@ -1,0 +1,5 @@
+//go:build !race
+
+package grpcmgmt_test
+
+const raceEnabled = false
