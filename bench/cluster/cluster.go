@@ -3,13 +3,15 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/dnsmasq"
+	"github.com/grpcmgmt/grpcmgmt/internal/extproc"
+	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
 )
 
 // Cluster owns the processes and files of one scenario run.
@@ -84,40 +86,17 @@ func moduleRoot() (string, error) {
 // Require returns an error naming every external program the scenarios
 // need that is missing, with the command that installs them.
 func Require(names ...string) error {
-	var missing []string
-	for _, n := range names {
-		if _, err := lookPath(n); err != nil {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("cluster: %s not installed: run `make test-deps` (scripts/test-deps.sh)", strings.Join(missing, ", "))
+	if err := extproc.Require(names...); err != nil {
+		return fmt.Errorf("cluster: %w", err)
 	}
 	return nil
 }
 
-// lookPath finds a program on PATH or in /usr/sbin (where Debian puts
-// dnsmasq and haproxy, often not on a user's PATH).
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	p := filepath.Join("/usr/sbin", name)
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
+// lookPath finds a program on PATH or in /usr/sbin.
+func lookPath(name string) (string, error) { return extproc.LookPath(name) }
 
 // FreePort returns a TCP port free on every one of ips.
 func FreePort(ips ...string) (int, error) { return loopback.FreePort(ips...) }
 
 // FreeUDPPort returns a UDP port free on ip.
-func FreeUDPPort(ip string) (int, error) {
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port, nil
-}
+func FreeUDPPort(ip string) (int, error) { return dnsmasq.FreeUDPPort(ip) }
