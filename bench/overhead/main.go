@@ -5,9 +5,9 @@
 // of the medians (pairs alternate which leg runs first; BENCH.md, figures overhead.unary_qps_ratio
 // and overhead.stream_mbps_ratio).
 //
-//	go run ./bench/overhead                 # the Manager's default stack
-//	go run ./bench/overhead -stack goaway   # only the GOAWAY credentials wrapper
-//	go run ./bench/overhead -out bench/out/results.json
+//	go -C bench run ./overhead                 # the Manager's default stack
+//	go -C bench run ./overhead -stack goaway   # only the GOAWAY credentials wrapper
+//	go -C bench run ./overhead -out out/results.json
 //
 // Each leg starts a fresh server on 127.0.0.1 and a fresh client in this
 // process: unary legs run 64 closed-loop callers with 1 KiB requests and
