@@ -44,7 +44,7 @@ test-deps:
 	./scripts/test-deps.sh
 
 ## check-deps: a fresh module importing only the library lists no prometheus, aegis,
-## miekg/dns, goleak, failsafe-go or gopsutil v3 in `go list -m all`
+## miekg/dns, goleak, failsafe-go or gopsutil v3 in `go list -m all`, and its Linux build links no gopsutil
 check-deps:
 	GO=$(GO) ./scripts/check-consumer-deps.sh
 

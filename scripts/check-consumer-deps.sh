@@ -3,7 +3,7 @@
 # github.com/grpcmgmt/grpcmgmt (a replace directive points it at this
 # checkout) must not see the examples' or the benchmarks' dependencies in
 # its module graph (issue 14): `go list -m all` lists none of FORBIDDEN.
-# Run by `make test` (make check-deps). Uses the module cache and GOPROXY
+# Nor does a Linux binary link gopsutil. Run by `make test` (make check-deps). Uses the module cache and GOPROXY
 # as configured; with a warm cache (the library built) it needs no network.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,4 +45,11 @@ if bad="$(grep -E "$FORBIDDEN" <<<"$mods")"; then
 	echo "(move what needs them to examples/ or bench/, which have their own go.mod)" >&2
 	exit 1
 fi
-echo "check-consumer-deps: ok, $(wc -l <<<"$mods") modules in a consumer's graph, none of: ${FORBIDDEN//|/, }"
+# On Linux the library reads host memory from /proc/meminfo and process CPU
+# time with getrusage: a Linux binary links no gopsutil (other platforms do).
+if linked="$(GOOS=linux "$go" list -deps . | grep gopsutil)"; then
+	echo "check-consumer-deps: a Linux binary importing only the library links:" >&2
+	echo "$linked" >&2
+	exit 1
+fi
+echo "check-consumer-deps: ok, $(wc -l <<<"$mods") modules in a consumer's graph, none of: ${FORBIDDEN//|/, }; no gopsutil in a Linux binary"
