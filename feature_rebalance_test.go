@@ -11,26 +11,19 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/grpcmgmt/grpcmgmt"
-	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
+	"github.com/grpcmgmt/grpcmgmt/internal/dnsmasq"
 )
 
 // TestRebalanceThroughManager: WithRebalance watches a real dnsmasq; when
 // the set grows from 3 to 4 and stays, the Manager's server sends GOAWAY to
 // a quarter of its 12 connections.
 func TestRebalanceThroughManager(t *testing.T) {
-	if err := cluster.Require("dnsmasq"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.New(t.TempDir())
+	dns, err := dnsmasq.Start(t.TempDir(), "svc.manager.test", 0, "127.0.0.2", "127.0.0.3", "127.0.0.4")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	dns, err := c.StartDNS("svc.manager.test", 0, "127.0.0.2", "127.0.0.3", "127.0.0.4")
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(dns.Close)
 	s := startServer(t, grpcmgmt.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		grpcmgmt.WithRebalance(goaway.RebalanceConfig{Name: dns.Name, Resolver: dns.Addr,
 			Interval: 100 * time.Millisecond, StableFor: 300 * time.Millisecond, Window: 200 * time.Millisecond,

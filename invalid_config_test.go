@@ -238,7 +238,7 @@ var invalidConfigs = []struct {
 func ptr[T any](v T) *T { return &v }
 
 // TestNewRejectsEveryInvalidValue: each invalid value makes New fail with
-// an error naming the field set, and leaves nothing running (goleak checks
+// an error naming the field set, and leaves nothing running (leakcheck checks
 // at the end of the package's tests).
 func TestNewRejectsEveryInvalidValue(t *testing.T) {
 	if len(invalidConfigs) < 150 {

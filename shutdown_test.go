@@ -17,7 +17,7 @@ import (
 )
 
 // Shutdown lets a call in flight finish, stops the registered server, and
-// leaves no goroutine behind (checked by goleak in TestMain).
+// leaves no goroutine behind (checked by leakcheck in TestMain).
 func TestShutdownFinishesInFlightCallsAndStopsServer(t *testing.T) {
 	m, err := grpcmgmt.New(testOptions()...)
 	if err != nil {

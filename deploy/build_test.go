@@ -16,8 +16,9 @@ var built struct {
 	output string
 }
 
-// binary returns the path of examples/<name> built from the repository
-// root (the parent module), building both examples on first use.
+// binary returns the path of examples/<name> built in the examples module
+// (examples/go.mod, which uses the library next to it), building both
+// examples on first use.
 func binary(t testing.TB, name string) string {
 	t.Helper()
 	built.once.Do(func() {
@@ -29,8 +30,8 @@ func binary(t testing.TB, name string) string {
 		if built.err = os.Chmod(built.dir, 0o755); built.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", built.dir+string(filepath.Separator), "./examples/server", "./examples/client")
-		cmd.Dir = repoRoot
+		cmd := exec.Command("go", "build", "-o", built.dir+string(filepath.Separator), "./server", "./client")
+		cmd.Dir = filepath.Join(repoRoot, "examples")
 		out, err := cmd.CombinedOutput()
 		built.err, built.output = err, string(out)
 	})

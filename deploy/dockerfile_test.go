@@ -122,9 +122,11 @@ func checkDockerfile(t testing.TB, text string, f *fleet) {
 	}
 	finalUser(t, stages)
 
-	// The build stage compiles ./examples/${CMD} statically.
+	// The build stage compiles examples/${CMD} statically, in the examples
+	// module (examples/go.mod), after downloading both modules' dependencies.
 	run := strings.Join(build.lines, "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "./examples/${CMD}", "COPY go.mod go.sum"} {
+	for _, want := range []string{"CGO_ENABLED=0", "cd examples && CGO_ENABLED=0 go build", "./${CMD}",
+		"COPY go.mod go.sum", "COPY examples/go.mod examples/go.sum"} {
 		if !strings.Contains(run, want) {
 			t.Errorf("build stage does not contain %q", want)
 		}

@@ -14,26 +14,19 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
+	"github.com/grpcmgmt/grpcmgmt/internal/dnsmasq"
 )
 
 // startDNS starts a real dnsmasq serving name with ips (TTL 1 s), as the
 // DNS of a Kubernetes headless Service does.
-func startDNS(t *testing.T, name string, ips ...string) *cluster.DNS {
+func startDNS(t *testing.T, name string, ips ...string) *dnsmasq.DNS {
 	t.Helper()
-	if err := cluster.Require("dnsmasq"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.New(t.TempDir())
+	d, err := dnsmasq.Start(t.TempDir(), name, 0, ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	d, err := c.StartDNS(name, 0, ips...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(d.Close)
 	return d
 }
 

@@ -13,9 +13,9 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/grpcmgmt/grpcmgmt"
-	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
+	"github.com/grpcmgmt/grpcmgmt/internal/dnsmasq"
 	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 )
@@ -28,23 +28,16 @@ import (
 // lower address goes out of rotation, the other stays SERVING (counted
 // "fleet_needed") for as long as both are hot, and no call fails.
 func TestGuardRealDNS(t *testing.T) {
-	if err := cluster.Require("dnsmasq"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
 	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
 	port, err := loopback.FreePort(ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dns, err := c.StartDNS("svc.guard.test", 0, ips...)
+	dns, err := dnsmasq.Start(t.TempDir(), "svc.guard.test", 0, ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(dns.Close)
 	hcfg := health.Config{
 		Hold: 200 * time.Millisecond, MinDwell: 200 * time.Millisecond, PropagationDelay: 10 * time.Millisecond,
 		Peers: health.Peers{Name: dns.Name, Resolver: dns.Addr, Port: port,

@@ -35,8 +35,9 @@
 //     allowance per 250 ms sample).
 //   - Memory (memory.go). Under a cgroup v2 memory limit, the working set
 //     (memory.current less inactive_file, as the kubelet computes it) over
-//     the tightest memory.max. Else the host's memory in use from gopsutil,
-//     1 - available/total.
+//     the tightest memory.max. Else the host's memory in use,
+//     1 - available/total: from /proc/meminfo on Linux, from gopsutil
+//     elsewhere (so Linux binaries do not link gopsutil).
 //   - InFlight, QPS, EPS, UnaryInFlightMean, UnaryQPSRaw (calls.go).
 //     Counted on the call path by Calls with atomics on a cache line of
 //     their own: no lock, no allocation. The unary calls in flight and the

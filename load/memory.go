@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
-
-	"github.com/shirou/gopsutil/v4/mem"
 )
 
 // cgroupMemory reads memory utilization of a cgroup v2 memory limit: the
@@ -56,25 +54,6 @@ func (c cgroupMemory) Read() (float64, error) {
 func (c cgroupMemory) String() string {
 	return fmt.Sprintf("cgroup v2 %s (memory.current - inactive_file over memory.max)", "/"+path.Clean(c.dir))
 }
-
-// hostMemory reads the host's memory in use, 1 - available/total, from
-// gopsutil. "Available" is the kernel's estimate of memory that can be
-// given to new work without swapping (MemAvailable on Linux), so like the
-// cgroup working set it leaves reclaimable cache out.
-type hostMemory struct{}
-
-func (hostMemory) Read() (float64, error) {
-	v, err := mem.VirtualMemory()
-	if err != nil {
-		return 0, err
-	}
-	if v.Total == 0 {
-		return 0, errors.New("load: host memory total is 0")
-	}
-	return 1 - float64(min(v.Available, v.Total))/float64(v.Total), nil
-}
-
-func (hostMemory) String() string { return "host memory (gopsutil: 1 - available/total)" }
 
 // defaultMemory picks the production memory reading: the cgroup v2 limit
 // if the process has one, else the host's memory.

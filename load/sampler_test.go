@@ -221,7 +221,7 @@ func TestCloseFromCallback(t *testing.T) {
 
 // TestCloseDoesNotWaitForStuckCallback: a callback blocked on something
 // that only happens after Close cannot hang Close; no callback starts after
-// Close returns, and the goroutine exits once the callback returns (goleak
+// Close returns, and the goroutine exits once the callback returns (leakcheck
 // checks that at the end of the package).
 func TestCloseDoesNotWaitForStuckCallback(t *testing.T) {
 	s := newSampler(t, load.Config{})

@@ -3,9 +3,9 @@ package orca_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/grpcmgmt/grpcmgmt/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m)
 }

@@ -271,7 +271,7 @@ func (c *Cluster) startLoad(ctx context.Context, l ExternalLoad, rec *Recorder) 
 // the hosts file dnsmasq serves (see ExternalLoad.HostsFile).
 func dnsLoad(stack Stack, dns *DNS, port int) ExternalLoad {
 	if stack == JavaStack {
-		return ExternalLoad{Stack: stack, Target: fmt.Sprintf("dns:///%s:%d", dns.Name, port), HostsFile: dns.hosts}
+		return ExternalLoad{Stack: stack, Target: fmt.Sprintf("dns:///%s:%d", dns.Name, port), HostsFile: dns.HostsFile()}
 	}
 	return ExternalLoad{Stack: stack, Target: fmt.Sprintf("dns://%s/%s:%d", dns.Addr, dns.Name, port)}
 }

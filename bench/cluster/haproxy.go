@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/extproc"
 )
 
 // HAProxy is a real HAProxy in TCP mode (round-robin per connection unless
@@ -22,7 +24,7 @@ type HAProxy struct {
 	Addr string
 
 	sock string
-	proc *process
+	proc *extproc.Process
 	log  string
 }
 
@@ -94,7 +96,7 @@ backend replicas
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	proc, err := startProcess(bin, []string{"-f", cfg, "-db"}, h.log)
+	proc, err := extproc.Start(bin, []string{"-f", cfg, "-db"}, h.log)
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +111,8 @@ backend replicas
 			}
 		}
 		select {
-		case <-h.proc.exited:
-			return nil, fmt.Errorf("haproxy exited: %v (log %s)", h.proc.err, h.log)
+		case <-h.proc.Exited():
+			return nil, fmt.Errorf("haproxy exited: %v (log %s)", h.proc.Err(), h.log)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -191,4 +193,4 @@ func (h *HAProxy) command(cmd string) (string, error) {
 	return b.String(), sc.Err()
 }
 
-func (h *HAProxy) stop() { h.proc.kill() }
+func (h *HAProxy) stop() { h.proc.Kill() }

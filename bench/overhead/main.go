@@ -4,9 +4,9 @@
 // run. Legs are interleaved (bare, on, on, bare, ...: pairs alternate which
 // leg runs first; at least 3 pairs, make bench runs 9).
 //
-//	go run ./bench/overhead                 # the Manager's default stack
-//	go run ./bench/overhead -stack goaway   # only the GOAWAY credentials wrapper
-//	go run ./bench/overhead -out bench/out/results.json
+//	go -C bench run ./overhead                 # the Manager's default stack
+//	go -C bench run ./overhead -stack goaway   # only the GOAWAY credentials wrapper
+//	go -C bench run ./overhead -out out/results.json
 //
 // Unary legs run 64 closed-loop callers with 1 KiB requests and responses;
 // stream legs run 16 bidi streams exchanging 64 KiB messages.

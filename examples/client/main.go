@@ -2,7 +2,7 @@
 // client should be configured, and prints every second how many calls each
 // replica served and how many failed.
 //
-//	go run ./examples/client -target dns:///svc.example:50051
+//	go -C examples run ./client -target dns:///svc.example:50051
 //
 // The dial configuration is the library's own (package clientconfig, shown
 // in docs/clients.md): DNS resolution (so new replicas are found when the

@@ -9,7 +9,7 @@
 // and ends with a summary of what moved and which lever moved it, and an
 // SVG chart.
 //
-//	go run ./examples/demo            (make demo)
+//	go -C examples run ./demo            (make demo)
 package main
 
 import (
@@ -38,10 +38,10 @@ import (
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/clientconfig"
+	"github.com/grpcmgmt/grpcmgmt/examples/internal/dnsserver"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/chart"
-	"github.com/grpcmgmt/grpcmgmt/internal/dnsserver"
 	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"

@@ -3,7 +3,7 @@
 // real, explicit capacity, every response naming the replica in the
 // "x-replica" header.
 //
-//	go run ./examples/server -listen 127.0.0.2:50051 -name r1
+//	go -C examples run ./server -listen 127.0.0.2:50051 -name r1
 //
 // It shuts down in lame-duck fashion on SIGTERM or SIGINT (health
 // NOT_SERVING, wait for clients to notice, drain, stop), as a Kubernetes pod

@@ -2,9 +2,10 @@ package loopback
 
 import (
 	"fmt"
-	"go.uber.org/goleak"
 	"net"
 	"testing"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/leakcheck"
 )
 
 func TestFreePortIsFreeOnEveryAddress(t *testing.T) {
@@ -22,4 +23,4 @@ func TestFreePortIsFreeOnEveryAddress(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }

@@ -4,9 +4,9 @@
 // grpc-go), and the time of a lame-duck Tracker.GoAwayAll over all of them
 // (BENCH.md: conn.idle_bytes_overhead, goaway.all_10k_ms).
 //
-//	go run ./bench/cmd/idleconns                     (part of make bench)
-//	go run ./bench/cmd/idleconns -conns 2000 -pairs 3
-//	go run ./bench/cmd/idleconns -out bench/out/results.json
+//	go -C bench run ./cmd/idleconns                     (part of make bench)
+//	go -C bench run ./cmd/idleconns -conns 2000 -pairs 3
+//	go -C bench run ./cmd/idleconns -out out/results.json
 //
 // Each leg starts a fresh server process (this program, re-executed with
 // -serve), opens the connections from this process as minimal HTTP/2

@@ -2,7 +2,7 @@
 // copies the scenario charts into docs/img, so the committed page shows the
 // figures of one run with its date, commit and machine.
 //
-//	go run ./bench/cmd/report        (after make bench and make scenarios)
+//	go -C bench run ./cmd/report        (after make bench and make scenarios)
 package main
 
 import (
@@ -154,8 +154,8 @@ func init() {
 }
 
 func main() {
-	in := flag.String("in", "bench/out/results.json", "results file")
-	doc := flag.String("doc", "docs/benchmarks.md", "page to write")
+	in := flag.String("in", "out/results.json", "results file (paths are relative to bench/, where it runs)")
+	doc := flag.String("doc", "../docs/benchmarks.md", "page to write")
 	flag.Parse()
 	if err := run(*in, *doc); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
@@ -184,7 +184,7 @@ func run(in, doc string) error {
 	}
 	var w strings.Builder
 	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (each scenario is described in\n")
-	fmt.Fprintf(&w, "`bench/cmd/scenarios`, the cluster they run on in `bench/cluster`), written by `go run ./bench/cmd/report`.\n\n")
+	fmt.Fprintf(&w, "`bench/cmd/scenarios`, the cluster they run on in `bench/cluster`), written by `go -C bench run ./cmd/report`.\n\n")
 	fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
 	fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
 	seen := map[string]bool{}

@@ -2,8 +2,8 @@
 // here, documented on its run function) and
 // merges their figures into bench/out/results.json.
 //
-//	go run ./bench/cmd/scenarios                       (make scenarios)
-//	go run ./bench/cmd/scenarios -scenarios drain,scaleup_l4
+//	go -C bench run ./cmd/scenarios                       (make scenarios)
+//	go -C bench run ./cmd/scenarios -scenarios drain,scaleup_l4
 //
 // It needs dnsmasq and haproxy (make test-deps installs them). Charts are
 // written next to the results (and copied into docs/img with -docs).
@@ -52,7 +52,7 @@ var scenarios = []scenario{
 
 func main() {
 	list := flag.String("scenarios", "", "comma-separated scenarios to run (default: all)")
-	out := flag.String("out", "bench/out", "output directory (results.json and charts)")
+	out := flag.String("out", "out", "output directory (results.json and charts; bench/out: paths are relative to bench/, where make scenarios runs it)")
 	flag.Parse()
 	if err := run(*list, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "scenarios:", err)

@@ -5,9 +5,9 @@
 // balancer and with DNS clients, for a doubling, a 10 % growth, one replica
 // more and a scale-in; each case with several seeds (median and range).
 //
-//	go run ./bench/cmd/simulate                 (make simulate)
-//	go run ./bench/cmd/simulate -quick          (n ≤ 100, 3 seeds)
-//	go run ./bench/cmd/simulate -table docs/sim.md -charts docs/img
+//	go -C bench run ./cmd/simulate                 (make simulate)
+//	go -C bench run ./cmd/simulate -quick          (n ≤ 100, 3 seeds)
+//	go -C bench run ./cmd/simulate -table ../docs/sim.md -charts ../docs/img
 //
 // It merges sim.<n>.* figures into bench/out/results.json: the headline is
 // the kube-proxy model (uniform random) at a doubling, n/2 → n.
@@ -28,7 +28,7 @@ import (
 )
 
 func main() {
-	out := flag.String("out", "bench/out", "directory of results.json")
+	out := flag.String("out", "out", "directory of results.json (bench/out: paths are relative to bench/, where make simulate runs it)")
 	seeds := flag.Int("seeds", 5, "seeds per case (median and range are reported)")
 	quick := flag.Bool("quick", false, "n ≤ 100 and 3 seeds")
 	table := flag.String("table", "", "also write the Markdown table to this file")

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/grpcmgmt/grpcmgmt/internal/leakcheck"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -34,7 +34,7 @@ const h2specVersion = "v2.2.1+incompatible"
 // difference with probability 2·p^6·(1-p)^6 ≤ 5e-4.
 const reruns = 5
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // h2specBinary installs h2spec once per machine into the user cache.
 func h2specBinary(t *testing.T) string {
