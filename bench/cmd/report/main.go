@@ -3,6 +3,11 @@
 // figures of one run with its date, commit and machine.
 //
 //	go -C bench run ./cmd/report        (after make bench and make scenarios)
+//
+// With several results files (-in a.json,b.json; a later file's figure
+// replaces an earlier one's), every figure names the run it comes from, and
+// the page lists the runs with their dates and commits: a page assembled
+// from scenarios run at different commits says so figure by figure.
 package main
 
 import (
@@ -154,7 +159,7 @@ func init() {
 }
 
 func main() {
-	in := flag.String("in", "out/results.json", "results file (paths are relative to bench/, where it runs)")
+	in := flag.String("in", "out/results.json", "results file, or several comma-separated (a later file's figure replaces an earlier one's; paths are relative to bench/, where it runs)")
 	doc := flag.String("doc", "../docs/benchmarks.md", "page to write")
 	flag.Parse()
 	if err := run(*in, *doc); err != nil {
@@ -164,29 +169,65 @@ func main() {
 }
 
 func run(in, doc string) error {
-	b, err := os.ReadFile(in)
-	if err != nil {
-		return err
-	}
-	var res map[string]any
-	if err := json.Unmarshal(b, &res); err != nil {
-		return err
+	res := map[string]any{}
+	src := map[string]int{} // figure -> index of its run in runs
+	var runs []string       // "date, commit" of each results file
+	var dirs []string
+	for i, f := range strings.Split(in, ",") {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var one map[string]any
+		if err := json.Unmarshal(b, &one); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		runs = append(runs, fmt.Sprintf("%v, commit %v", one["meta.date"], one["meta.commit"]))
+		dirs = append(dirs, filepath.Dir(f))
+		for k, v := range one {
+			res[k] = v
+			src[k] = i
+		}
 	}
 	img := filepath.Join(filepath.Dir(doc), "img")
 	if err := os.MkdirAll(img, 0o755); err != nil {
 		return err
 	}
-	charts, _ := filepath.Glob(filepath.Join(filepath.Dir(in), "*.svg"))
+	var charts []string
+	for _, d := range dirs {
+		cs, _ := filepath.Glob(filepath.Join(d, "*.svg"))
+		charts = append(charts, cs...)
+	}
 	for _, c := range charts {
 		if err := copyFile(c, filepath.Join(img, filepath.Base(c))); err != nil {
 			return err
 		}
 	}
+	// run names the run a figure comes from, when there are several.
+	run := func(k string) string {
+		if len(runs) < 2 {
+			return ""
+		}
+		return fmt.Sprintf(" %c |", 'A'+src[k])
+	}
+	in = strings.Split(in, ",")[0] // NOTES.md sits beside the first file's directory
 	var w strings.Builder
-	fmt.Fprintf(&w, "# Benchmarks\n\nFigures of one run of `make bench` and `make scenarios` (each scenario is described in\n")
+	what := "Figures of one run"
+	if len(runs) > 1 {
+		what = "Figures of several runs"
+	}
+	fmt.Fprintf(&w, "# Benchmarks\n\n%s of `make bench` and `make scenarios` (each scenario is described in\n", what)
 	fmt.Fprintf(&w, "`bench/cmd/scenarios`, the cluster they run on in `bench/cluster`), written by `go -C bench run ./cmd/report`.\n\n")
-	fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
-	fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
+	if len(runs) < 2 {
+		fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
+		fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
+	} else {
+		fmt.Fprintf(&w, "The figures come from %d runs on the same machine (%v CPUs, %s), named in the last column:\n\n", len(runs), res["meta.cpus"], machine())
+		for i, r := range runs {
+			fmt.Fprintf(&w, "- %c: %s\n", 'A'+i, r)
+		}
+		fmt.Fprintf(&w, "\n| figure | meaning | value | aim | met | run |\n|---|---|---|---|---|---|\n")
+	}
 	seen := map[string]bool{}
 	for _, a := range aims {
 		seen[a.figure] = true
@@ -200,17 +241,25 @@ func run(in, doc string) error {
 		} else if a.ok != nil {
 			met = "**no**"
 		}
-		fmt.Fprintf(&w, "| `%s` | %s | %s | %s | %s |\n", a.figure, a.meaning, val, a.aim, met)
+		r := run(a.figure)
+		if !ok && r != "" {
+			r = " |"
+		}
+		fmt.Fprintf(&w, "| `%s` | %s | %s | %s | %s |%s\n", a.figure, a.meaning, val, a.aim, met, r)
 	}
 	var extra []string
 	for k, v := range res {
 		if f, ok := v.(float64); ok && !seen[k] && !strings.HasPrefix(k, "meta.") {
-			extra = append(extra, fmt.Sprintf("| `%s` | %s |", k, format(f)))
+			extra = append(extra, fmt.Sprintf("| `%s` | %s |%s", k, format(f), run(k)))
 		}
 	}
 	if len(extra) > 0 {
 		sortStrings(extra)
-		fmt.Fprintf(&w, "\nOther figures of the same run:\n\n| figure | value |\n|---|---|\n%s\n", strings.Join(extra, "\n"))
+		head := "\nOther figures of the same run:\n\n| figure | value |\n|---|---|\n"
+		if len(runs) > 1 {
+			head = "\nOther figures of the same runs:\n\n| figure | value | run |\n|---|---|---|\n"
+		}
+		fmt.Fprintf(&w, "%s%s\n", head, strings.Join(extra, "\n"))
 	}
 	// The hand-written reading of the figures (aims not met, and why).
 	if notes, err := os.ReadFile(filepath.Join(filepath.Dir(in), "..", "NOTES.md")); err == nil {
