@@ -193,10 +193,18 @@ func run(in, doc string) error {
 	if err := os.MkdirAll(img, 0o755); err != nil {
 		return err
 	}
-	var charts []string
+	var charts []string // a later run's chart replaces an earlier one's of the same name
+	byName := map[string]int{}
 	for _, d := range dirs {
 		cs, _ := filepath.Glob(filepath.Join(d, "*.svg"))
-		charts = append(charts, cs...)
+		for _, c := range cs {
+			if i, ok := byName[filepath.Base(c)]; ok {
+				charts[i] = c
+				continue
+			}
+			byName[filepath.Base(c)] = len(charts)
+			charts = append(charts, c)
+		}
 	}
 	for _, c := range charts {
 		if err := copyFile(c, filepath.Join(img, filepath.Base(c))); err != nil {
