@@ -85,6 +85,10 @@ func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.policy != nil {
+		// Before anything runs that reads r.cfg.
+		r.cfg.queueingEnter, r.cfg.queueingExit = sampler.QueueingThresholds()
+	}
 	if r.guard != nil {
 		if err := r.guard.start(); err != nil {
 			_ = r.Close()
@@ -92,7 +96,6 @@ func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 		}
 	}
 	if r.policy != nil {
-		r.cfg.queueingEnter, r.cfg.queueingExit = sampler.QueueingThresholds()
 		r.policy.settle = 2 * sampler.TimeConstant()
 		r.cancel = sampler.OnSample(r.onSample)
 	}
