@@ -33,9 +33,7 @@ func runStreams(ctx context.Context, e *env) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", leg.name, err)
 		}
-		fmt.Fprintf(os.Stderr, "   %-8s messages %d resumes %d ends %v  cut %d handler %d  gap p50 %.0f p99 %.0f ms  share error %.2f %v  unary %d failed %d\n",
-			leg.name, res.Messages, res.Resumes, res.Ends, res.Cut, res.Handler, res.GapQuantile(0.5), res.GapQuantile(0.99),
-			res.ShareError(s.Replicas), res.PerReplica, res.UnaryCalls, res.UnaryFailed)
+		printStreams(leg.name, s, res)
 		switch leg.name {
 		case "signal":
 			e.results["streams.cut_at_grace"] = float64(res.Cut)
@@ -72,9 +70,7 @@ func runStreamsDefaults(ctx context.Context, e *env) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", leg, err)
 		}
-		fmt.Fprintf(os.Stderr, "   %-8s messages %d resumes %d ends %v  cut %d handler %d  gap p50 %.0f p99 %.0f ms  share error %.2f %v  unary %d failed %d\n",
-			leg, res.Messages, res.Resumes, res.Ends, res.Cut, res.Handler, res.GapQuantile(0.5), res.GapQuantile(0.99),
-			res.ShareError(s.Replicas), res.PerReplica, res.UnaryCalls, res.UnaryFailed)
+		printStreams(leg, s, res)
 		p := "streams.defaults." + leg + "."
 		e.results[p+"cut_at_grace"] = float64(res.Cut)
 		e.results[p+"ended_by_handler"] = float64(res.Handler)
@@ -84,4 +80,11 @@ func runStreamsDefaults(ctx context.Context, e *env) error {
 		e.results[p+"unary_failed"] = float64(res.UnaryFailed)
 	}
 	return nil
+}
+
+// printStreams prints one leg's result of a streams scenario.
+func printStreams(leg string, s cluster.Streams, res cluster.StreamsResult) {
+	fmt.Fprintf(os.Stderr, "   %-8s messages %d resumes %d ends %v  cut %d handler %d  gap p50 %.0f p99 %.0f ms  share error %.2f %v  unary %d failed %d\n",
+		leg, res.Messages, res.Resumes, res.Ends, res.Cut, res.Handler, res.GapQuantile(0.5), res.GapQuantile(0.99),
+		res.ShareError(s.Replicas), res.PerReplica, res.UnaryCalls, res.UnaryFailed)
 }
