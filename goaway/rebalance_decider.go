@@ -54,10 +54,19 @@ type sample struct {
 //
 // chaseShare: once the owed share is sent, connections that arrive are
 // sent on only when at least this share of the GOAWAYs came back.
+//
+// sameReplicaBack and sameReplicaOdds tell clients that reconnect to the
+// same replica (DNS clients: each holds a connection to every address)
+// from a balancer that spreads the reconnections over all M replicas, of
+// which this one gets N/M: the count that came back must be sameReplicaOdds
+// times likelier if each GOAWAY comes back with sameReplicaBack than with
+// N/M (comesBackHere).
 const (
-	comeBackShare = 0.9
-	smallGrowth   = 0.02
-	chaseShare    = 0.05
+	comeBackShare   = 0.9
+	smallGrowth     = 0.02
+	chaseShare      = 0.05
+	sameReplicaBack = 0.97
+	sameReplicaOdds = 20
 )
 
 // historyLen bounds the history: with the default 1 s Interval it covers
@@ -75,9 +84,13 @@ type episode struct {
 	budget    int // most GOAWAYs this episode may send
 	perRound  int
 	sent      int
-	// back counts the connections that arrived during the episode (the
-	// rise of Active between rounds): with sent, it says how many
-	// reconnections come back, which sets the pace (Round).
+	// back counts the connections that arrived during the episode, net
+	// of those that left other than by its GOAWAYs (the change of Active
+	// between rounds): with sent, it says how many reconnections come
+	// back, which sets the pace (Round). Net, because some clients open
+	// short extra connections when they reconnect (C-core does): counting
+	// only the rises counted those twice and took a round-robin balancer
+	// for DNS clients.
 	back       int
 	lastActive int           // Active after the last round's GOAWAYs; -1 before the first
 	credit     float64       // GOAWAYs MaxArrivalRate allows now
@@ -294,12 +307,12 @@ func (d *RebalanceDecider) Round() (time.Duration, bool) {
 		return 0, false
 	}
 	active := d.conns.Active()
-	if ep.lastActive >= 0 && active > ep.lastActive {
+	if ep.lastActive >= 0 {
 		ep.back += active - ep.lastActive
 	}
 	rho := 0.0
 	if ep.sent > 0 {
-		rho = min(1, float64(ep.back)/float64(ep.sent))
+		rho = max(0, min(1, float64(ep.back)/float64(ep.sent)))
 	}
 	per := max(rho, float64(ep.from)*(1-rho)/float64(ep.to-ep.from))
 	rate := d.cfg.MaxArrivalRate / max(per, 1e-9)
@@ -314,7 +327,13 @@ func (d *RebalanceDecider) Round() (time.Duration, bool) {
 	// cycle), and more only churns.
 	// Below a growth of smallGrowth that cycle buys too little: what is
 	// owed is sent, and MAX_CONNECTION_AGE does the rest.
-	comeBack := ep.sent >= min(ep.held, 10) && rho >= comeBackShare
+	// After a larger growth a random balancer sends only N/M back, but a
+	// few connections may all come back by chance (8 of 8 one time in
+	// ten at N/M = 3/4); taking that for DNS clients stopped the chase a
+	// connection or two above the share. There the count must make DNS
+	// clients the far likelier explanation (comesBackHere).
+	comeBack := ep.sent >= min(ep.held, 10) && rho >= comeBackShare &&
+		(float64(ep.from) >= comeBackShare*float64(ep.to) || comesBackHere(ep.sent, ep.back, float64(ep.from)/float64(ep.to)))
 	switch {
 	case comeBack && (ep.sent >= ep.held || float64(ep.to-ep.from) < smallGrowth*float64(ep.to)):
 		over = max(0, min(over, ep.owed))
@@ -370,6 +389,20 @@ func (d *RebalanceDecider) Round() (time.Duration, bool) {
 	ep.elapsed += next
 	ep.lastDelay = next
 	return next, true
+}
+
+// comesBackHere reports whether back of sent GOAWAYs coming back is at
+// least sameReplicaOdds times likelier from clients that reconnect to the
+// same replica (each comes back with probability sameReplicaBack) than
+// from a balancer that sends a share r of the reconnections here.
+func comesBackHere(sent, back int, r float64) bool {
+	if sent <= 0 || r >= sameReplicaBack {
+		return false
+	}
+	k := float64(max(0, min(back, sent)))
+	miss := float64(sent) - k
+	llr := k*math.Log(sameReplicaBack/r) + miss*math.Log((1-sameReplicaBack)/(1-r))
+	return llr >= math.Log(sameReplicaOdds)
 }
 
 // roundDelay is Window/rebalanceSteps with ±50 % jitter, so that replicas

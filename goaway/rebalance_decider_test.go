@@ -215,6 +215,50 @@ func TestDeciderComeBack(t *testing.T) {
 	}
 }
 
+// TestDeciderComeBackByChance: 3 → 4 replicas, 8 connections, behind a
+// round-robin balancer that sends 3 in 4 reconnections back to the old
+// replicas. By chance the first 8 GOAWAYs all come back here (one time in
+// ten at 3/4), which is also what DNS clients do. The replica must keep
+// sending until it holds its share (6) rather than take the chance for DNS
+// clients and stop 2 above it; with DNS clients (everything comes back)
+// it stops once the count makes them the likelier explanation, at 12.
+func TestDeciderComeBackByChance(t *testing.T) {
+	d := newDecider(t, 8, goaway.RebalanceConfig{})
+	sent := 0
+	d.conns.comeBack = func(n int) int {
+		back := 0
+		for range n {
+			sent++
+			if sent <= 8 || sent%4 != 0 {
+				back++
+			}
+		}
+		return back
+	}
+	d.lookup(-60, 3)
+	d.lookup(1, 4)
+	first, ok := d.lookup(3, 4)
+	if !ok {
+		t.Fatal("no episode")
+	}
+	d.runEpisode(first)
+	if d.conns.active != 6 {
+		t.Fatalf("round-robin balancer, the first 8 GOAWAYs back by chance: ended with %d connections after %d GOAWAYs, want the share, 6", d.conns.active, d.conns.sent())
+	}
+
+	dns := newDecider(t, 8, goaway.RebalanceConfig{})
+	dns.conns.comeBack = func(n int) int { return n }
+	dns.lookup(-60, 3)
+	dns.lookup(1, 4)
+	if first, ok = dns.lookup(3, 4); !ok {
+		t.Fatal("no episode")
+	}
+	dns.runEpisode(first)
+	if got := dns.conns.sent(); got < 8 || got > 13 {
+		t.Fatalf("DNS clients, 3 → 4: sent %d GOAWAYs, want one per connection and the few more it takes to tell them from a balancer: 8 to 13", got)
+	}
+}
+
 // TestDeciderPace: behind a least-connections balancer (nothing comes
 // back) a replica's GOAWAYs are paced so that the N old replicas together
 // bring at most MaxArrivalRate reconnections per second to each of the M−N

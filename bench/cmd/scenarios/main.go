@@ -5,6 +5,11 @@
 //	go -C bench run ./cmd/scenarios                       (make scenarios)
 //	go -C bench run ./cmd/scenarios -scenarios drain,scaleup_l4
 //
+// For a closer look at one leg: HOT_LEGS=a,b and SCALEUP_L4_LEGS=a,b run
+// only the named legs of hot and scaleup_l4, LIBRARY_LOG_LEVEL=debug sets
+// the log level of the replicas that run libraryArgs, and KEEP=1
+// keeps the cluster directory with the replicas' logs.
+//
 // It needs dnsmasq and haproxy (make test-deps installs them). Charts are
 // written next to the results (and copied into docs/img with -docs).
 package main

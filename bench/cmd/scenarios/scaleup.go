@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/grpcmgmt/grpcmgmt/bench/cluster"
@@ -34,8 +35,17 @@ func runScaleUpL4(ctx context.Context, e *env) error {
 		{"library.java", append(libraryArgs(), cluster.RebalanceArgs()...), "svc.scaleup-l4.test", 0, cluster.JavaStack},
 		{"library.python", append(libraryArgs(), cluster.RebalanceArgs()...), "svc.scaleup-l4.test", 0, cluster.PythonStack},
 	}
+	only := map[string]bool{}
+	for _, n := range strings.Split(os.Getenv("SCALEUP_L4_LEGS"), ",") {
+		if n != "" {
+			only[n] = true
+		}
+	}
 	failed := 0
 	for _, leg := range legs {
+		if len(only) > 0 && !only[leg.name] {
+			continue
+		}
 		s := base
 		s.ServerArgs = leg.args
 		s.ReplicaSetDNS = leg.dns
@@ -81,5 +91,9 @@ func runScaleUpL4(ctx context.Context, e *env) error {
 
 // libraryArgs are the server flags of the "library" legs: everything on.
 func libraryArgs() []string {
-	return []string{"-max-connection-age", "30s", "-log-level", "warn"}
+	level := "warn"
+	if l := os.Getenv("LIBRARY_LOG_LEVEL"); l != "" {
+		level = l
+	}
+	return []string{"-max-connection-age", "30s", "-log-level", level}
 }
