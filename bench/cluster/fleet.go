@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +171,9 @@ func (f Fleet) RunWatched(ctx context.Context, c *Cluster) (FleetRun, error) {
 }
 
 // sampleHealth reads the health gauges at addr's /metrics every 250 ms
-// until ctx ends.
+// until ctx ends. With TRACE_METRICS=file in the environment it also
+// appends the load and loadshed gauges to file, for a closer look at why
+// a lever did or did not engage.
 func sampleHealth(ctx context.Context, addr string, start time.Time) []HealthSample {
 	var out []HealthSample
 	hc := &http.Client{Timeout: time.Second}
@@ -190,8 +193,12 @@ func sampleHealth(ctx context.Context, addr string, start time.Time) []HealthSam
 		found := false
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var trace []string
 		for sc.Scan() {
 			line := sc.Text()
+			if os.Getenv("TRACE_METRICS") != "" && (strings.HasPrefix(line, "grpcmgmt_load_") || strings.HasPrefix(line, "grpcmgmt_loadshed_")) && !strings.HasPrefix(line, "grpcmgmt_load_custom") {
+				trace = append(trace, line)
+			}
 			i := strings.LastIndexByte(line, ' ')
 			if i < 0 {
 				continue
@@ -208,6 +215,12 @@ func sampleHealth(ctx context.Context, addr string, start time.Time) []HealthSam
 			}
 		}
 		resp.Body.Close()
+		if len(trace) > 0 {
+			if f, err := os.OpenFile(os.Getenv("TRACE_METRICS"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+				fmt.Fprintf(f, "@ %.2f\n%s\n", s.At.Seconds(), strings.Join(trace, "\n"))
+				f.Close()
+			}
+		}
 		if found {
 			out = append(out, s)
 		}

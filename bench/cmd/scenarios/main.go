@@ -7,7 +7,9 @@
 //
 // For a closer look at one leg: HOT_LEGS=a,b and SCALEUP_L4_LEGS=a,b run
 // only the named legs of hot and scaleup_l4, LIBRARY_LOG_LEVEL=debug sets
-// the log level of the replicas that run libraryArgs, and KEEP=1
+// the log level of the replicas that run libraryArgs, TRACE_METRICS=file
+// appends the load and loadshed gauges of the replicas a fleet watches
+// (hot: r1) every 250 ms to file, and KEEP=1
 // keeps the cluster directory with the replicas' logs.
 //
 // It needs dnsmasq and haproxy (make test-deps installs them). Charts are
