@@ -24,6 +24,8 @@ const (
 	DefaultPropagationDelay = 10 * time.Second
 	DefaultMaxShare         = 0.9
 	DefaultMaxDwell         = time.Minute
+	DefaultShedEnter        = 0.01
+	DefaultShedExit         = 0.002
 )
 
 // Config configures a Reporter. The zero value means every default: the
@@ -75,6 +77,22 @@ type Config struct {
 	// counts as recovered. Default 3/4 of InFlightEnter; allowed
 	// 1..InFlightEnter-1 when InFlightEnter is set.
 	InFlightExit int64
+
+	// ShedEnter is the share of arriving calls refused for load
+	// (load.Snapshot.ShedRatio, smoothed: a load shedder on the same
+	// sampler, such as the Manager's) at or above which the server counts
+	// as overloaded: a replica that keeps shedding while the guard lets it
+	// turn clients away carries more than it can serve, and moving the
+	// excess to its peers beats refusing it (each refusal costs the client
+	// a retry). Without a shedder nothing is refused and this never
+	// applies. Default 0.01 (1 %); allowed above 0 up to 1.
+	ShedEnter float64
+	// ShedExit is the share of calls refused below which an overloaded
+	// server counts as recovered. Default 0.002 (or ShedEnter/5 when that
+	// is lower); allowed above 0 and below ShedEnter.
+	ShedExit float64
+	// DisableShed ignores calls refused for load.
+	DisableShed bool
 
 	// Hold is how long the server must stay overloaded, sample after sample,
 	// before it turns NOT_SERVING. Shorter bursts are the load shedder's
@@ -173,6 +191,12 @@ func (c Config) WithDefaults() Config {
 	if c.CPUExit == 0 {
 		c.CPUExit = min(DefaultCPUExit, 0.8*c.CPUEnter)
 	}
+	if c.ShedEnter == 0 {
+		c.ShedEnter = DefaultShedEnter
+	}
+	if c.ShedExit == 0 {
+		c.ShedExit = min(DefaultShedExit, c.ShedEnter/5)
+	}
 	if c.InFlightEnter > 0 && c.InFlightExit == 0 {
 		c.InFlightExit = max(1, c.InFlightEnter*3/4)
 	}
@@ -207,6 +231,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.CPUExit > 0 && c.CPUExit < c.CPUEnter) {
 		return fmt.Errorf("health: CPUExit must be within (0, CPUEnter=%v) (0 means the default), got %v", c.CPUEnter, c.CPUExit)
+	}
+	if !(c.ShedEnter > 0 && c.ShedEnter <= 1) {
+		return fmt.Errorf("health: ShedEnter must be within (0, 1] (0 means the default %v), got %v", DefaultShedEnter, c.ShedEnter)
+	}
+	if !(c.ShedExit > 0 && c.ShedExit < c.ShedEnter) {
+		return fmt.Errorf("health: ShedExit must be within (0, ShedEnter=%v) (0 means the default), got %v", c.ShedEnter, c.ShedExit)
 	}
 	if c.InFlightEnter < 0 || c.InFlightEnter > 1<<30 {
 		return fmt.Errorf("health: InFlightEnter must be within 0..%d (0 means off), got %d", 1<<30, c.InFlightEnter)

@@ -82,16 +82,26 @@
 //
 // The Reporter subscribes to the shared load sampler (load.Sampler.OnSample;
 // no goroutine of its own) and reads each sample through Config.Signal
-// (default: the smoothed CPU utilization and the calls in flight):
+// (default: CPU, calls in flight, calls refused and queueing):
 //
 //   - the server counts as overloaded when CPU ≥ CPUEnter (0.90) or
-//     in-flight ≥ InFlightEnter (off unless set) or queueing is high
-//     (load.Snapshot.QueueingHigh: calls take four times their no-load latency
-//     by default; a replica slow on a lock, a small worker pool or a slow
-//     dependency is overloaded with its CPU idle), sample after sample, for
-//     Hold (2 s); shorter bursts are the load shedder's business;
-//   - it counts as recovered below CPUExit (0.70) and InFlightExit, with
-//     queueing no longer high (the sampler's own exit threshold).
+//     in-flight ≥ InFlightEnter (off unless set) or the load shedder refuses
+//     ShedEnter (1 %) of the calls (load.Snapshot.ShedRatio) or queueing is
+//     high (load.Snapshot.QueueingHigh: calls take four times their no-load
+//     latency by default; a replica slow on a lock, a small worker pool or
+//     a slow dependency is overloaded with its CPU idle), sample after
+//     sample, for Hold (2 s); shorter bursts are the load shedder's
+//     business;
+//   - it counts as recovered below CPUExit (0.70), InFlightExit and
+//     ShedExit (0.2 %), with queueing no longer high (the sampler's own
+//     exit threshold).
+//
+// The refusals matter because a shedder keeps its replica's queue short:
+// with the adaptive limit on, a replica at half the speed of its peers
+// shows little queueing and CPU just under CPUEnter while it refuses a few
+// per cent of its calls, each of which costs a client a retry (and its
+// backoff). Measured in the hot scenario (bench/NOTES.md), the health
+// lever did not engage at all before the refusals counted.
 //
 // Enter and exit thresholds are apart, so a signal wandering around either
 // one does not make the status follow it; Hold and the dwell keep short

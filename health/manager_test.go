@@ -11,13 +11,17 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/load"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
 
 // syncBuffer is a bytes.Buffer safe for the Manager's goroutines.
@@ -209,5 +213,56 @@ func TestQueueingFlip(t *testing.T) {
 	}
 	if f := failed(rec.results()); len(f) > 0 {
 		t.Errorf("%d calls failed: %v", len(f), f[0].err)
+	}
+}
+
+// A replica whose shedder keeps refusing calls turns NOT_SERVING on that
+// alone: its CPU reads 10 %, and the shedder's limit (one call in flight
+// on one worker) leaves nothing to queue. Once the calls stop it is SERVING again. Refused
+// calls fail (that is the shedder's job); no admitted call may.
+func TestShedFlip(t *testing.T) {
+	cpu := &signal{}
+	cpu.Set(0.1)
+	// The queueing signal off: on a busy machine the one admitted call can
+	// still take several times its no-load latency, and health would then
+	// follow queueing, not the refusals.
+	noQueueing := fastLoad(cpu)
+	noQueueing.QueueingEnter = load.Off
+	n := startNode(t, nodeConfig{
+		addr:    "127.0.0.1:0",
+		replica: replica.Config{Name: "a", Work: 5 * time.Millisecond, Workers: 1},
+		load:    noQueueing,
+		health: health.Config{
+			Hold: 50 * time.Millisecond, MinDwell: 50 * time.Millisecond, MaxNotServing: time.Minute,
+			PropagationDelay: 10 * time.Millisecond,
+		},
+		opts: []grpcmgmt.Option{grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1})},
+	})
+	w := healthWatch(t, n.addr)
+	w.waitFor(t, 1, 5*time.Second)
+	cc, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	rec := &recorder{}
+	stop := closedLoop(cc, 8, 0, rec)
+	down := w.waitFor(t, 2, 10*time.Second)
+	stop()
+	if down.st != notServing {
+		t.Fatalf("status while the shedder refused calls at CPU 0.1: %v, want NOT_SERVING", down.st)
+	}
+	if up := w.waitFor(t, 3, 10*time.Second); up.st != serving {
+		t.Fatalf("status once the calls stopped %v, want SERVING", up.st)
+	}
+	shed := 0
+	for _, r := range failed(rec.results()) {
+		if status.Code(r.err) != codes.ResourceExhausted && status.Code(r.err) != codes.Unavailable {
+			t.Fatalf("a call failed with %v; only refused calls may fail", r.err)
+		}
+		shed++
+	}
+	if shed == 0 {
+		t.Fatal("no call was refused: the test did not overload the shedder")
 	}
 }

@@ -253,3 +253,32 @@ func TestSignalQueueingExcess(t *testing.T) {
 		t.Errorf("OverAt %v, want at most the queueing enter level's 2", l.OverAt)
 	}
 }
+
+// A replica that keeps refusing calls for load (a shedder on the same
+// sampler) is over from ShedEnter, clear only below ShedExit, and in
+// between neither: it keeps its state. DisableShed ignores it.
+func TestSignalShed(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	for _, c := range []struct {
+		ratio       float64
+		over, clear bool
+	}{
+		{ratio: 0, over: false, clear: true},
+		{ratio: 0.02, over: true, clear: false},   // 2 % refused
+		{ratio: 0.005, over: false, clear: false}, // between exit and enter
+		{ratio: 0.001, over: false, clear: true},  // below the exit
+	} {
+		l := cfg.signal(&load.Snapshot{CPU: 0.1, ShedRatio: c.ratio})
+		if l.Over != c.over || l.Clear != c.clear {
+			t.Errorf("%.1f %% of calls refused: Over %v Clear %v, want %v %v", 100*c.ratio, l.Over, l.Clear, c.over, c.clear)
+		}
+	}
+	l := cfg.signal(&load.Snapshot{CPU: 0.1, ShedRatio: 0.5})
+	if math.Abs(l.Excess-2) > 1e-9 {
+		t.Errorf("half of the calls refused: Excess %v, want 2", l.Excess)
+	}
+	off := Config{DisableShed: true}.WithDefaults()
+	if l := off.signal(&load.Snapshot{CPU: 0.1, ShedRatio: 0.5}); l.Over || !l.Clear {
+		t.Errorf("DisableShed: Over %v Clear %v, want neither over nor held back", l.Over, l.Clear)
+	}
+}

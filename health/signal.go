@@ -4,8 +4,8 @@ import "github.com/grpcmgmt/grpcmgmt/load"
 
 // Load is what the health policy reads from one load sample: the seam
 // between the load package's signals and the state machine in policy.go.
-// Config.Signal produces it; the default reads CPU and calls in flight
-// against the Config's thresholds.
+// Config.Signal produces it; the default reads CPU, calls in flight, calls
+// refused for load and queueing against the Config's thresholds.
 type Load struct {
 	// Over is true when the server is at or above an enter threshold: it
 	// counts as overloaded.
@@ -45,6 +45,13 @@ func (c *Config) signal(s *load.Snapshot) Load {
 // the dwell's doubling does the rest). OverAt is the lower of the two
 // enter ÷ exit ratios.
 //
+// Calls refused for load (load.Snapshot.ShedRatio, from a shedder on the
+// same sampler) count against ShedEnter and ShedExit: a replica that keeps
+// refusing a share r of its calls is over, and carries 1/(1 − r) of what
+// it serves. That excess is small (2 % shed reads 1.02); the share turned
+// away then grows by its minimum step each Hold for as long as the
+// shedding goes on.
+//
 // Queueing (load.Snapshot.QueueingHigh, with the sampler's own hysteresis)
 // counts whatever the CPU: Over while it is high, Clear only once it is
 // off. Its excess is the calls' latency over the latency at the exit
@@ -69,6 +76,14 @@ func (c *Config) defaultSignal(s *load.Snapshot) Load {
 		at := float64(c.InFlightEnter) / float64(c.InFlightExit)
 		if l.OverAt == 0 || at < l.OverAt {
 			l.OverAt = at
+		}
+	}
+	if !c.DisableShed {
+		r := s.ShedRatio
+		l.Over = l.Over || r >= c.ShedEnter
+		l.Clear = l.Clear && r < c.ShedExit
+		if r > 0 && r < 1 {
+			l.Excess = max(l.Excess, 1/(1-r))
 		}
 	}
 	if s.QueueingHigh {

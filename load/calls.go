@@ -42,6 +42,7 @@ type Calls struct {
 	failed         atomic.Uint64
 	lat            atomic.Uint64 // timed calls ended since the last sample: count<<latShift | µs
 	alone          atomic.Uint64 // the same, for those that began with no other timed call in flight
+	refused        atomic.Uint64 // calls refused for load before they began (Refuse)
 	_              cpu.CacheLinePad
 }
 
@@ -93,6 +94,12 @@ func (c *Calls) End(failed bool) {
 		c.failed.Add(1)
 	}
 }
+
+// Refuse records a call the server refused for load before it began (a
+// load shedder's rejection): it counts in Snapshot.Shed, not in QPS or
+// InFlight. The loadshed package's Shedder calls it for every call it
+// sheds when it has a Sampler (loadshed.Config.Load).
+func (c *Calls) Refuse() { c.refused.Add(1) }
 
 // BeginUnary records a unary call starting and returns the Call that ends
 // it. Its latency (from BeginUnary to Call.End) feeds the queueing signal.

@@ -38,7 +38,9 @@
 //     the tightest memory.max. Else the host's memory in use,
 //     1 - available/total: from /proc/meminfo on Linux, from gopsutil
 //     elsewhere (so Linux binaries do not link gopsutil).
-//   - InFlight, QPS, EPS, UnaryInFlightMean, UnaryQPSRaw (calls.go).
+//   - InFlight, QPS, EPS, UnaryInFlightMean, UnaryQPSRaw, and Shed and
+//     ShedRatio, the calls a load shedder refused (Calls.Refuse, on the
+//     refusal path only) (calls.go).
 //     Counted on the call path by Calls with atomics on a cache line of
 //     their own: no lock, no allocation. The unary calls in flight and the
 //     sum of their start times share one word, so the exact time integral

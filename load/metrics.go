@@ -20,6 +20,7 @@ const meterName = "github.com/grpcmgmt/grpcmgmt/load"
 //	grpcmgmt.load.inflight, grpcmgmt.load.inflight_avg    calls
 //	grpcmgmt.load.qps, grpcmgmt.load.qps_raw              calls/s
 //	grpcmgmt.load.eps, grpcmgmt.load.eps_raw              failed calls/s
+//	grpcmgmt.load.shed, grpcmgmt.load.shed_raw            calls refused for load/s
 //	grpcmgmt.load.latency, grpcmgmt.load.no_load_latency   seconds
 //	grpcmgmt.load.queueing                                share of latency, 0..1
 //	grpcmgmt.load.queueing_high                           0 or 1
@@ -50,6 +51,8 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 	qpsRaw := gauge("grpcmgmt.load.qps_raw", "{call}/s", "Calls started per second over the last period.")
 	eps := gauge("grpcmgmt.load.eps", "{call}/s", "Failed calls per second, smoothed.")
 	epsRaw := gauge("grpcmgmt.load.eps_raw", "{call}/s", "Failed calls per second over the last period.")
+	shed := gauge("grpcmgmt.load.shed", "{call}/s", "Calls refused for load (shed) per second, smoothed.")
+	shedRaw := gauge("grpcmgmt.load.shed_raw", "{call}/s", "Calls refused for load (shed) per second over the last period.")
 	custom := gauge("grpcmgmt.load.custom", "1", "Readings of the user's load sources, by source.")
 	latency := gauge("grpcmgmt.load.latency", "s", "Mean latency of unary calls, smoothed.")
 	noLoad := gauge("grpcmgmt.load.no_load_latency", "s", "Latency of unary calls without queueing (measured from calls that ran alone).")
@@ -94,6 +97,8 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 		o.ObserveFloat64(qpsRaw, snap.QPSRaw)
 		o.ObserveFloat64(eps, snap.EPS)
 		o.ObserveFloat64(epsRaw, snap.EPSRaw)
+		o.ObserveFloat64(shed, snap.Shed)
+		o.ObserveFloat64(shedRaw, snap.ShedRaw)
 		o.ObserveFloat64(latency, snap.Latency.Seconds())
 		o.ObserveFloat64(noLoad, snap.NoLoadLatency.Seconds())
 		o.ObserveFloat64(queueing, snap.Queueing)
@@ -108,7 +113,7 @@ func newMetrics(mp metric.MeterProvider, s *Sampler) (*metrics, error) {
 			}
 		}
 		return nil
-	}, cpu, cpuRaw, memory, memoryRaw, inflight, inflightAvg, qps, qpsRaw, eps, epsRaw, custom,
+	}, cpu, cpuRaw, memory, memoryRaw, inflight, inflightAvg, qps, qpsRaw, eps, epsRaw, shed, shedRaw, custom,
 		latency, noLoad, queueing, queueingHigh)
 	if err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ type Sampler struct {
 	lastAt                  time.Time
 	lastStarted, lastFailed uint64
 	lastStreamsStarted      uint64
+	lastRefused             uint64
 	q                       queueing
 	noLoadKnown             bool // NoLoadLatency was logged once
 	// The time integral of the unary calls in flight (call·µs): the
@@ -290,7 +291,15 @@ func (s *Sampler) sample(now time.Time) bool {
 	}
 	streamsStarted := s.calls.streamsStarted.Load()
 	n.UnaryQPSRaw = float64((started-s.lastStarted)-(streamsStarted-s.lastStreamsStarted)) / dt.Seconds()
-	s.lastStarted, s.lastFailed, s.lastStreamsStarted = started, failed, streamsStarted
+	refused := s.calls.refused.Load()
+	n.ShedRaw = float64(refused-s.lastRefused) / dt.Seconds()
+	n.Shed = e.next(prev.Shed, n.ShedRaw)
+	ratio := 0.0
+	if arrived := float64(started-s.lastStarted) + float64(refused-s.lastRefused); arrived > 0 {
+		ratio = float64(refused-s.lastRefused) / arrived
+	}
+	n.ShedRatio = e.next(prev.ShedRatio, ratio)
+	s.lastStarted, s.lastFailed, s.lastStreamsStarted, s.lastRefused = started, failed, streamsStarted, refused
 	n.InFlightAvg = e.next(prev.InFlightAvg, float64(inFlight))
 	n.QPS = e.next(prev.QPS, n.QPSRaw)
 	n.EPS = e.next(prev.EPS, n.EPSRaw)

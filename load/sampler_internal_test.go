@@ -50,10 +50,13 @@ func TestSampleRatesAndSmoothing(t *testing.T) {
 	for i := range 40 {
 		c.End(i < 25)
 	}
+	for range 50 {
+		c.Refuse()
+	}
 	s.sample(t0.Add(500 * time.Millisecond))
 	got := *s.Snapshot()
 	want := Snapshot{At: t0.Add(500 * time.Millisecond), CPU: 0.2, CPURaw: 0.2, Memory: 0.5, MemoryRaw: 0.5,
-		InFlight: 60, InFlightAvg: 60, QPS: 200, QPSRaw: 200, EPS: 50, EPSRaw: 50}
+		InFlight: 60, InFlightAvg: 60, QPS: 200, QPSRaw: 200, EPS: 50, EPSRaw: 50, Shed: 100, ShedRaw: 100, ShedRatio: 50.0 / 150}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Fatalf("first sample (-got +want):\n%s", diff)
 	}
@@ -75,6 +78,12 @@ func TestSampleRatesAndSmoothing(t *testing.T) {
 	}
 	if !near(got.ErrorRatio(), 0.25) {
 		t.Errorf("ErrorRatio = %v, want 0.25", got.ErrorRatio())
+	}
+	// 50 refused beside 100 started in the first sample: a third of the
+	// arrivals refused. Nothing arrived in the second: the share falls as
+	// if nothing were refused, not held where the rates' ratio would be.
+	if got.ShedRaw != 0 || !near(got.Shed, 100*(1-k)) || !near(got.ShedRatio, (1-k)/3) {
+		t.Errorf("Shed %v raw %v ratio %v, want %v, 0, %v", got.Shed, got.ShedRaw, got.ShedRatio, 100*(1-k), (1-k)/3)
 	}
 }
 

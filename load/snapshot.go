@@ -42,6 +42,17 @@ type Snapshot struct {
 	// Calls.BeginUnary) started per second: QPSRaw without the streams.
 	UnaryQPSRaw float64
 	EPS, EPSRaw float64
+	// Shed and ShedRaw are calls refused for load per second (Calls.Refuse:
+	// a load shedder's rejections), smoothed and the last period's. They
+	// are not in QPS.
+	Shed, ShedRaw float64
+	// ShedRatio is the smoothed share of the arriving calls refused for
+	// load: each period's refused ÷ (started + refused), 0 for a period
+	// in which none arrived (an idle replica refuses nothing, so the share
+	// falls when the calls stop instead of staying where it was). A
+	// replica that keeps refusing a share of its calls while its peers do
+	// not carries more than it can serve: the health lever reads it.
+	ShedRatio float64
 	// Latency is the smoothed mean latency of the unary calls that ended
 	// (those begun with Calls.BeginUnary); LatencyRaw the last period's
 	// mean, 0 when none ended. While no call is in flight and none ends,

@@ -456,6 +456,9 @@ func (s *Shedder) done(t token) {
 // rejected counts and logs one shed call and returns its status error.
 func (s *Shedder) rejected(r reason, p Priority, method string) error {
 	s.shed[r][p].Add(1)
+	if s.load != nil {
+		s.load.Calls().Refuse()
+	}
 	now := s.now()
 	s.lastShed[r].Store(now)
 	if !s.shedding[r].Load() && s.shedding[r].CompareAndSwap(false, true) {

@@ -21,6 +21,7 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 	noLoad := fs.Bool("health-no-load", false, "health status does not follow load (drain and application status only)")
 	cpuEnter := fs.Float64("health-cpu-enter", 0, "CPU utilization at which the replica goes out of rotation (0: library default 0.90)")
 	inFlight := fs.Int64("health-in-flight-enter", 0, "calls in flight at which the replica goes out of rotation (0: off)")
+	shedEnter := fs.Float64("health-shed-enter", 0, "share of arriving calls refused by the load shedder at which the replica goes out of rotation (0: library default "+fmt.Sprint(health.DefaultShedEnter)+")")
 	hold := fs.Duration("health-hold", 0, "how long the overload must last (0: library default "+health.DefaultHold.String()+")")
 	minDwell := fs.Duration("health-min-dwell", 0, "first dwell: below the exit thresholds this long before the share turned away halves (0: library default "+health.DefaultMinDwell.String()+")")
 	maxShare := fs.Float64("health-max-share", 0, "largest share of the health Watch streams turned NOT_SERVING for load (0: library default "+fmt.Sprint(health.DefaultMaxShare)+")")
@@ -38,6 +39,7 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 			DisableLoad:      *noLoad,
 			CPUEnter:         *cpuEnter,
 			InFlightEnter:    *inFlight,
+			ShedEnter:        *shedEnter,
 			Hold:             *hold,
 			MinDwell:         *minDwell,
 			MaxShare:         *maxShare,
@@ -76,6 +78,7 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 				"health: PropagationDelay": "lame-duck-delay",
 				"health: CPUEnter":         "health-cpu-enter",
 				"health: InFlightEnter":    "health-in-flight-enter",
+				"health: ShedEnter":        "health-shed-enter",
 				"health: Hold":             "health-hold",
 				"health: MinDwell":         "health-min-dwell",
 				"health: MaxShare":         "health-max-share",

@@ -42,6 +42,7 @@ var invalidFlags = []struct {
 	{[]string{"-lame-duck-delay", "-1s"}, "-lame-duck-delay: health: PropagationDelay must be within"},
 	{[]string{"-health-cpu-enter", "NaN"}, "-health-cpu-enter: health: CPUEnter must be within"},
 	{[]string{"-health-in-flight-enter", "-3"}, "-health-in-flight-enter: health: InFlightEnter must be within"},
+	{[]string{"-health-shed-enter", "2"}, "-health-shed-enter: health: ShedEnter must be within"},
 	{[]string{"-health-hold", "-1s"}, "-health-hold: health: Hold must be within"},
 	{[]string{"-health-max-not-serving", "2h"}, "-health-max-not-serving: health: MaxNotServing must be within"},
 	{[]string{"-health-cooldown", "-1s"}, "-health-cooldown: health: Cooldown must be within"},
