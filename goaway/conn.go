@@ -14,51 +14,72 @@ import (
 // carries plain HTTP/2 frames). grpc-go writes its frames through Write; the
 // wrapper follows them and inserts a GOAWAY at a frame boundary when asked.
 // It follows the frames the client sends through Read to count calls.
+//
+// A server holds one per connection for as long as the connection lives,
+// idle or not, so it is kept small (144 bytes; conn.idle_bytes_overhead):
+// what only a draining connection needs is in a drainState made on first
+// use, and the flags share one word.
 type conn struct {
 	net.Conn
 
 	// Immutable after track:
 	t     *Tracker
-	id    uint64
-	start time.Time
 	raw   syscall.RawConn // the socket under the connection, nil if not exposed
+	id    uint64
+	start int64 // when track ran, in nanoseconds since t.epoch (monotonic)
+
+	calls atomic.Uint64 // streams the client opened
+
+	// ds is made by the first GoAway, drain or Draining (most connections
+	// never see one) and never replaced.
+	ds atomic.Pointer[drainState]
 
 	// Owned by the reading goroutine (grpc-go reads from one goroutine at a
 	// time: the handshake, then the transport's reader):
-	rcur        frameCursor
-	prefaceLeft int
-	maxStream   uint32 // highest client stream id seen in a HEADERS frame
+	rcur frameCursor
 
-	calls     atomic.Uint64 // streams the client opened
-	requested atomic.Bool   // GoAway was asked for (at most once per conn)
-	pending   atomic.Bool   // a GOAWAY waits for a frame boundary
-	sent      atomic.Bool   // our GOAWAY was written
-	ownGoAway atomic.Bool   // grpc-go wrote a GOAWAY of its own
-	closed    atomic.Bool   // Close or forget ran: no longer in the Tracker
-
-	// Set before pending is stored, read by the writer after it loads
-	// pending:
-	reason Reason
-
-	// wmu serialises writes: grpc-go's frames and inserted GOAWAYs.
-	wmu  sync.Mutex
 	wcur frameCursor // guarded by wmu
 
-	tmu   sync.Mutex  // guards timer
-	timer *time.Timer // the grace timer, nil until GoAway
+	maxStream uint32        // highest client stream id seen in a HEADERS frame; owned by the reader
+	flags     atomic.Uint32 // fRequested, fPending, ...
+	streams   atomic.Int32  // streams in flight through StreamServerInterceptor
 
-	drain drain // closed at the first GOAWAY, ours or grpc-go's (drain.go)
+	// wmu serialises writes: grpc-go's frames and inserted GOAWAYs.
+	wmu sync.Mutex
+
+	prefaceLeft uint8 // client preface bytes still to skip; owned by the reader
 }
+
+// The bits of conn.flags. Each is set once, except fPending, which is
+// cleared when its GOAWAY is written or dropped.
+const (
+	fRequested uint32 = 1 << iota // GoAway was asked for (at most once per conn)
+	fPending                      // a GOAWAY waits for a frame boundary; drainState.req is set
+	fOwnGoAway                    // grpc-go wrote a GOAWAY of its own
+	fClosed                       // Close or forget ran: no longer in the Tracker
+	fDrained                      // the drain began: drainState.reason and at are set
+	fPeerGone                     // a read failed: the client closed or reset the connection
+	fCut                          // the server closed the connection with streams in flight
+)
+
+// has reports whether any of the flags in f is set.
+func (c *conn) has(f uint32) bool { return c.flags.Load()&f != 0 }
 
 // sysConn is a conn whose inner connection exposes its file descriptor
 // (TCP, and grpc-go's TLS wrapper); channelz reads socket options through
-// it, so the wrapper keeps it.
-type sysConn struct {
-	*conn
-	sc syscall.Conn
-}
+// it, so the wrapper keeps it. It is one pointer: handing it to grpc-go as
+// a net.Conn allocates nothing.
+type sysConn struct{ *conn }
 
-func (s sysConn) SyscallConn() (syscall.RawConn, error) { return s.sc.SyscallConn() }
+// SyscallConn returns the inner connection's syscall.RawConn.
+func (s sysConn) SyscallConn() (syscall.RawConn, error) { return s.syscallConn() }
+
+func (c *conn) syscallConn() (syscall.RawConn, error) {
+	if c.raw != nil {
+		return c.raw, nil
+	}
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
 
 // Read reads from the connection and counts the streams the client opens:
 // a HEADERS frame on a client stream id above every one seen so far starts
@@ -69,7 +90,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.scanRead(p[:n])
 	}
 	if err != nil {
-		c.drain.peerGone.Store(true)
+		c.flags.Or(fPeerGone)
 		c.ioFailed(err)
 	}
 	return n, err
@@ -77,8 +98,8 @@ func (c *conn) Read(p []byte) (int, error) {
 
 func (c *conn) scanRead(p []byte) {
 	if c.prefaceLeft > 0 {
-		k := min(len(p), c.prefaceLeft)
-		c.prefaceLeft -= k
+		k := min(len(p), int(c.prefaceLeft))
+		c.prefaceLeft -= uint8(k)
 		p = p[k:]
 	}
 	f := &c.rcur
@@ -119,7 +140,7 @@ func (c *conn) sawHeaders(stream uint32) {
 	}
 	c.maxStream = stream
 	calls := c.calls.Add(1)
-	if c.closed.Load() {
+	if c.has(fClosed) {
 		// Closed while this read was under way: remove may have summed
 		// calls before the Add. Count it again rather than lose it (a
 		// stream counted twice only makes Tracker.Audit more lenient).
@@ -143,12 +164,12 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 func (c *conn) writeLocked(p []byte) (int, error) {
-	if !c.pending.Load() {
+	if !c.has(fPending) {
 		c.scanWrite(p)
 		return c.Conn.Write(p)
 	}
 	written := 0
-	for len(p) > 0 && c.pending.Load() {
+	for len(p) > 0 && c.has(fPending) {
 		if c.resolveLocked() {
 			break
 		}
@@ -174,7 +195,7 @@ func (c *conn) writeLocked(p []byte) (int, error) {
 		n, err := c.Conn.Write(p)
 		return written + n, err
 	}
-	if c.pending.Load() {
+	if c.has(fPending) {
 		c.resolveLocked() // p ended on a boundary
 	}
 	return written, nil
@@ -188,7 +209,7 @@ func (c *conn) scanWrite(p []byte) {
 	f := &c.wcur
 	for len(p) > 0 {
 		if f.left == 0 && f.hdrN == 0 {
-			i, frames, inBlock := 0, uint64(0), f.inBlock
+			i, inBlock := 0, f.inBlock
 			for len(p)-i >= frameHeaderLen {
 				end := i + frameHeaderLen + (int(p[i])<<16 | int(p[i+1])<<8 | int(p[i+2]))
 				typ := p[i+3]
@@ -199,9 +220,10 @@ func (c *conn) scanWrite(p []byte) {
 					inBlock = p[i+4]&flagEndHeaders == 0
 				}
 				i = end
-				frames++
 			}
-			f.frames += frames
+			if i > 0 {
+				f.started = true
+			}
 			f.inBlock = inBlock
 			p = p[i:]
 			if len(p) == 0 {
@@ -217,9 +239,8 @@ func (c *conn) scanWrite(p []byte) {
 // sawHeader notes a GOAWAY written by grpc-go itself: from then on nothing
 // is inserted, so the last-stream-id never rises (RFC 9113 §6.8).
 func (c *conn) sawHeader(hdr bool) {
-	if hdr && c.wcur.typ == frameGoAway && c.wcur.stream == 0 && !c.ownGoAway.Load() {
-		c.ownGoAway.Store(true)
-		c.drain.begin(ReasonMaxAge)
+	if hdr && c.wcur.typ == frameGoAway && c.wcur.stream == 0 && c.flags.Or(fOwnGoAway)&fOwnGoAway == 0 {
+		c.beginDrain(ReasonMaxAge)
 	}
 }
 
@@ -228,33 +249,33 @@ func (c *conn) sawHeader(hdr bool) {
 // SETTINGS preface, and outside a HEADERS+CONTINUATION field block) or
 // dropped (grpc-go has sent its own).
 func (c *conn) insertableLocked() bool {
-	return c.ownGoAway.Load() || c.wcur.canInsert()
+	return c.has(fOwnGoAway) || c.wcur.canInsert()
 }
 
 // resolveLocked writes or drops the pending GOAWAY if it can be resolved
 // now, and reports whether it was.
 func (c *conn) resolveLocked() bool {
-	if !c.pending.Load() {
+	if !c.has(fPending) {
 		return true // resolved by another holder of the lock
 	}
 	if !c.insertableLocked() {
 		return false
 	}
-	c.pending.Store(false)
-	if c.ownGoAway.Load() {
+	c.flags.And(^fPending)
+	if c.has(fOwnGoAway) {
 		c.t.suppressed(c)
 		return true
 	}
 	// The frame is built here, not kept on the connection: an idle
 	// connection's every byte is counted (conn.idle_bytes_overhead).
-	_, err := c.Conn.Write(appendGoAway(make([]byte, 0, frameHeaderLen+8+len(debugPrefix)+len(c.reason)), debugPrefix+string(c.reason)))
+	r := c.ds.Load().req
+	_, err := c.Conn.Write(appendGoAway(make([]byte, 0, frameHeaderLen+8+len(debugPrefix)+len(r)), debugPrefix+string(r)))
 	if err == nil {
-		c.sent.Store(true)
 		// Handlers learn of the drain only now: whatever they write next
 		// (a stream's last message, its trailers) reaches the client after
 		// the GOAWAY, so the client opens its next stream on a new
 		// connection.
-		c.drain.begin(c.reason)
+		c.beginDrain(r)
 	}
 	c.t.wrote(c, err)
 	return true
@@ -269,7 +290,7 @@ func (c *conn) resolveLocked() bool {
 func (c *conn) unlockWrite() {
 	for {
 		c.wmu.Unlock()
-		if !c.pending.Load() || !c.wmu.TryLock() {
+		if !c.has(fPending) || !c.wmu.TryLock() {
 			return
 		}
 		if !c.resolveLocked() {
@@ -284,12 +305,13 @@ func (c *conn) unlockWrite() {
 // It reports false if c is closed, already drained by grpc-go, or already
 // asked.
 func (c *conn) goAway(r Reason) bool {
-	if c.closed.Load() || c.ownGoAway.Load() || !c.requested.CompareAndSwap(false, true) {
+	if c.has(fClosed|fOwnGoAway|fRequested) || c.flags.Or(fRequested)&fRequested != 0 {
 		return false
 	}
-	c.reason = r
-	c.pending.Store(true)
-	c.armGrace()
+	d := c.drainState()
+	d.req = r
+	c.flags.Or(fPending)
+	c.armGrace(d)
 	if c.wmu.TryLock() {
 		if c.insertableLocked() {
 			// Idle at a boundary: write now, off the caller's goroutine so
@@ -306,17 +328,17 @@ func (c *conn) goAway(r Reason) bool {
 	return true
 }
 
-func (c *conn) armGrace() {
-	c.tmu.Lock()
-	defer c.tmu.Unlock()
-	if c.closed.Load() || c.timer != nil {
+func (c *conn) armGrace(d *drainState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.has(fClosed) || d.timer != nil {
 		return
 	}
-	c.timer = time.AfterFunc(c.t.cfg.Grace, c.graceExpired)
+	d.timer = time.AfterFunc(c.t.cfg.Grace, c.graceExpired)
 }
 
 func (c *conn) graceExpired() {
-	if c.closed.Load() {
+	if c.has(fClosed) {
 		return
 	}
 	c.t.hardClosing(c)
@@ -334,20 +356,23 @@ func (c *conn) Close() error {
 // Close, or when the connection has ended without the wrapper's Close
 // (see ioFailed and Tracker.sweepLocked). how says which, for the log.
 func (c *conn) forget(how string) {
-	if !c.closed.CompareAndSwap(false, true) {
+	if c.flags.Or(fClosed)&fClosed != 0 {
 		return
 	}
-	if how == "closed" && c.drain.streams.Load() > 0 && !c.drain.peerGone.Load() {
+	if how == "closed" && c.streams.Load() > 0 && !c.has(fPeerGone) {
 		// The server closes (grace, Stop) under streams in flight; a close
 		// after the client's own (a read ended) cuts nothing the client had
 		// not given up.
-		c.drain.cut.Store(true)
+		c.flags.Or(fCut)
 	}
-	c.tmu.Lock()
-	if c.timer != nil {
-		c.timer.Stop()
+	// armGrace, which may be under way, checks fClosed under d.mu.
+	if d := c.ds.Load(); d != nil {
+		d.mu.Lock()
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		d.mu.Unlock()
 	}
-	c.tmu.Unlock()
 	c.t.remove(c, how)
 }
 
@@ -360,7 +385,7 @@ func (c *conn) forget(how string) {
 // handshake. A timeout is not an end: a deadline may be lifted and the
 // connection used again (grpc-go sets one during its own handshake).
 func (c *conn) ioFailed(err error) {
-	if c.closed.Load() {
+	if c.has(fClosed) {
 		return
 	}
 	var ne net.Error
@@ -385,8 +410,15 @@ func (c *conn) info() ConnInfo {
 		ID:         c.id,
 		RemoteAddr: c.RemoteAddr(),
 		LocalAddr:  c.LocalAddr(),
-		Start:      c.start,
+		Start:      c.t.epoch.Add(time.Duration(c.start)),
 		Calls:      c.calls.Load(),
-		Draining:   c.requested.Load() || c.ownGoAway.Load(),
+		Draining:   c.draining(),
 	}
 }
+
+// draining reports whether c was asked for a GOAWAY, by this package or by
+// grpc-go itself.
+func (c *conn) draining() bool { return c.has(fRequested | fOwnGoAway) }
+
+// age returns how long ago c was tracked.
+func (c *conn) age() time.Duration { return c.t.since() - time.Duration(c.start) }

@@ -2,9 +2,9 @@ package goaway
 
 import (
 	"context"
+	"hash/maphash"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,18 +17,32 @@ import (
 // grpcmgmt Manager sent a drain GOAWAY first.
 const ReasonMaxAge Reason = "max_age"
 
-// drain is the drain state of one connection: closed once, at its first
-// GOAWAY, whoever sent it.
-type drain struct {
-	mu     sync.Mutex    // guards ch, and begin's writes
-	ch     chan struct{} // made by the first Draining (most connections never see one), closed by begin
-	done   atomic.Bool   // begin ran: reason and at are set
-	reason Reason        // set before done
-	at     time.Time     // when the GOAWAY was written; set before done
+// drainState is what a connection needs once it drains, or once a handler
+// asks about its drain: made on first use (conn.drainState), so that an
+// idle connection carries only the pointer to it.
+type drainState struct {
+	mu    sync.Mutex    // guards ch and timer, and beginDrain's writes
+	ch    chan struct{} // made by the first Draining, closed by beginDrain
+	timer *time.Timer   // the grace timer, nil until GoAway
+	// req is why GoAway was asked for: set before fPending, read by the
+	// writer after it sees fPending.
+	req Reason
+	// reason is why the drain began (req, or ReasonMaxAge for grpc-go's own
+	// GOAWAY) and at when the GOAWAY was written: set before fDrained.
+	reason Reason
+	at     time.Time
+}
 
-	streams  atomic.Int64 // streams in flight through StreamServerInterceptor
-	peerGone atomic.Bool  // a read failed: the client closed or reset the connection
-	cut      atomic.Bool  // the server closed the connection with streams in flight
+// drainState returns c's drainState, making it on first use.
+func (c *conn) drainState() *drainState {
+	if d := c.ds.Load(); d != nil {
+		return d
+	}
+	d := new(drainState)
+	if c.ds.CompareAndSwap(nil, d) {
+		return d
+	}
+	return c.ds.Load()
 }
 
 // closedChan is the channel Draining returns for a connection that was
@@ -44,31 +58,36 @@ var closedChan = func() chan struct{} {
 // grpc-go closes a connection at its MaxConnectionAgeGrace, it first waits
 // up to a second for the client to close, so the client's close can come
 // first: the time tells.)
-func (d *drain) outlived(grace time.Duration) bool {
+func (d *drainState) outlived(grace time.Duration) bool {
 	return time.Since(d.at) >= grace-grace/10
 }
 
-// begin marks the connection draining for r, once.
-func (d *drain) begin(r Reason) {
+// beginDrain marks c draining for r, once.
+func (c *conn) beginDrain(r Reason) {
+	d := c.drainState()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.done.Load() {
+	if c.has(fDrained) {
 		return
 	}
 	d.reason, d.at = r, time.Now()
-	d.done.Store(true)
+	c.flags.Or(fDrained)
 	if d.ch != nil {
 		close(d.ch)
 	}
 }
 
-// channel returns the channel begin closes, making it on first use: an
-// idle connection does not carry one (96 bytes).
-func (d *drain) channel() <-chan struct{} {
+// drainChannel returns the channel beginDrain closes, making it on first
+// use: an idle connection does not carry one (96 bytes).
+func (c *conn) drainChannel() <-chan struct{} {
+	if c.has(fDrained) {
+		return closedChan
+	}
+	d := c.drainState()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil {
-		if d.done.Load() {
+		if c.has(fDrained) {
 			return closedChan
 		}
 		d.ch = make(chan struct{})
@@ -100,11 +119,11 @@ func (d *drain) channel() <-chan struct{} {
 // It returns nil (a channel that never fires in a select) when the
 // connection is not wrapped by a Tracker (WrapCredentials, or the grpcmgmt
 // Manager) or cannot be told apart from another one with the same
-// addresses. It allocates once per connection (the first call on it
+// addresses. It allocates only on the first call on a connection (which
 // makes the channel); call it once per stream and keep the channel.
 func Draining(ctx context.Context) <-chan struct{} {
 	if c := connOf(ctx); c != nil {
-		return c.drain.channel()
+		return c.drainChannel()
 	}
 	return nil
 }
@@ -120,10 +139,11 @@ func DrainInfo(ctx context.Context) (r Reason, closeBy time.Time, ok bool) {
 	if c == nil {
 		return "", time.Time{}, false
 	}
-	if !c.drain.done.Load() {
+	if !c.has(fDrained) {
 		return "", time.Time{}, false
 	}
-	return c.drain.reason, c.drain.at.Add(c.t.cfg.Grace), true
+	d := c.ds.Load()
+	return d.reason, d.at.Add(c.t.cfg.Grace), true
 }
 
 // StreamServerInterceptor counts the streams of each tracked connection,
@@ -140,11 +160,12 @@ func (t *Tracker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if c == nil || c.t != t {
 			return h(srv, ss)
 		}
-		c.drain.streams.Add(1)
+		c.streams.Add(1)
 		err := h(srv, ss)
-		c.drain.streams.Add(-1)
-		if c.drain.done.Load() {
-			t.m.drainedStream(c.drain.reason, c.drain.cut.Load() || c.drain.outlived(t.cfg.Grace))
+		c.streams.Add(-1)
+		if c.has(fDrained) {
+			d := c.ds.Load()
+			t.m.drainedStream(d.reason, c.has(fCut) || d.outlived(t.cfg.Grace))
 		}
 		return err
 	}
@@ -153,41 +174,67 @@ func (t *Tracker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 // The process-wide index of tracked connections by their addresses, for
 // Draining: a handler's context carries the connection's peer (remote and
 // local address), not the connection. Written when a connection opens or
-// closes, read by Draining (a map keyed by a comparable struct: a lookup
-// does not allocate).
+// closes, read by Draining. The key is a seeded 64-bit hash of the
+// addresses (a lookup does not allocate, and an entry is 16 bytes: the
+// index holds one per connection, and an idle connection's cost is counted
+// in bytes, conn.idle_bytes_overhead); a lookup checks the addresses of
+// the connection it finds.
 var index = struct {
 	sync.RWMutex
-	m map[connKey]*conn
-}{m: map[connKey]*conn{}}
+	m    map[uint64]*conn
+	seed maphash.Seed
+}{m: map[uint64]*conn{}, seed: maphash.MakeSeed()}
 
-// ambiguous marks addresses shared by two live connections (in-memory
-// listeners): Draining cannot tell them apart and returns nil.
+// ambiguous marks a key shared by two live connections (addresses that are
+// the same, in-memory listeners, or whose hashes collide): Draining cannot
+// tell them apart and returns nil.
 var ambiguous = &conn{}
 
-// connKey identifies a connection by its addresses. It is kept small
-// (52 bytes; netip.AddrPort pairs and strings took 96): the index holds one
-// per connection, and an idle connection's cost is counted in bytes
-// (conn.idle_bytes_overhead). An IPv6 zone is left out: two live
-// connections that differ only by zone are marked ambiguous.
-type connKey struct {
-	local, remote [16]byte // TCP addresses as IPv6 (IPv4-mapped)
-	lport, rport  uint16
-	// names, for addresses that are not TCP (unix sockets, in-memory
-	// listeners): network and string forms of both.
-	names string
-}
-
-func keyOf(local, remote net.Addr) (connKey, bool) {
+// keyOf hashes a connection's addresses. TCP addresses are hashed as IPv6
+// (IPv4-mapped) and ports; an IPv6 zone is left out: two live connections
+// that differ only by zone are marked ambiguous. Other addresses (unix
+// sockets, in-memory listeners) are hashed by their network and string
+// forms.
+func keyOf(local, remote net.Addr) (uint64, bool) {
 	if local == nil || remote == nil {
-		return connKey{}, false
+		return 0, false
 	}
 	l, lok := local.(*net.TCPAddr)
 	r, rok := remote.(*net.TCPAddr)
 	if lok && rok {
+		var b [37]byte
 		la, ra := l.AddrPort(), r.AddrPort()
-		return connKey{local: la.Addr().As16(), remote: ra.Addr().As16(), lport: la.Port(), rport: ra.Port()}, true
+		*(*[16]byte)(b[0:16]) = la.Addr().As16()
+		*(*[16]byte)(b[16:32]) = ra.Addr().As16()
+		b[32], b[33] = byte(la.Port()>>8), byte(la.Port())
+		b[34], b[35] = byte(ra.Port()>>8), byte(ra.Port())
+		b[36] = 't'
+		return maphash.Bytes(index.seed, b[:]), true
 	}
-	return connKey{names: local.Network() + ":" + local.String() + " " + remote.Network() + ":" + remote.String()}, true
+	var h maphash.Hash
+	h.SetSeed(index.seed)
+	h.WriteString(local.Network())
+	h.WriteByte(0)
+	h.WriteString(local.String())
+	h.WriteByte(0)
+	h.WriteString(remote.Network())
+	h.WriteByte(0)
+	h.WriteString(remote.String())
+	return h.Sum64(), true
+}
+
+// sameAddr reports whether a and b are the same address, as keyOf sees
+// them.
+func sameAddr(a, b net.Addr) bool {
+	if a == b {
+		return true
+	}
+	ta, aok := a.(*net.TCPAddr)
+	tb, bok := b.(*net.TCPAddr)
+	if aok && bok {
+		return ta.Port == tb.Port && ta.IP.Equal(tb.IP)
+	}
+	return !aok && !bok && a.Network() == b.Network() && a.String() == b.String()
 }
 
 func indexAdd(c *conn) {
@@ -229,7 +276,7 @@ func connOf(ctx context.Context) *conn {
 	index.RLock()
 	c := index.m[k]
 	index.RUnlock()
-	if c == ambiguous {
+	if c == nil || c == ambiguous || !sameAddr(c.LocalAddr(), p.LocalAddr) || !sameAddr(c.RemoteAddr(), p.Addr) {
 		return nil
 	}
 	return c

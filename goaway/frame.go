@@ -28,40 +28,38 @@ const (
 // frameCursor follows a byte stream of HTTP/2 frames that arrives split
 // into chunks at arbitrary points. It never buffers payload and never
 // allocates: it keeps the bytes of a frame header that straddles two chunks
-// and the number of payload bytes still to come.
+// and the number of payload bytes still to come. Every connection carries
+// two (one per direction), so it is kept small (24 bytes).
 //
 // The cursor is at a frame boundary when it has seen no byte of the next
 // frame (hdrN and left are 0): the only place a frame may be inserted.
 type frameCursor struct {
-	hdr  [frameHeaderLen]byte // header bytes collected so far (hdrN of them)
-	hdrN int                  // 0 unless a header straddles chunks
-	left uint32               // payload bytes of the current frame still to come
-
-	// Fields of the last completed header.
-	length uint32
-	typ    byte
-	flags  byte
+	left uint32 // payload bytes of the current frame still to come
+	// stream and typ are those of the last completed header.
 	stream uint32
-
-	frames uint64 // complete frames seen
+	hdr    [frameHeaderLen]byte // header bytes collected so far (hdrN of them)
+	hdrN   uint8                // 0 unless a header straddles chunks
+	typ    byte
 	// inBlock is true between a HEADERS or PUSH_PROMISE frame without
 	// END_HEADERS and the CONTINUATION frame that ends the field block: no
 	// other frame may come between them (RFC 9113 §6.10).
 	inBlock bool
+	// started is true once a whole frame has been seen.
+	started bool
 }
 
 // canInsert reports whether a frame may be inserted here: at a boundary,
 // after the first frame (the server's SETTINGS preface must come first),
 // and outside a field block.
 func (f *frameCursor) canInsert() bool {
-	return f.hdrN == 0 && f.left == 0 && f.frames > 0 && !f.inBlock
+	return f.hdrN == 0 && f.left == 0 && f.started && !f.inBlock
 }
 
 // next consumes bytes of p up to the end of the current frame (or of the
 // next frame, at a boundary). It returns how many bytes it consumed and
-// whether it completed a frame header on the way (the header's fields are
-// then in length, typ, flags and stream). It consumes at least one byte of
-// a non-empty p.
+// whether it completed a frame header on the way (the header's type and
+// stream are then in typ and stream). It consumes at least one byte of a
+// non-empty p.
 func (f *frameCursor) next(p []byte) (n int, hdr bool) {
 	if f.left == 0 {
 		var h []byte
@@ -69,24 +67,23 @@ func (f *frameCursor) next(p []byte) (n int, hdr bool) {
 			h, n = p[:frameHeaderLen], frameHeaderLen
 		} else {
 			n = copy(f.hdr[f.hdrN:], p)
-			f.hdrN += n
+			f.hdrN += uint8(n)
 			if f.hdrN < frameHeaderLen {
 				return n, false
 			}
 			f.hdrN = 0
 			h = f.hdr[:]
 		}
-		f.length = uint32(h[0])<<16 | uint32(h[1])<<8 | uint32(h[2])
-		f.typ, f.flags = h[3], h[4]
+		f.left = uint32(h[0])<<16 | uint32(h[1])<<8 | uint32(h[2])
+		f.typ = h[3]
 		f.stream = binary.BigEndian.Uint32(h[5:9]) & maxStreamID
-		f.left = f.length
 		hdr = true
 		switch f.typ {
 		case frameHeaders, framePush, frameCont:
-			f.inBlock = f.flags&flagEndHeaders == 0
+			f.inBlock = h[4]&flagEndHeaders == 0
 		}
 		if f.left == 0 {
-			f.frames++
+			f.started = true
 			return n, true
 		}
 	}
@@ -94,7 +91,7 @@ func (f *frameCursor) next(p []byte) (n int, hdr bool) {
 	if k >= f.left {
 		n += int(f.left)
 		f.left = 0
-		f.frames++
+		f.started = true
 	} else {
 		n += int(k)
 		f.left -= k

@@ -109,10 +109,9 @@ func splitAt(stream, cuts []byte) [][]byte {
 
 // settle waits for a direct GOAWAY write in flight: its goroutine holds
 // the write lock until it is done.
-func settle(c *conn) uint64 {
+func settle(c *conn) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.wcur.frames
 }
 
 func newTestTracker(tb testing.TB, cfg Config) *Tracker {
@@ -144,7 +143,7 @@ func checkInsertion(t *testing.T, spec, cuts []byte, at uint8) {
 	pos := 0
 	for i, w := range writes {
 		if i == req {
-			if !c.goAway(ReasonManual) && !c.ownGoAway.Load() {
+			if !c.goAway(ReasonManual) && !c.has(fOwnGoAway) {
 				t.Fatal("goAway refused on a connection grpc-go has not drained")
 			}
 		}

@@ -107,9 +107,10 @@ type ConnInfo struct {
 // NewTracker and install it with WrapCredentials.
 type Tracker struct {
 	// Immutable after NewTracker:
-	cfg Config
-	log *slog.Logger
-	m   *metrics
+	cfg   Config
+	log   *slog.Logger
+	m     *metrics
+	epoch time.Time // connections' start times are kept as offsets from it
 
 	nextID atomic.Uint64
 
@@ -145,37 +146,47 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "goaway"),
 		m:     m,
+		epoch: time.Now(),
 		conns: map[uint64]*conn{},
 	}, nil
 }
 
+// since returns the time since t was made (monotonic).
+func (t *Tracker) since() time.Duration { return time.Since(t.epoch) }
+
 // track wraps nc, the connection a server handshake returned, and starts
-// tracking it.
+// tracking it. The connection grpc-go gets is one object: a readyConn over
+// a plain socket (Linux), else a conn, as a sysConn when nc exposes its
+// file descriptor.
 func (t *Tracker) track(nc net.Conn) net.Conn {
-	c := &conn{
-		Conn:        nc,
-		t:           t,
-		id:          t.nextID.Add(1),
-		start:       time.Now(),
-		prefaceLeft: clientPrefaceLen,
-	}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
+	var raw syscall.RawConn
+	sc, isSys := nc.(syscall.Conn)
+	if isSys {
+		if r, err := sc.SyscallConn(); err == nil {
+			raw = r
 		}
 	}
+	var c *conn
+	var out net.Conn
+	if r := newReadyConn(nc, raw); r != nil {
+		c, out = &r.conn, r
+	} else {
+		c = new(conn)
+		out = c
+		if isSys {
+			out = sysConn{c}
+		}
+	}
+	c.Conn, c.t, c.raw = nc, t, raw
+	c.id = t.nextID.Add(1)
+	c.start = int64(t.since())
+	c.prefaceLeft = clientPrefaceLen
 	t.mu.Lock()
 	t.conns[c.id] = c
 	t.mu.Unlock()
 	indexAdd(c)
 	t.m.connOpened()
-	if r := readyWrap(c, nc); r != nil {
-		return r
-	}
-	if sc, ok := nc.(syscall.Conn); ok {
-		return sysConn{conn: c, sc: sc}
-	}
-	return c
+	return out
 }
 
 // remove forgets c (see conn.forget); how is "closed" (the wrapper's
@@ -186,10 +197,10 @@ func (t *Tracker) remove(c *conn, how string) {
 	delete(t.conns, c.id)
 	t.closedCalls.Add(c.calls.Load())
 	t.mu.Unlock()
-	t.m.connClosed(time.Since(c.start), c.requested.Load() || c.ownGoAway.Load())
+	t.m.connClosed(c.age(), c.draining())
 	if how != "closed" {
 		t.log.Debug("goaway: connection ended without its Close, forgotten", "conn", c.id, "how", how,
-			"age", time.Since(c.start), "calls", c.calls.Load())
+			"age", c.age(), "calls", c.calls.Load())
 	}
 }
 
@@ -261,10 +272,10 @@ func (t *Tracker) goAwayN(n int, sel Selector, r Reason, minAge time.Duration) i
 		return 0
 	}
 	conns := t.candidates()
-	now := time.Now()
+	now := t.since()
 	cands := make([]Candidate, len(conns))
 	for i, c := range conns {
-		cands[i] = Candidate{Age: now.Sub(c.start), Calls: c.calls.Load()}
+		cands[i] = Candidate{Age: now - time.Duration(c.start), Calls: c.calls.Load()}
 	}
 	sent := 0
 	for _, i := range Rank(cands, sel, minAge, rand.Shuffle) {
@@ -298,7 +309,7 @@ func (t *Tracker) Active() int {
 	defer t.mu.Unlock()
 	n := 0
 	for _, c := range t.conns {
-		if !c.requested.Load() && !c.ownGoAway.Load() {
+		if !c.draining() {
 			n++
 		}
 	}
@@ -311,7 +322,7 @@ func (t *Tracker) candidates() []*conn {
 	t.mu.Lock()
 	out := make([]*conn, 0, len(t.conns))
 	for _, c := range t.conns {
-		if !c.requested.Load() && !c.ownGoAway.Load() {
+		if !c.draining() {
 			out = append(out, c)
 		}
 	}
@@ -322,25 +333,27 @@ func (t *Tracker) candidates() []*conn {
 
 // wrote records a GOAWAY written (err nil) or lost to a broken connection.
 func (t *Tracker) wrote(c *conn, err error) {
+	r := c.ds.Load().req
 	if err != nil {
-		t.log.Debug("goaway: write failed", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason, "err", err)
+		t.log.Debug("goaway: write failed", "conn", c.id, "remote", c.RemoteAddr(), "reason", r, "err", err)
 		c.ioFailed(err)
 		return
 	}
-	t.m.sent(c.reason)
-	t.log.Debug("goaway: sent", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason,
-		"age", time.Since(c.start), "calls", c.calls.Load())
+	t.m.sent(r)
+	t.log.Debug("goaway: sent", "conn", c.id, "remote", c.RemoteAddr(), "reason", r,
+		"age", c.age(), "calls", c.calls.Load())
 }
 
 // suppressed records a GOAWAY not sent because grpc-go sent its own first.
 func (t *Tracker) suppressed(c *conn) {
-	t.m.suppress(c.reason)
-	t.log.Debug("goaway: not sent, grpc-go already sent one", "conn", c.id, "remote", c.RemoteAddr(), "reason", c.reason)
+	r := c.ds.Load().req
+	t.m.suppress(r)
+	t.log.Debug("goaway: not sent, grpc-go already sent one", "conn", c.id, "remote", c.RemoteAddr(), "reason", r)
 }
 
 // hardClosing records a connection closed at the end of its grace.
 func (t *Tracker) hardClosing(c *conn) {
 	t.m.hardClose()
 	t.log.Debug("goaway: grace expired, closing connection", "conn", c.id, "remote", c.RemoteAddr(),
-		"reason", c.reason, "grace", t.cfg.Grace)
+		"reason", c.ds.Load().req, "grace", t.cfg.Grace)
 }

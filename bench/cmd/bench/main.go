@@ -134,7 +134,7 @@ func run(out string, count int, overhead, idle bool) error {
 	}
 	if idle {
 		fmt.Fprintln(os.Stderr, "== go -C bench run ./cmd/idleconns")
-		cmd, err := c.GoCommand("run", nil, "./bench/cmd/idleconns", "-conns", "10000", "-pairs", "5", "-out", path)
+		cmd, err := c.GoCommand("run", nil, "./bench/cmd/idleconns", "-conns", "10000", "-pairs", "9", "-burst-pairs", "5", "-out", path)
 		if err != nil {
 			return err
 		}

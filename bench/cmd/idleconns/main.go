@@ -12,10 +12,37 @@
 // -serve), opens the connections from this process as minimal HTTP/2
 // clients (the preface, SETTINGS, one unary gRPC call, then nothing; so
 // that 10 000 of them cost the client side a file descriptor and a few KiB
-// each), and asks the server for its resident set size after a garbage
-// collection that returns freed memory to the system, before and after.
-// Legs alternate bare and library (the first leg of a pair alternates
-// too); each figure is the median over pairs, with the extremes.
+// each), and asks the server for its resident set size (VmRSS) after a
+// garbage collection that returns freed memory to the system
+// (runtime.GC, debug.FreeOSMemory), before and after. Legs alternate bare
+// and library (the first leg of a pair alternates too); each figure is the
+// median over pairs, with the extremes (_min, _max).
+//
+// Two things keep the figure from moving by hundreds of bytes per
+// connection between legs of the same code:
+//
+//   - Warm-up: -warmup connections are opened before the first
+//     measurement (and closed before GoAwayAll), so that what the first
+//     connections cost once (code paged in, pools, lazily made state) is in
+//     the baseline, not divided among the measured ones.
+//   - Batches: the connections are opened -batch at a time and the server
+//     collects its garbage after each batch, as a server whose connections
+//     arrive over time collects between them. Opened in one burst, the
+//     garbage the handshakes made since the server's last collection stays
+//     as free space in heap spans that the idle connections' objects keep
+//     in use, and how much that is depends on where that last collection
+//     happened to fall: the per-connection RSS of one build moved by
+//     hundreds of bytes between legs while its live heap moved by a few.
+//
+// -burst-pairs adds pairs whose connections are opened in one burst after
+// the warm-up, as they were before the batches, for reference: their
+// library − bare difference is conn.idle_bytes_overhead_burst.
+//
+// IDLECONNS_HEAPPROFILE=1 writes each server's heap profile after the
+// measurement (idleconns-bare.heap, idleconns-library.heap; every
+// allocation sampled):
+//
+//	go tool pprof -sample_index=inuse_space -diff_base idleconns-bare.heap idleconns idleconns-library.heap
 package main
 
 import (
@@ -56,16 +83,25 @@ func main() {
 	serve := flag.String("serve", "", `internal: run as the server leg ("bare" or "library")`)
 	conns := flag.Int("conns", 10_000, "idle connections per leg")
 	pairs := flag.Int("pairs", 3, "interleaved bare/library pairs (at least 3 for a figure)")
+	burstPairs := flag.Int("burst-pairs", 0, "more pairs with the connections opened in one burst (conn.idle_bytes_overhead_burst)")
+	batch := flag.Int("batch", 500, "connections opened between two garbage collections of the server")
+	warm := flag.Int("warmup", 500, "connections opened before the baseline measurement (they are in the baseline)")
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.Parse()
 	raiseNoFile()
 	if *serve != "" {
+		if os.Getenv("IDLECONNS_HEAPPROFILE") != "" {
+			runtime.MemProfileRate = 1 // every allocation, for an exact per-connection breakdown
+		}
 		if err := runServer(*serve); err != nil {
 			log.Fatalf("idleconns server: %v", err)
 		}
 		return
 	}
-	if err := run(*conns, *pairs, *out); err != nil {
+	if *batch <= 0 || *warm < 0 || *conns <= 0 {
+		log.Fatal("idleconns: -conns and -batch must be positive, -warmup not negative")
+	}
+	if err := run(config{n: *conns, warm: *warm, batch: *batch, pairs: *pairs, burstPairs: *burstPairs}, *out); err != nil {
 		log.Fatalf("idleconns: %v", err)
 	}
 }
@@ -89,30 +125,44 @@ func noFileLimit() uint64 {
 	return l.Cur
 }
 
-func run(n, pairs int, out string) error {
-	if lim := noFileLimit(); lim < uint64(n)+100 {
-		return fmt.Errorf("open files limited to %d (ulimit -n), need %d: raise the hard limit", lim, n+100)
+// config is what the legs of one run share.
+type config struct {
+	n, warm, batch    int // measured connections, warm-up connections, connections per batch
+	pairs, burstPairs int
+}
+
+func run(cfg config, out string) error {
+	if need := uint64(cfg.n + cfg.warm + 100); noFileLimit() < need {
+		return fmt.Errorf("open files limited to %d (ulimit -n), need %d: raise the hard limit", noFileLimit(), need)
 	}
-	var overhead, heapOverhead, bareB, libB, allMs, writtenMs []float64
-	for p := range pairs {
+	var overhead, heapOverhead, bareB, libB, burst, allMs, writtenMs []float64
+	for p := range cfg.pairs + cfg.burstPairs {
 		modes := []string{"bare", "library"}
 		if p%2 == 1 {
 			modes = []string{"library", "bare"}
 		}
+		batch, kind := cfg.batch, "batches"
+		if p >= cfg.pairs {
+			batch, kind = cfg.n, "burst"
+		}
 		var rss, heap = map[string]float64{}, map[string]float64{}
 		for _, mode := range modes {
-			l, err := leg(mode, n)
+			l, err := leg(mode, cfg.n, cfg.warm, batch)
 			if err != nil {
-				return fmt.Errorf("pair %d, %s: %w", p, mode, err)
+				return fmt.Errorf("pair %d (%s), %s: %w", p, kind, mode, err)
 			}
 			rss[mode], heap[mode] = l.rssPerConn, l.heapPerConn
-			fmt.Printf("pair %d %-7s  RSS %+8.0f B/conn  live heap %+7.0f  heap spans %+7.0f  stacks %+7.0f", p, mode, l.rssPerConn, l.heapPerConn, l.spansPerConn, l.stackPerConn)
+			fmt.Printf("pair %d %-7s %-7s  RSS %+8.0f B/conn  live heap %+7.0f  heap spans %+7.0f  stacks %+7.0f", p, kind, mode, l.rssPerConn, l.heapPerConn, l.spansPerConn, l.stackPerConn)
 			if mode == "library" {
 				allMs = append(allMs, l.goAwayAllMs)
 				writtenMs = append(writtenMs, l.writtenMs)
-				fmt.Printf("  GoAwayAll over %d: %.1f ms, all written after %.1f ms", n, l.goAwayAllMs, l.writtenMs)
+				fmt.Printf("  GoAwayAll over %d: %.1f ms, all written after %.1f ms", cfg.n, l.goAwayAllMs, l.writtenMs)
 			}
 			fmt.Println()
+		}
+		if p >= cfg.pairs {
+			burst = append(burst, rss["library"]-rss["bare"])
+			continue
 		}
 		overhead = append(overhead, rss["library"]-rss["bare"])
 		heapOverhead = append(heapOverhead, heap["library"]-heap["bare"])
@@ -121,17 +171,22 @@ func run(n, pairs int, out string) error {
 	}
 	res := cluster.Results{}
 	put := func(name string, v []float64) {
+		if len(v) == 0 {
+			return
+		}
 		s := slices.Sorted(slices.Values(v))
 		res[name] = s[len(s)/2]
 		res[name+"_min"] = s[0]
 		res[name+"_max"] = s[len(s)-1]
+		fmt.Printf("%s per pair: %s\n", name, joinFloats(v))
 	}
 	put("conn.idle_bytes_overhead", overhead)
 	put("conn.idle_heap_bytes_overhead", heapOverhead)
 	put("conn.idle_bytes_bare", bareB)
 	put("conn.idle_bytes_library", libB)
-	all := fmt.Sprintf("goaway.all_%d", n)
-	if n == 10_000 {
+	put("conn.idle_bytes_overhead_burst", burst)
+	all := fmt.Sprintf("goaway.all_%d", cfg.n)
+	if cfg.n == 10_000 {
 		all = "goaway.all_10k"
 	}
 	put(all+"_ms", allMs)
@@ -144,6 +199,15 @@ func run(n, pairs int, out string) error {
 	return nil
 }
 
+// joinFloats formats v, one figure per pair, for the log.
+func joinFloats(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return strings.Join(s, " ")
+}
+
 type legResult struct {
 	rssPerConn, heapPerConn float64
 	goAwayAllMs, writtenMs  float64
@@ -152,9 +216,11 @@ type legResult struct {
 	goAwaySent              int
 }
 
-// leg starts a server in mode, measures it, opens n idle connections,
-// measures again and, with the library, times GoAwayAll.
-func leg(mode string, n int) (legResult, error) {
+// leg starts a server in mode, opens warm idle connections, measures it,
+// opens n more, batch at a time with a garbage collection of the server
+// after each batch, measures again and, with the library, closes the
+// warm-up connections and times GoAwayAll over the n.
+func leg(mode string, n, warm, batch int) (legResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return legResult{}, err
@@ -188,25 +254,43 @@ func leg(mode string, n int) (legResult, error) {
 		return legResult{}, errors.New("server did not start")
 	}
 	addr := strings.TrimPrefix(lines.Text(), "listening ")
+	var warmConns, cs []net.Conn
+	defer func() {
+		for _, c := range slices.Concat(warmConns, cs) {
+			c.Close()
+		}
+	}()
+	// open opens k connections into *to, batch at a time, and has the server
+	// collect its garbage after each batch.
+	open := func(to *[]net.Conn, k int) error {
+		for len(*to) < k {
+			more, err := dialIdle(addr, min(batch, k-len(*to)))
+			*to = append(*to, more...)
+			if err != nil {
+				return err
+			}
+			if _, err := ask("gc"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := open(&warmConns, warm); err != nil {
+		return legResult{}, fmt.Errorf("warm-up: %w", err)
+	}
 	before, err := ask("measure")
 	if err != nil {
 		return legResult{}, err
 	}
-	cs, err := dialIdle(addr, n)
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
-	if err != nil {
+	if err := open(&cs, n); err != nil {
 		return legResult{}, err
 	}
 	after, err := ask("measure")
 	if err != nil {
 		return legResult{}, err
 	}
-	if got, _ := strconv.Atoi(after[2]); got != n && got >= 0 {
-		return legResult{}, fmt.Errorf("server counts %d connections, want %d", got, n)
+	if got, _ := strconv.Atoi(after[2]); got != n+warm && got >= 0 {
+		return legResult{}, fmt.Errorf("server counts %d connections, want %d", got, n+warm)
 	}
 	if os.Getenv("IDLECONNS_HEAPPROFILE") != "" {
 		if _, err := ask("heapprofile"); err != nil {
@@ -219,6 +303,23 @@ func leg(mode string, n int) (legResult, error) {
 	r.stackPerConn = (atof(after[3]) - atof(before[3])) / float64(n)
 	r.spansPerConn = (atof(after[4]) - atof(before[4])) / float64(n)
 	if mode == "library" {
+		// GoAwayAll over the n: the warm-up connections go first (the
+		// Tracker forgets each at its EOF).
+		for _, c := range warmConns {
+			c.Close()
+		}
+		warmConns = nil
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			f, err := ask("count")
+			if err != nil {
+				return legResult{}, err
+			}
+			if got, _ := strconv.Atoi(f[0]); got == n {
+				break
+			} else if time.Now().After(deadline) {
+				return legResult{}, fmt.Errorf("server counts %d connections 30 s after the warm-up ones closed, want %d", got, n)
+			}
+		}
 		f, err := ask("goawayall")
 		if err != nil {
 			return legResult{}, err
@@ -314,8 +415,11 @@ func callOnce(addr string) (net.Conn, error) {
 }
 
 // runServer serves the test service, bare or with the library, and answers
-// the driver on stdin: "measure" → RSS and heap in bytes and connections;
-// "goawayall" → milliseconds and GOAWAYs sent.
+// the driver on stdin: "measure" → RSS, live heap, connections (-1 when
+// bare), goroutine stacks and heap spans in use, in bytes; "gc" → "ok"
+// after a garbage collection; "count" → connections; "heapprofile" → the
+// error writing it; "goawayall" → milliseconds, GOAWAYs sent and
+// milliseconds until all were written.
 func runServer(mode string) error {
 	var opts []grpc.ServerOption
 	var m *grpcmgmt.Manager
@@ -363,6 +467,11 @@ func runServer(mode string) error {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			fmt.Printf("%d %d %d %d %d\n", rss(), ms.HeapAlloc, count(), ms.StackInuse, ms.HeapInuse)
+		case "gc":
+			runtime.GC()
+			fmt.Println("ok")
+		case "count":
+			fmt.Println(count())
 		case "heapprofile":
 			// For finding what a connection costs: go tool pprof -sample_index=inuse_space.
 			runtime.GC()
