@@ -150,10 +150,14 @@
 // reads the load from before the change), the share halves: half of the
 // clients turned away come back (a probe; halved again while that would
 // not change the whole streams turned away). Below 1/8 the replica is back in rotation. A probe
-// is not made when the replica can foresee that it would overload it: the
-// excess scaled by the clients it would then serve (counted in whole
-// streams) reaching Load.OverAt, the enter threshold (CPU 0.75 with a
-// quarter of the clients away does not take them back: 1.0 is over 0.90). The dwell
+// is not made when the replica can foresee that it would take it back above
+// its exit thresholds: the excess scaled by the clients it would then serve
+// (counted in whole streams) reaching 1, the exit level (CPU 0.6 with a
+// quarter of the clients away does not take them back: 0.8 is over 0.70).
+// Foreseeing against the enter level instead let a one-worker replica at
+// half speed take every client back in three probes and queue again (its
+// CPU reads 0.90 only at 97 % utilization, and its queue then builds for
+// longer than a probe watches). The dwell
 // starts at MinDwell (500 ms) and doubles, up to MaxDwell (1 m), each time a
 // step down is followed, within dwell + 2·(Hold + Peers.Delay), by a step
 // up or a new stint: a replica hot for a long time probes less and less

@@ -188,11 +188,15 @@ func (p *policy) stepOut(now time.Time, l Load, held bool) event {
 		// of the clients still served is the evidence: below the exit
 		// thresholds for the whole dwell (and read at least settle after
 		// the last change), and, if it measures anything (some are
-		// served), not foreseen to be overloaded with the clients that
-		// would come back.
+		// served), foreseen to stay below them with the clients that
+		// would come back (an excess under 1). Foreseeing against the
+		// enter level instead let a one-worker replica at half speed take
+		// everyone back in three probes and queue again: its CPU reads
+		// 0.9 only at 97 % utilization, and a queue there builds slowly
+		// enough to pass a probe (the hot scenario's health_only leg).
 		next := p.stepDown()
 		if served := 1 - p.removed(p.share); served > 0 && l.OverAt > 0 &&
-			l.Excess*(1-p.removed(next))/served >= l.OverAt {
+			l.Excess*(1-p.removed(next))/served >= 1 {
 			return eventNone
 		}
 		p.lastChange = now

@@ -168,7 +168,7 @@ func TestPolicyGuardedTransitions(t *testing.T) {
 }
 
 // A probe returns clients only if the load it foresees with them stays
-// under OverAt, counting the clients in whole Watch streams (four here:
+// under the exit level, counting the clients in whole Watch streams (four here:
 // a share of 0.3 turns two away), and not before the signal has settled
 // after the last change.
 func TestPolicyProbeForesight(t *testing.T) {
@@ -194,17 +194,20 @@ func TestPolicyProbeForesight(t *testing.T) {
 		// after the change: the signal may not show it yet (settle 40ms).
 		{ms: 65, l: cpu(0.5), want: eventNone, st: stateOut, share: s0},
 		// Half of the clients gone, CPU 0.5 (for the dwell): one stream
-		// back would make it 0.75 (0.5 × 3/2), under CPUEnter: a probe.
-		{ms: 80, l: cpu(0.5), want: eventShareDown, st: stateOut, share: s0 / 2},
+		// back would make it 0.75 (0.5 × 3/2), over CPUExit: no probe.
+		{ms: 80, l: cpu(0.5), want: eventNone, st: stateOut, share: s0},
+		// CPU 0.4: 0.6 with one stream back, under CPUExit: a probe.
+		{ms: 90, l: cpu(0.4), want: eventShareDown, st: stateOut, share: s0 / 2},
 		// 0.75: between the thresholds, stays.
 		{ms: 100, l: cpu(0.75), want: eventNone, st: stateOut, share: s0 / 2},
-		// 0.69 is below CPUExit, but with the last stream back it would be
-		// 0.92 (0.69 × 4/3), over CPUEnter: no probe.
-		{ms: 130, l: cpu(0.69), want: eventNone, st: stateOut, share: s0 / 2},
-		{ms: 200, l: cpu(0.69), want: eventNone, st: stateOut, share: s0 / 2},
-		// The replica got faster: 0.6 × 4/3 = 0.8: back in rotation. (0.075
-		// would not change the streams turned away: the step goes to 0.)
-		{ms: 230, l: cpu(0.6), want: eventRecovered, st: stateIn},
+		// 0.6 is below CPUExit, but with the last stream back it would be
+		// 0.8 (0.6 × 4/3), over CPUExit: no probe.
+		{ms: 130, l: cpu(0.6), want: eventNone, st: stateOut, share: s0 / 2},
+		{ms: 200, l: cpu(0.6), want: eventNone, st: stateOut, share: s0 / 2},
+		// The replica got faster: 0.5 × 4/3 = 0.67: back in rotation.
+		// (0.075 would not change the streams turned away: the step goes
+		// to 0.)
+		{ms: 230, l: cpu(0.5), want: eventRecovered, st: stateIn},
 	})
 }
 

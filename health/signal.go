@@ -20,10 +20,12 @@ type Load struct {
 	// Values up to 1 mean no excess; 0 means unknown.
 	Excess float64
 	// OverAt is the Excess at which the server counts as overloaded (the
-	// enter threshold ÷ the exit threshold; 0: unknown). A replica out of
-	// rotation returns clients (a probe) only while the excess it expects
-	// with them, Excess scaled by the clients it would serve, stays below
-	// OverAt: it does not step back into an overload it can foresee.
+	// enter threshold ÷ the exit threshold; 0: unknown). While it is known,
+	// a replica out of rotation returns clients (a probe) only while the
+	// excess it expects with them, Excess scaled by the clients it would
+	// serve, stays below 1, the exit level: it does not step back above
+	// its exit thresholds, where a queue can build for longer than a
+	// probe watches. With OverAt 0 a probe foresees nothing.
 	OverAt float64
 }
 
