@@ -26,6 +26,14 @@
 // this process (client and server sharing the CPUs): those unary figures
 // get the suffix _unpinned (overhead.unary_qps_ratio_unpinned, a ratio of
 // medians, as before), and overhead.stream_mbps_ratio is measured so.
+//
+// For looking into the figures: -server-profiles writes each pinned
+// server's CPU profile over its measured window; -slice 250ms runs the
+// pinned legs as alternating short slices of two servers that stay up
+// (sliced.go); -base-exe, -base-kind and -base-args put another build or
+// setting in the bare role, e.g. the full stack of two builds:
+//
+//	go -C bench run ./overhead -in-process=false -base-kind on -base-exe /tmp/overhead.main
 package main
 
 import (
@@ -87,12 +95,12 @@ func main() {
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
 	inProcess := flag.Bool("in-process", true, "also run the in-process legs (client and server sharing the CPUs: the _unpinned unary figures and overhead.stream_mbps_ratio); false with pinned legs runs only those")
 	flag.StringVar(&serverProfiles, "server-profiles", "", "write a CPU profile of each pinned leg's server, over its measured window, into this directory (<kind>-<pair>.pprof; compare with go tool pprof -diff_base)")
-	slice := flag.Duration("slice", 250*time.Millisecond, "pinned legs in slices of this long (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
+	slice := flag.Duration("slice", 0, "pinned legs in slices of this long, e.g. 250ms (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
 	sliceWarm := flag.Duration("slice-warmup", 100*time.Millisecond, "the uncounted start of each slice")
 	slicePairs := flag.Int("slice-pairs", 30, "pairs of sliced legs (at least 9)")
-	flag.StringVar(&baseExe, "base-exe", "", "sliced legs: the executable (a build of this command) whose server takes the bare role; default this one")
-	flag.StringVar(&baseKind, "base-kind", "bare", `sliced legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
-	flag.StringVar(&baseArgs, "base-args", "", `sliced legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
+	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
+	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
+	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
 	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, on) for a pinned leg")
 	profileAll := flag.Bool("profile-all", false, "internal: with -serve and -cpuprofile, profile from the first measured window to the end")
 	memRate := flag.Int("memprofilerate", 0, "with -serve: runtime.MemProfileRate (1 records every allocation, for the heap profiles a server writes when told \"heapprofile PATH\" on its stdin); 0 leaves the default")

@@ -57,14 +57,25 @@ func canPin() bool {
 // "bare1", "on") pinned to CPU 0 and the client to CPU 1.
 // profile is "" or the file for the server's CPU profile of the measured
 // window.
+//
+// The "bare" kind is the bare role: -base-exe, -base-kind and -base-args
+// say what it runs (bare grpc-go from this executable by default).
 func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResult, error) {
-	exe, err := os.Executable()
+	self, err := os.Executable()
 	if err != nil {
 		return pinnedResult{}, err
 	}
-	srv := exec.Command("taskset", "-c", "0", exe, "-serve", kind, "-stack", stack,
-		"-orca-per-call="+strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
-		"-priority-header="+strconv.FormatBool(priorityHeader), "-cpuprofile", profile)
+	exe, serve, extra := self, kind, []string(nil)
+	if kind == "bare" {
+		serve, extra = baseKind, strings.Fields(baseArgs)
+		if baseExe != "" {
+			exe = baseExe
+		}
+	}
+	args := []string{"-c", "0", exe, "-serve", serve, "-stack", stack,
+		"-orca-per-call=" + strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile}
+	srv := exec.Command("taskset", append(args, extra...)...)
 	srv.Stderr = os.Stderr
 	srvIn, _ := srv.StdinPipe()
 	srvOutPipe, _ := srv.StdoutPipe()
@@ -87,7 +98,7 @@ func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResul
 	if !ok {
 		return pinnedResult{}, fmt.Errorf("server said %q", l)
 	}
-	cli := exec.Command("taskset", "-c", "1", exe, "-client", addr, "-leg", d.String())
+	cli := exec.Command("taskset", "-c", "1", self, "-client", addr, "-leg", d.String())
 	cli.Stderr = os.Stderr
 	cliIn, _ := cli.StdinPipe()
 	cliOutPipe, _ := cli.StdoutPipe()

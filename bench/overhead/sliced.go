@@ -19,8 +19,8 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 )
 
-// Sliced pinned legs (the default; -slice 0 runs the whole-leg pairs of
-// pinned.go instead). On a machine shared with other work, a burst of
+// Sliced pinned legs (-slice 250ms; the default, -slice 0, runs the
+// whole-leg pairs of pinned.go). On a machine shared with other work, a burst of
 // someone else's CPU use lasts seconds: with whole legs of 2 s one after
 // the other, it lands in one leg of a pair and not the other, and the
 // per-pair ratios spread by ±5 % (bench/NOTES.md). Here both servers (bare
@@ -55,10 +55,11 @@ type slicedProc struct {
 	cliOut   *bufio.Scanner
 }
 
-// The -base-exe, -base-kind and -base-args flags: what the sliced legs'
-// "bare" role runs. By default bare grpc-go from this executable; pointed
-// at another build of this command and "on", the figures compare two
-// versions of the library (or, with -base-args, two settings) side by side.
+// The -base-exe, -base-kind and -base-args flags: what the pinned legs'
+// "bare" role runs (sliced or whole). By default bare grpc-go from this
+// executable; pointed at another build of this command and "on", the
+// figures compare two versions of the library (or, with -base-args, two
+// settings) side by side.
 var (
 	baseExe  string
 	baseKind string
