@@ -50,15 +50,19 @@ type callPath struct {
 // one place a call's latency is measured for the levers), and adds the
 // per-call ORCA report to its trailer.
 func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	var t loadshed.Ticket // the zero Ticket's Done does nothing
 	if c.shedder != nil {
-		t, err := c.shedder.AdmitUnary(ctx, info.FullMethod)
-		if err != nil {
+		if t, err = c.shedder.AdmitUnary(ctx, info.FullMethod); err != nil {
 			return nil, err
 		}
-		defer t.Done()
 	}
 	call := c.calls.BeginUnary()
-	defer func() { call.End(isServerError(err)) }()
+	// One deferred call for both (also when h panics): the call ends, then
+	// its slot is released, as two defers would do it.
+	defer func() {
+		call.End(isServerError(err))
+		t.Done()
+	}()
 	resp, err = h(ctx, req)
 	if c.orca != nil {
 		c.orca.AddCallReport(ctx)

@@ -281,6 +281,9 @@ func TestCgroupMemoryRead(t *testing.T) {
 	}
 }
 
+// hostMemoryType is the %T of the host memory reading on this platform.
+var hostMemoryType = typeName(newHostMemory())
+
 // TestDefaultSources checks which reading production picks for each
 // fixture: the cgroup only under a limit, else the process and the host.
 func TestDefaultSources(t *testing.T) {
@@ -290,11 +293,11 @@ func TestDefaultSources(t *testing.T) {
 	}{
 		{"v2-parent-limit", "*load.cgroupCPU", "load.cgroupMemory"},
 		{"v2-namespace-root", "*load.cgroupCPU", "load.cgroupMemory"},
-		{"v2-no-limit", "*load.processCPU", "load.hostMemory"},
-		{"v1-hybrid", "*load.processCPU", "load.hostMemory"},
-		{"v1-only", "*load.processCPU", "load.hostMemory"},
-		{"missing", "*load.processCPU", "load.hostMemory"},
-		{"garbage", "*load.processCPU", "load.hostMemory"}, // logged, not fatal
+		{"v2-no-limit", "*load.processCPU", hostMemoryType},
+		{"v1-hybrid", "*load.processCPU", hostMemoryType},
+		{"v1-only", "*load.processCPU", hostMemoryType},
+		{"missing", "*load.processCPU", hostMemoryType},
+		{"garbage", "*load.processCPU", hostMemoryType}, // logged, not fatal
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {

@@ -66,5 +66,5 @@ func defaultMemory(fsys fs.FS, log *slog.Logger) Source {
 			return cgroupMemory{fsys: fsys, dir: dir}
 		}
 	}
-	return hostMemory{}
+	return newHostMemory()
 }

@@ -12,7 +12,9 @@ import (
 // gopsutil's mem.VirtualMemory (what the other platforms use, and what
 // Linux used before), read right after.
 func TestHostMemoryAgreesWithGopsutil(t *testing.T) {
-	got, err := hostMemory{}.Read()
+	h := newHostMemory()
+	defer h.Close()
+	got, err := h.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,6 +25,28 @@ func TestHostMemoryAgreesWithGopsutil(t *testing.T) {
 	want := 1 - float64(min(v.Available, v.Total))/float64(v.Total)
 	if math.Abs(got-want) > 0.02 {
 		t.Errorf("host memory utilization from /proc/meminfo = %.4f, gopsutil says %.4f", got, want)
+	}
+}
+
+// TestHostMemoryRereads: the reading keeps /proc/meminfo open and reads
+// it again from the start, growing its buffer when the text does not fit;
+// it fails after Close.
+func TestHostMemoryRereads(t *testing.T) {
+	h := &hostMemory{buf: make([]byte, 16)} // far too small: grows
+	for i := range 3 {
+		v, err := h.Read()
+		if err != nil || v <= 0 || v >= 1 {
+			t.Fatalf("read %d: %v, %v; want a utilization within (0, 1)", i, v, err)
+		}
+	}
+	if len(h.buf) < 64 {
+		t.Errorf("buffer of %d bytes after reading /proc/meminfo", len(h.buf))
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Read(); err == nil {
+		t.Error("Read after Close: no error")
 	}
 }
 
@@ -38,6 +62,9 @@ func TestParseMeminfo(t *testing.T) {
 		{"available above total", "MemTotal: 1000 kB\nMemAvailable: 2000 kB\n", 0, ""},
 		{"no total", "MemFree: 100 kB\n", 0, "no MemTotal"},
 		{"garbage", "MemTotal: lots kB\n", 0, "MemTotal"},
+		{"garbage in a field not read", "MemTotal: 1000 kB\nHugePages_Total: lots\nMemAvailable: 500 kB\n", 0.5, ""},
+		{"no newline at the end", "MemTotal: 1000 kB\nMemAvailable: 100 kB", 0.9, ""},
+		{"number run into text", "MemTotal: 1000kB\n", 0, "MemTotal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseMeminfo([]byte(tc.in))

@@ -15,6 +15,8 @@ import (
 // reclaimable cache out.
 type hostMemory struct{}
 
+func newHostMemory() hostMemory { return hostMemory{} }
+
 func (hostMemory) Read() (float64, error) {
 	v, err := mem.VirtualMemory()
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // (0, 1) and, on Linux, agrees with 1 - MemAvailable/MemTotal read from
 // /proc/meminfo directly.
 func TestHostMemoryReading(t *testing.T) {
-	v, err := hostMemory{}.Read()
+	v, err := newHostMemory().Read()
 	if err != nil {
 		t.Fatal(err)
 	}

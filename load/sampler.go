@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -34,6 +35,7 @@ type Sampler struct {
 	met    *metrics
 	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the sampler goroutine exits
+	ownMem io.Closer     // the default memory reading, closed by Close; nil if none to close
 
 	// Owned by the sampler goroutine (custom is also read, never written,
 	// by the metrics callback):
@@ -109,6 +111,7 @@ func newSampler(cfg Config, root fs.FS) (*Sampler, error) {
 	}
 	if cfg.Memory == nil {
 		cfg.Memory = defaultMemory(root, s.log)
+		s.ownMem, _ = cfg.Memory.(io.Closer)
 	}
 	s.cpu = reading{name: "cpu", src: cfg.CPU}
 	s.mem = reading{name: "memory", src: cfg.Memory}
@@ -224,6 +227,10 @@ func (s *Sampler) Close() error {
 		}
 		if prev != stateUser {
 			<-s.done
+		}
+		if s.ownMem != nil {
+			// Waits for a Read in progress (the file is read under a lock).
+			_ = s.ownMem.Close()
 		}
 		s.log.Info("load: sampler stopped")
 	})

@@ -78,18 +78,21 @@ type adaptive struct {
 	counts func() (admitted, shed uint64, inFlight int64)
 
 	// Read on the call path, written once per window:
-	limit     atomic.Int64 // calls admitted without condition: K, or the pin of a probe
-	gap       atomic.Int64 // ns between completions at the knee (W0/K); 0: admit no call beyond the limit
-	allow     atomic.Int64 // ns: the longest predicted wait a call beyond the limit is admitted with
-	waitMax   atomic.Int64 // most calls admitted beyond the limit
-	loneMax   atomic.Int64 // most calls in flight (the call included) for a no-load sample: 1, or a probe's pin
-	winStart  atomic.Int64 // ns
-	sampleAll atomic.Bool  // the last window was quiet: time every call
-	_         [64]byte
+	limit    atomic.Int64 // calls admitted without condition: K, or the pin of a probe
+	gap      atomic.Int64 // ns between completions at the knee (W0/K); 0: admit no call beyond the limit
+	allow    atomic.Int64 // ns: the longest predicted wait a call beyond the limit is admitted with
+	waitMax  atomic.Int64 // most calls admitted beyond the limit
+	loneMax  atomic.Int64 // most calls in flight (the call included) for a no-load sample: 1, or a probe's pin
+	winStart atomic.Int64 // ns
+	// sampleShift: one call in 2^sampleShift is timed; 0 (every call) after
+	// a quiet window (see update).
+	sampleShift atomic.Uint32
+	_           [64]byte
 
 	lastStart   atomic.Int64 // ns: when a call last started (admitted within the limit, or took a freed slot)
 	pinnedSince atomic.Int64 // ns: when a probe pinned the limit; 0 when not pinned
-	_           [56]byte
+	measured    atomic.Bool  // the no-load latency has been measured once
+	_           [48]byte
 
 	// Accumulated on the call path, each on its own cache line:
 	acc  atomic.Uint64 // calls admitted within the limit, ended this window: count << countShift | µs
@@ -205,19 +208,35 @@ func newAdaptive(cfg AdaptiveConfig, log *slog.Logger, now func() int64, counts 
 	a.allow.Store(math.MaxInt64)
 	a.waitMax.Store(2)
 	a.winStart.Store(t)
-	a.sampleAll.Store(true)
 	a.lastAdm, a.lastShed, a.lastInF = counts()
 	return a
 }
 
-// sampleEvery is how many calls share one latency sample when the traffic
-// is heavy (see update): a random one in eight, an unbiased sample of the
-// mean that spares the other seven two clock reads and a shared atomic add.
-const sampleEvery = 8
+// How many calls share one latency sample (see update): every call after a
+// quiet window; one in 2^sampleShiftBusy (eight) when the traffic is heavy,
+// an unbiased sample of the mean that spares the other seven two clock
+// reads (about 25 ns each) and a shared atomic add; and, when a window has
+// more than enough samples even so (more than samplesPlenty × MinSamples),
+// one in 16, 32, … up to one in 2^sampleShiftMax, back down a step below
+// sampleShiftBusy's 64 × MinSamples. A window then still has at least
+// 32 × MinSamples samples, and a server with very short calls (a million
+// a second) does not spend its time reading the clock for them.
+const (
+	sampleShiftBusy = 3
+	sampleShiftMax  = 7
+	samplesPlenty   = 1024
+)
 
-// sample says whether to time a call admitted within the limit.
-func (a *adaptive) sample() bool {
-	return a.sampleAll.Load() || rand.Uint32()%sampleEvery == 0
+// sample says whether to time the call admitted as the seq-th (any
+// numbering that gives consecutive admissions consecutive numbers). The one
+// in 2^sampleShift is chosen by a Fibonacci hash of seq: consecutive
+// admissions are spread evenly over the outcomes but in no fixed period,
+// so a client whose every eighth call is a slow one is not sampled at the
+// same phase each time. It costs a multiplication, where a random number
+// (math/rand/v2) cost more than the rest of a sampled-out call's admission.
+func (a *adaptive) sample(seq uint64) bool {
+	k := a.sampleShift.Load()
+	return k == 0 || (seq*0x9E3779B97F4A7C15)>>(64-k) == 0
 }
 
 // mayQueue decides on a call that finds lim calls in flight or more, as the
@@ -232,17 +251,29 @@ func (a *adaptive) mayQueue(j, lim int64) (pred int64, ok bool) {
 	return pred, pred <= a.allow.Load()
 }
 
-// admitted records the calls in flight after an admission. It returns
-// whether the call is a no-load sample.
-func (a *adaptive) admitted(inFlight int64) bool {
+// limitFor returns the limit a call of priority p sees: the limit scaled
+// by p's share (Priority.Share), at least 1.
+func (a *adaptive) limitFor(p Priority) int64 {
+	l := a.limit.Load()
+	if p == Critical { // the default: a share of 1
+		return max(1, l)
+	}
+	return max(1, int64(float64(l)*p.Share()))
+}
+
+// admitted records the calls in flight after an admission.
+func (a *adaptive) admitted(inFlight int64) {
 	for {
 		p := a.peak.Load()
 		if inFlight <= p || a.peak.CompareAndSwap(p, inFlight) {
 			break
 		}
 	}
-	return inFlight <= a.loneMax.Load()
 }
+
+// lone reports whether a call admitted with inFlight calls in flight (its
+// own included) is a no-load sample.
+func (a *adaptive) lone(inFlight int64) bool { return inFlight <= a.loneMax.Load() }
 
 // started records that a call started at now (ns): it was admitted within
 // the limit, or took the slot a call just freed.
@@ -262,8 +293,14 @@ func (a *adaptive) done(now, rtt int64, t token) {
 	if t.baseline {
 		pn, _ := unpack(a.pacc.Add(pack(us)))
 		a.psq.Add(uint64(us * us))
-		since := a.pinnedSince.Load()
-		probeFull = pn >= uint64(a.cfg.ProbeSamples) || (since != 0 && f == 1 && pn >= probeFew && now-since >= int64(probeShort))
+		// A full batch ends a probe (or gives the first no-load latency) at
+		// once. Otherwise the window's update takes it (noLoad): updating
+		// on every batch of lone calls ran update, and its writes to the
+		// line every admission reads, every few hundred calls of a server
+		// with short calls at light load.
+		if since := a.pinnedSince.Load(); since != 0 || !a.measured.Load() {
+			probeFull = pn >= uint64(a.cfg.ProbeSamples) || (since != 0 && f == 1 && pn >= probeFew && now-since >= int64(probeShort))
+		}
 	}
 	n, _ := unpack(a.acc.Load())
 	nq, _ := unpack(a.qacc.Load())
@@ -302,13 +339,24 @@ func (a *adaptive) update(now int64) {
 	done := float64(adm-a.lastAdm) - float64(inF-a.lastInF)
 	offered := float64(adm - a.lastAdm + shed - a.lastShed)
 	a.lastAdm, a.lastShed, a.lastInF = adm, shed, inF
-	// Time 1 call in sampleEvery once a window has 64 × MinSamples calls, and
-	// every call again below 32 × MinSamples (4 × MinSamples samples).
-	if m := uint64(a.cfg.MinSamples); a.sampleAll.Load() {
-		a.sampleAll.Store(n+nq < 64*m)
-	} else {
-		a.sampleAll.Store(n+nq < 4*m)
+	// Time 1 call in 8 once a window has 64 × MinSamples calls, and every
+	// call again below 32 × MinSamples (4 × MinSamples samples); time half
+	// as many calls again while a window has samplesPlenty × MinSamples
+	// samples, twice as many once it has fewer than 64 × MinSamples.
+	m, k := uint64(a.cfg.MinSamples), a.sampleShift.Load()
+	switch samples := n + nq; {
+	case k == 0:
+		if samples >= 64*m {
+			k = sampleShiftBusy
+		}
+	case samples < 4*m:
+		k = 0
+	case samples < 64*m && k > sampleShiftBusy:
+		k--
+	case samples >= samplesPlenty*m && k < sampleShiftMax:
+		k++
 	}
+	a.sampleShift.Store(k)
 	a.peaks[a.peakAt%len(a.peaks)] = peak
 	a.peakAt++
 	// The overload of a window is noisy (a stall of the machine backs
@@ -543,6 +591,7 @@ func (a *adaptive) noLoad(now int64) {
 		first := a.baseline == 0
 		if first || a.pinned {
 			a.baseline = m
+			a.measured.Store(true)
 		} else {
 			a.baseline += smoothing * (m - a.baseline)
 		}

@@ -18,7 +18,7 @@ import (
 // Run the command several times to interleave the legs (-count repeats
 // each leg in a row). Figures (BENCH.md): loadshed.admit_ns and
 // loadshed.admit_allocs are the "all" leg (static, CPU and adaptive limits
-// together; the adaptive limit times one call in eight at this rate);
+// together; at this rate the adaptive limit times one call in 128);
 // peer.semaphore.admit_ns a buffered-channel semaphore. peer.bbr.admit_ns,
 // go-kratos/aegis ratelimit/bbr's Allow and done, is measured in the bench
 // module (bench/peers), so that the library's go.mod does not list aegis. RunParallel on
@@ -85,25 +85,42 @@ func BenchmarkAdmit(b *testing.B) {
 
 // warmUp runs calls through s until its adaptive limit has left its
 // start-up mode (the first no-load latency measurement, and the first
-// window that times every call), so the benchmark measures the path a busy
-// server takes rather than its first 100 ms. The testing package calls a
-// sub-benchmark once per b.N with a new Shedder, so without this every
-// round would time every call.
+// window that times every call) and its share of timed calls has settled
+// for this rate (a window without a change), so the benchmark measures the
+// path a busy server takes rather than its first few hundred milliseconds.
+// The testing package calls a sub-benchmark once per b.N with a new
+// Shedder, so without this every round would time every call.
 func warmUp(b *testing.B, s *Shedder) {
 	if s.adaptive == nil {
 		return
 	}
+	a := s.adaptive
 	deadline := time.Now().Add(5 * time.Second)
-	for s.adaptive.sampleAll.Load() || s.adaptive.gap.Load() == 0 {
-		if time.Now().After(deadline) {
-			b.Fatal("the adaptive limit did not leave its start-up mode in 5s")
-		}
-		for range 1000 {
-			t, r := s.admit(Critical, true, true)
-			if r != admitted {
-				b.Fatal("shed during warm-up")
+	calls := func(d time.Duration) { // at least 1000
+		for end := time.Now().Add(d); ; {
+			if time.Now().After(deadline) {
+				b.Fatal("the adaptive limit did not settle in 5s")
 			}
-			s.done(t)
+			for range 1000 {
+				t, r := s.admit(Critical, true, true)
+				if r != admitted {
+					b.Fatal("shed during warm-up")
+				}
+				s.done(t)
+			}
+			if !time.Now().Before(end) {
+				return
+			}
+		}
+	}
+	for a.sampleShift.Load() == 0 || a.gap.Load() == 0 {
+		calls(0)
+	}
+	for {
+		k := a.sampleShift.Load()
+		calls(2 * a.cfg.Window)
+		if a.sampleShift.Load() == k {
+			break
 		}
 	}
 	b.ResetTimer()

@@ -179,10 +179,18 @@ func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (Tic
 }
 
 func (s *Shedder) isExempt(method string) bool {
-	if s.exempt[method] {
-		return true
+	svc := serviceOf(method)
+	if s.exempt == nil {
+		// A few entries: comparing strings (mostly their lengths) is cheaper
+		// than hashing the method twice.
+		for _, e := range s.exemptList {
+			if e == method || e == svc {
+				return true
+			}
+		}
+		return false
 	}
-	return s.exempt[serviceOf(method)]
+	return s.exempt[method] || s.exempt[svc]
 }
 
 // priorityOf returns a call's priority: a valid header, else its method's

@@ -59,6 +59,11 @@ const (
 // quiet is how long a limit must shed nothing before it is logged as clear.
 const quiet = time.Second
 
+// maxExemptList is the most exempt methods and services (the two of the
+// library's own services included) checked by comparing strings on every
+// call; more are looked up in a map.
+const maxExemptList = 8
+
 // Shedder admits or sheds calls. Install it with TapHandle,
 // UnaryServerInterceptor and StreamServerInterceptor, or through the
 // grpcmgmt Manager (grpcmgmt.WithLoadShed). Create it with New; Close it
@@ -75,13 +80,18 @@ type Shedder struct {
 	queueTh  [numPriorities]float64 // 0: no queueing limit
 	adaptive *adaptive              // nil: off
 	methods  map[string]Priority
-	exempt   map[string]bool
-	header   string // "" when metadata is ignored
-	defPrio  Priority
-	errs     [numReasons][numPriorities]error
-	trailer  metadata.MD // nil: no pushback
-	tapMode  bool        // rejections happen in the tap (no pushback)
-	metrics  *instruments
+	// The exempt methods and services: in exemptList when there are at most
+	// maxExemptList of them (exempt is then nil), else in exempt.
+	exemptList []string
+	exempt     map[string]bool
+	// loadLimits: the CPU or the queueing limit is on (load is not nil).
+	loadLimits bool
+	header     string // "" when metadata is ignored
+	defPrio    Priority
+	errs       [numReasons][numPriorities]error
+	trailer    metadata.MD // nil: no pushback
+	tapMode    bool        // rejections happen in the tap (no pushback)
+	metrics    *instruments
 
 	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
 	// dice, so the interceptors must not roll them again.
@@ -173,10 +183,15 @@ func New(cfg Config) (*Shedder, error) {
 		s.adaptive = newAdaptive(*cfg.Adaptive, s.log, s.now, s.counts)
 	}
 	s.methods = cfg.Methods
-	s.exempt = map[string]bool{healthService: true, orcaService: true}
-	for _, m := range cfg.Exempt {
-		s.exempt[m] = true
+	s.exemptList = append([]string{healthService, orcaService}, cfg.Exempt...)
+	if len(s.exemptList) > maxExemptList {
+		s.exempt = map[string]bool{}
+		for _, m := range s.exemptList {
+			s.exempt[m] = true
+		}
+		s.exemptList = nil
 	}
+	s.loadLimits = s.load != nil && (cpuOn || cfg.QueueingThreshold != Off)
 	if cfg.PriorityHeader != NoHeader {
 		s.header = cfg.PriorityHeader
 	}
@@ -304,14 +319,14 @@ type token struct {
 // admit decides on one call of priority p. rollCPU says whether the CPU
 // limit is decided here (false when the tap has decided it already).
 func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
-	if s.load != nil {
+	if s.loadLimits {
 		if r := s.loadShed(p, rollCPU); r != admitted {
 			return token{}, r
 		}
 	}
 	lim, r := s.static[p], reasonStatic
 	if s.adaptive != nil {
-		if a := max(1, int64(float64(s.adaptive.limit.Load())*p.Share())); lim == 0 || a < lim {
+		if a := s.adaptive.limitFor(p); lim == 0 || a < lim {
 			lim, r = a, reasonAdaptive
 		}
 	}
@@ -324,7 +339,8 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 	// with a compare-and-swap: a free slot is not refused because of
 	// callers that were refused themselves.
 	var t token
-	n := int64(s.state.Add(1) & flightMask)
+	w := s.state.Add(1)
+	n := int64(w & flightMask)
 	if lim != 0 && n > lim {
 		if r == reasonAdaptive && sample { // a stream holds its slot for good: no wait to predict
 			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
@@ -332,11 +348,12 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 		if !t.queued {
 			s.state.Add(^uint64(0)) // −1 in flight
 			for {
-				w := s.state.Load()
+				w = s.state.Load()
 				if n = int64(w & flightMask); n >= lim {
 					return token{}, r
 				}
 				if s.state.CompareAndSwap(w, w+1) {
+					w++
 					n++
 					break
 				}
@@ -347,18 +364,21 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 		s.other[p].Add(1)
 	}
 	if s.adaptive != nil {
-		lone := s.adaptive.admitted(n)
+		s.adaptive.admitted(n)
 		switch {
 		case t.queued:
 			// Always timed: the gate's evidence.
 			t.start = max(s.now(), 1)
 		default:
 			// Lone calls (no-load samples) are timed like the others: one
-			// in eight when the traffic is heavy. (A server with many lone
-			// calls is not busy; one with few is, and pins to measure.)
-			if (sample && s.adaptive.sample()) || n == lim {
+			// in eight or fewer when the traffic is heavy. (A server with
+			// many lone calls is not busy; one with few is, and pins to
+			// measure.)
+			// w>>flightBits+n: the calls admitted so far, this one included
+			// (done + in flight), a number no other admission sees.
+			if (sample && s.adaptive.sample(w>>flightBits+uint64(n))) || n == lim {
 				t.start = max(s.now(), 1)
-				t.baseline = lone
+				t.baseline = s.adaptive.lone(n)
 			}
 			if n == lim {
 				// The last free slot: the next call waits for a slot, and
@@ -391,7 +411,7 @@ func (s *Shedder) loadShed(p Priority, rollCPU bool) reason {
 func (s *Shedder) wouldShed(p Priority) reason {
 	lim, r := s.static[p], reasonStatic
 	if s.adaptive != nil {
-		if a := max(1, int64(float64(s.adaptive.limit.Load())*p.Share())); lim == 0 || a < lim {
+		if a := s.adaptive.limitFor(p); lim == 0 || a < lim {
 			lim, r = a, reasonAdaptive
 		}
 	}

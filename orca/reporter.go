@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sys/cpu"
 	"google.golang.org/grpc/metadata"
 	grpcorca "google.golang.org/grpc/orca"
 	"google.golang.org/protobuf/proto"
@@ -87,9 +88,14 @@ type Reporter struct {
 	appUtil    metric.Float64Gauge
 
 	// perCallN counts unary calls, for Config.PerCallEvery; streamReports
-	// the streams that carried a report.
+	// the streams that carried a report. Written by every call, so on a
+	// cache line of their own: the configuration read by every call and
+	// the trailer pointer read by every reporting one sit on other lines,
+	// which calls on other cores then keep in their caches.
+	_             cpu.CacheLinePad
 	perCallN      atomic.Uint64
 	streamReports atomic.Uint64
+	_             cpu.CacheLinePad
 
 	// metrics is the latest report; never nil, never modified once stored.
 	metrics atomic.Pointer[grpcorca.ServerMetrics]

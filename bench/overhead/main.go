@@ -7,6 +7,8 @@
 //	go -C bench run ./overhead                 # the Manager's default stack
 //	go -C bench run ./overhead -stack goaway   # only the GOAWAY credentials wrapper
 //	go -C bench run ./overhead -out out/results.json
+//	go -C bench run ./overhead -pairs 9 -in-process=false -server-profiles /tmp/prof
+//	                                          # pinned legs only, each server's CPU profile
 //
 // Unary legs run 64 closed-loop callers with 1 KiB requests and responses;
 // stream legs run 16 bidi streams exchanging 64 KiB messages.
@@ -24,6 +26,14 @@
 // this process (client and server sharing the CPUs): those unary figures
 // get the suffix _unpinned (overhead.unary_qps_ratio_unpinned, a ratio of
 // medians, as before), and overhead.stream_mbps_ratio is measured so.
+//
+// For looking into the figures: -server-profiles writes each pinned
+// server's CPU profile over its measured window; -slice 250ms runs the
+// pinned legs as alternating short slices of two servers that stay up
+// (sliced.go); -base-exe, -base-kind and -base-args put another build or
+// setting in the bare role, e.g. the full stack of two builds:
+//
+//	go -C bench run ./overhead -in-process=false -base-kind on -base-exe /tmp/overhead.main
 package main
 
 import (
@@ -38,6 +48,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -66,6 +77,9 @@ var (
 	// priorityHeader is the -priority-header flag: the shedder reads the
 	// priority header (in the tap); false sets loadshed.NoHeader (no tap).
 	priorityHeader bool
+	// serverProfiles is the -server-profiles flag: "" or the directory for
+	// the pinned servers' CPU profiles.
+	serverProfiles string
 )
 
 func main() {
@@ -77,12 +91,23 @@ func main() {
 	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
 	flag.IntVar(&orcaEvery, "orca-per-call-every", 0, "with -stack manager: orca.Config.PerCallEvery (one unary call in N carries the report; 0: the default)")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare); with -serve, of the measured window only")
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
+	inProcess := flag.Bool("in-process", true, "also run the in-process legs (client and server sharing the CPUs: the _unpinned unary figures and overhead.stream_mbps_ratio); false with pinned legs runs only those")
+	flag.StringVar(&serverProfiles, "server-profiles", "", "write a CPU profile of each pinned leg's server, over its measured window, into this directory (<kind>-<pair>.pprof; compare with go tool pprof -diff_base)")
+	slice := flag.Duration("slice", 0, "pinned legs in slices of this long, e.g. 250ms (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
+	sliceWarm := flag.Duration("slice-warmup", 100*time.Millisecond, "the uncounted start of each slice")
+	slicePairs := flag.Int("slice-pairs", 30, "pairs of sliced legs (at least 9)")
+	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
+	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
+	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
 	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, on) for a pinned leg")
+	profileAll := flag.Bool("profile-all", false, "internal: with -serve and -cpuprofile, profile from the first measured window to the end")
+	memRate := flag.Int("memprofilerate", 0, "with -serve: runtime.MemProfileRate (1 records every allocation, for the heap profiles a server writes when told \"heapprofile PATH\" on its stdin); 0 leaves the default")
 	client := flag.String("client", "", "internal: run a pinned leg's client against this address")
+	sliced := flag.Bool("sliced", false, "internal: with -client, the client of sliced legs")
 	flag.Parse()
-	if *cpuprofile != "" {
+	if *cpuprofile != "" && *serve == "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
 			log.Fatalf("overhead: -cpuprofile: %v", err)
@@ -93,17 +118,29 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	// A pinned leg's children (pinned.go); with -cpuprofile, the profile is
-	// theirs.
+	// theirs (the server's covers its measured window only).
 	if *serve != "" {
-		serveMain(*serve, *stack)
+		if *memRate > 0 {
+			runtime.MemProfileRate = *memRate
+		}
+		serveMain(*serve, *stack, *cpuprofile, *profileAll)
 		return
 	}
 	if *client != "" {
-		clientMain(*client, *leg)
+		if *sliced {
+			slicedClientMain(*client)
+		} else {
+			clientMain(*client, *leg)
+		}
 		return
 	}
 	if *pairs < 3 {
 		log.Fatal("overhead: -pairs must be at least 3")
+	}
+	if serverProfiles != "" {
+		if err := os.MkdirAll(serverProfiles, 0o755); err != nil {
+			log.Fatalf("overhead: -server-profiles: %v", err)
+		}
 	}
 	if *stack != "manager" && *stack != "goaway" {
 		log.Fatalf("overhead: -stack must be manager or goaway, got %q", *stack)
@@ -114,7 +151,16 @@ func main() {
 		fmt.Println("overhead: fewer than 2 CPUs or no taskset: unary legs unpinned only")
 	}
 	if pin {
-		f, err := pinnedFigures(*pairs, *stack, *leg)
+		var f map[string]float64
+		var err error
+		if *slice > 0 {
+			if *slicePairs < 9 {
+				log.Fatal("overhead: -slice-pairs must be at least 9")
+			}
+			f, err = slicedFigures(*slicePairs, *stack, *sliceWarm, *slice)
+		} else {
+			f, err = pinnedFigures(*pairs, *stack, *leg)
+		}
 		if err != nil {
 			log.Fatalf("overhead: %v", err)
 		}
@@ -139,7 +185,7 @@ func main() {
 		{"overhead.unary_p99_ratio", "µs p99", unaryP99Leg},
 		{"overhead.stream_mbps_ratio", "MB/s", streamLeg},
 	} {
-		if pin && m.figure == "overhead.unary_p99_ratio" {
+		if pin && (m.figure == "overhead.unary_p99_ratio" || !*inProcess) {
 			continue // measured by the pinned legs
 		}
 		m.figure = unpinned(m.figure)

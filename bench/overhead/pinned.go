@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +27,8 @@ import (
 // per call. The parent only coordinates, over the children's stdin and
 // stdout:
 //
-//	server: "addr A" | parent "mark" -> "ok" | parent "report" -> "cpu_ns C wall_ns W mallocs M"
+//	server: "addr A" | parent "mark" -> "ok" | parent "report" -> "cpu_ns C wall_ns W mallocs M bytes B gcs G"
+//	        (and "heap" -> the live heap after a collection, for a look by hand)
 //	client: "start" -> parent marks the server -> "go" | "end" -> parent reads the server -> "go" | "result QPS P99US"
 
 // pinnedResult is one pinned leg.
@@ -34,6 +37,10 @@ type pinnedResult struct {
 	p99us       float64
 	cpuPerCall  float64 // server CPU µs per call
 	mallocsCall float64 // server heap allocations per call
+	bytesCall   float64 // server heap bytes allocated per call
+	gcsPer1k    float64 // server garbage collections per 1000 calls
+	// Sliced legs: the share of its CPU the server and the client used.
+	srvCPU, cliCPU float64
 }
 
 // canPin reports whether the machine has two CPUs for pinned legs and
@@ -48,14 +55,27 @@ func canPin() bool {
 
 // pinnedLeg runs one unary leg with the server of the given kind ("bare",
 // "bare1", "on") pinned to CPU 0 and the client to CPU 1.
-func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
-	exe, err := os.Executable()
+// profile is "" or the file for the server's CPU profile of the measured
+// window.
+//
+// The "bare" kind is the bare role: -base-exe, -base-kind and -base-args
+// say what it runs (bare grpc-go from this executable by default).
+func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResult, error) {
+	self, err := os.Executable()
 	if err != nil {
 		return pinnedResult{}, err
 	}
-	srv := exec.Command("taskset", "-c", "0", exe, "-serve", kind, "-stack", stack,
-		"-orca-per-call="+strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
-		"-priority-header="+strconv.FormatBool(priorityHeader))
+	exe, serve, extra := self, kind, []string(nil)
+	if kind == "bare" {
+		serve, extra = baseKind, strings.Fields(baseArgs)
+		if baseExe != "" {
+			exe = baseExe
+		}
+	}
+	args := []string{"-c", "0", exe, "-serve", serve, "-stack", stack,
+		"-orca-per-call=" + strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile}
+	srv := exec.Command("taskset", append(args, extra...)...)
 	srv.Stderr = os.Stderr
 	srvIn, _ := srv.StdinPipe()
 	srvOutPipe, _ := srv.StdoutPipe()
@@ -78,7 +98,7 @@ func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
 	if !ok {
 		return pinnedResult{}, fmt.Errorf("server said %q", l)
 	}
-	cli := exec.Command("taskset", "-c", "1", exe, "-client", addr, "-leg", d.String())
+	cli := exec.Command("taskset", "-c", "1", self, "-client", addr, "-leg", d.String())
 	cli.Stderr = os.Stderr
 	cliIn, _ := cli.StdinPipe()
 	cliOutPipe, _ := cli.StdoutPipe()
@@ -87,7 +107,7 @@ func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
 	}
 	defer func() { _ = cliIn.Close(); _ = cli.Wait() }()
 	cliOut := bufio.NewScanner(cliOutPipe)
-	var cpuNs, wallNs, mallocs float64
+	var cpuNs, wallNs, mallocs, bytes, gcs float64
 	for {
 		l, err := line(cliOut, "client")
 		if err != nil {
@@ -107,7 +127,7 @@ func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
 			if err != nil {
 				return pinnedResult{}, err
 			}
-			if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g", &cpuNs, &wallNs, &mallocs); err != nil {
+			if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &cpuNs, &wallNs, &mallocs, &bytes, &gcs); err != nil {
 				return pinnedResult{}, fmt.Errorf("server report %q: %v", l, err)
 			}
 			fmt.Fprintln(cliIn, "go")
@@ -123,7 +143,9 @@ func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
 			perSec := 1e9 / wallNs
 			return pinnedResult{qps: qps, p99us: p99,
 				cpuPerCall:  cpuNs * perSec / 1e3 / qps,
-				mallocsCall: mallocs * perSec / qps}, nil
+				mallocsCall: mallocs * perSec / qps,
+				bytesCall:   bytes * perSec / qps,
+				gcsPer1k:    1e3 * gcs * perSec / qps}, nil
 		default:
 			return pinnedResult{}, fmt.Errorf("client said %q", l)
 		}
@@ -131,8 +153,12 @@ func pinnedLeg(kind, stack string, d time.Duration) (pinnedResult, error) {
 }
 
 // serveMain is the -serve child: a server of the given kind, measured
-// between "mark" and "report" on stdin; it stops at EOF.
-func serveMain(kind, stack string) {
+// between "mark" and "report" on stdin; it stops at EOF. With a profile
+// file, the CPU profile covers the same window.
+//
+// With profileAll, the profile starts at the first "mark" and ends when
+// the server exits (sliced legs: every slice in one profile).
+func serveMain(kind, stack, profile string, profileAll bool) {
 	addr, stop, err := startServer(kind, stack)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "overhead -serve:", err)
@@ -142,16 +168,60 @@ func serveMain(kind, stack string) {
 	fmt.Println("addr " + addr)
 	var cpu0 time.Duration
 	var wall0 time.Time
-	var mallocs0 uint64
+	var mallocs0, bytes0, gcs0 uint64
+	profiling := false
+	defer func() {
+		if profiling {
+			pprof.StopCPUProfile()
+		}
+	}()
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
+		if path, ok := strings.CutPrefix(in.Text(), "heapprofile "); ok {
+			// By hand: the live heap's allocation sites.
+			runtime.GC()
+			f, err := os.Create(path)
+			if err == nil {
+				err = pprof.Lookup("heap").WriteTo(f, 0)
+				_ = f.Close()
+			}
+			fmt.Println("heapprofile", err)
+			continue
+		}
 		switch in.Text() {
 		case "mark":
-			wall0, cpu0, mallocs0 = time.Now(), cpuTime(), mallocs()
+			if profile != "" && !profiling {
+				f, err := os.Create(profile)
+				if err == nil {
+					err = pprof.StartCPUProfile(f)
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "overhead -serve: -cpuprofile:", err)
+					os.Exit(1)
+				}
+				profiling = true
+			}
+			mallocs0, bytes0, gcs0 = mallocs()
+			wall0, cpu0 = time.Now(), cpuTime()
 			fmt.Println("ok")
 		case "report":
-			cpu, m, wall := cpuTime()-cpu0, mallocs()-mallocs0, time.Since(wall0)
-			fmt.Printf("cpu_ns %d wall_ns %d mallocs %d\n", cpu.Nanoseconds(), wall.Nanoseconds(), m)
+			cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+			m, b, g := mallocs()
+			m, b, g = m-mallocs0, b-bytes0, g-gcs0
+			if profiling && !profileAll {
+				pprof.StopCPUProfile()
+				profiling = false
+			}
+			fmt.Printf("cpu_ns %d wall_ns %d mallocs %d bytes %d gcs %d\n", cpu.Nanoseconds(), wall.Nanoseconds(), m, b, g)
+		case "heap":
+			// For a look at what the garbage collector works on: the live
+			// heap after a collection, the goroutines (their stacks are
+			// roots) and the collections so far.
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("heap_live %d heap_objects %d goroutines %d gcs %d stack_inuse %d\n",
+				ms.HeapAlloc, ms.HeapObjects, runtime.NumGoroutine(), ms.NumGC, ms.StackInuse)
 		}
 	}
 }
@@ -195,11 +265,12 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// mallocs returns the heap allocations the process has made.
-func mallocs() uint64 {
+// mallocs returns the heap allocations the process has made, their bytes
+// and the garbage collections so far.
+func mallocs() (n, bytes, gcs uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.Mallocs
+	return ms.Mallocs, ms.TotalAlloc, uint64(ms.NumGC)
 }
 
 // pinnedFigures runs pairs of pinned unary legs, bare and on interleaved
@@ -216,13 +287,13 @@ func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64
 		}
 		res := map[string]pinnedResult{}
 		for _, kind := range order {
-			r, err := pinnedLeg(kind, stack, d)
+			r, err := pinnedLeg(kind, stack, d, profilePath(kind, i))
 			if err != nil {
 				return nil, fmt.Errorf("pinned pair %d %s: %w", i, kind, err)
 			}
 			res[kind] = r
-			fmt.Printf("%-28s pair %d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call\n",
-				"overhead.unary (pinned)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall)
+			fmt.Printf("%-28s pair %d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls\n",
+				"overhead.unary (pinned)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k)
 		}
 		b, o := res["bare"], res["on"]
 		qpsR = append(qpsR, o.qps/b.qps)
@@ -232,13 +303,19 @@ func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64
 		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
 	}
 	for i := range 3 {
-		r, err := pinnedLeg("bare1", stack, d)
+		r, err := pinnedLeg("bare1", stack, d, profilePath("bare1", i))
 		if err != nil {
 			return nil, fmt.Errorf("pinned bare1 leg %d: %w", i, err)
 		}
 		fmt.Printf("%-28s leg %d  bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (pinned)", i, r.qps, r.mallocsCall)
 		allocBare1 = append(allocBare1, r.mallocsCall)
 	}
+	return overheadFigures("pinned", pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
+}
+
+// overheadFigures returns the pinned figures from the per-pair ratios and
+// per-leg values, and prints their summary.
+func overheadFigures(how string, pairs int, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64) map[string]float64 {
 	f := map[string]float64{
 		"overhead.unary_qps_ratio":              median(qpsR),
 		"overhead.unary_qps_ratio_min":          slices.Min(qpsR),
@@ -254,8 +331,23 @@ func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64
 		"overhead.unary_allocs_per_call_on":     median(allocOn),
 		"overhead.unary_extra_allocs":           median(allocOn) - median(allocBare1),
 	}
-	fmt.Printf("overhead.unary (pinned, %d pairs): calls/s ratio median %.3f (min %.3f, max %.3f); CPU/call ratio %.3f; allocs/call bare %.2f, bare+1 interceptor %.2f, on %.2f\n",
-		pairs, f["overhead.unary_qps_ratio"], f["overhead.unary_qps_ratio_min"], f["overhead.unary_qps_ratio_max"],
-		f["overhead.unary_cpu_per_call_ratio"], median(allocBare), median(allocBare1), median(allocOn))
-	return f, nil
+	fmt.Printf("overhead.unary (%s, %d pairs): calls/s ratio median %.3f (min %.3f, max %.3f); p99 ratio %.3f (min %.3f, max %.3f); CPU/call ratio %.3f (min %.3f, max %.3f); allocs/call bare %.2f, bare+1 interceptor %.2f, on %.2f\n",
+		how, pairs, f["overhead.unary_qps_ratio"], f["overhead.unary_qps_ratio_min"], f["overhead.unary_qps_ratio_max"],
+		f["overhead.unary_p99_ratio"], slices.Min(p99R), slices.Max(p99R),
+		f["overhead.unary_cpu_per_call_ratio"], f["overhead.unary_cpu_per_call_ratio_min"], f["overhead.unary_cpu_per_call_ratio_max"],
+		median(allocBare), median(allocBare1), median(allocOn))
+	return f
+}
+
+// profilePath returns the file for the CPU profile of pinned leg i of kind,
+// or "" without -server-profiles.
+// i < 0: one profile per kind (<kind>.pprof, sliced legs).
+func profilePath(kind string, i int) string {
+	if serverProfiles == "" {
+		return ""
+	}
+	if i < 0 {
+		return filepath.Join(serverProfiles, kind+".pprof")
+	}
+	return filepath.Join(serverProfiles, fmt.Sprintf("%s-%d.pprof", kind, i))
 }

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+)
+
+// Sliced pinned legs (-slice 250ms; the default, -slice 0, runs the
+// whole-leg pairs of pinned.go). On a machine shared with other work, a burst of
+// someone else's CPU use lasts seconds: with whole legs of 2 s one after
+// the other, it lands in one leg of a pair and not the other, and the
+// per-pair ratios spread by ±5 % (bench/NOTES.md). Here both servers (bare
+// and full stack) run for the whole measurement, each in a process of its
+// own on CPU 0, and each has a client process of its own on CPU 1; the
+// parent lets one client call at a time, in short slices (-slice, 250 ms
+// counted after a -slice-warmup of 100 ms), alternating bare and full
+// stack (pairs alternate which runs first). A pair's two slices are then
+// a few hundred milliseconds apart, and what disturbs one mostly disturbs
+// the other. The idle server of the moment costs nothing but its
+// background goroutines (the full stack's sampler), which count against
+// it in its own slices as before.
+//
+// The server's protocol is pinned.go's ("mark", "report"). The client's:
+//
+//	client: connects, starts 64 callers, paused; "ready"
+//	parent "run"   -> callers call; "ok"
+//	parent "count" -> calls from now on are counted; "ok"
+//	parent "stop"  -> counting stops, callers pause after their call;
+//	                  "result CALLS ELAPSED_NS P99_US" once all are paused
+//
+// A server's CPU profile (-server-profiles) covers all its slices (it
+// starts at the first "mark" and ends when the server exits).
+
+// slicedProc is one kind's server and client processes.
+type slicedProc struct {
+	kind     string
+	srv, cli *exec.Cmd
+	srvIn    io.WriteCloser
+	cliIn    io.WriteCloser
+	srvOut   *bufio.Scanner
+	cliOut   *bufio.Scanner
+}
+
+// The -base-exe, -base-kind and -base-args flags: what the pinned legs'
+// "bare" role runs (sliced or whole). By default bare grpc-go from this
+// executable; pointed at another build of this command and "on", the
+// figures compare two versions of the library (or, with -base-args, two
+// settings) side by side.
+var (
+	baseExe  string
+	baseKind string
+	baseArgs string
+)
+
+// startSliced starts kind's server on CPU 0 and its client on CPU 1. exe is
+// the executable of the server ("" for this one); extra are more flags for
+// it.
+func startSliced(exe, kind, stack, profile string, extra ...string) (*slicedProc, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	p := &slicedProc{kind: kind}
+	args := []string{"-c", "0", exe, "-serve", kind, "-stack", stack,
+		"-orca-per-call=" + strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile, "-profile-all"}
+	p.srv = exec.Command("taskset", append(args, extra...)...)
+	p.srv.Stderr = os.Stderr
+	p.srvIn, _ = p.srv.StdinPipe()
+	srvOut, _ := p.srv.StdoutPipe()
+	if err := p.srv.Start(); err != nil {
+		return nil, err
+	}
+	p.srvOut = bufio.NewScanner(srvOut)
+	l, err := p.line(p.srvOut, "server")
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	addr, ok := strings.CutPrefix(l, "addr ")
+	if !ok {
+		p.close()
+		return nil, fmt.Errorf("%s server said %q", kind, l)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.cli = exec.Command("taskset", "-c", "1", self, "-client", addr, "-sliced")
+	p.cli.Stderr = os.Stderr
+	p.cliIn, _ = p.cli.StdinPipe()
+	cliOut, _ := p.cli.StdoutPipe()
+	if err := p.cli.Start(); err != nil {
+		p.close()
+		return nil, err
+	}
+	p.cliOut = bufio.NewScanner(cliOut)
+	if l, err := p.line(p.cliOut, "client"); err != nil || l != "ready" {
+		p.close()
+		return nil, fmt.Errorf("%s client: %q %v", kind, l, err)
+	}
+	return p, nil
+}
+
+func (p *slicedProc) line(sc *bufio.Scanner, who string) (string, error) {
+	if !sc.Scan() {
+		return "", fmt.Errorf("%s %s ended: %v", p.kind, who, sc.Err())
+	}
+	return sc.Text(), nil
+}
+
+// ask sends cmd to the client or the server and returns its answer.
+func (p *slicedProc) ask(toServer bool, cmd string) (string, error) {
+	w, sc, who := p.cliIn, p.cliOut, "client"
+	if toServer {
+		w, sc, who = p.srvIn, p.srvOut, "server"
+	}
+	if _, err := fmt.Fprintln(w, cmd); err != nil {
+		return "", fmt.Errorf("%s %s: %w", p.kind, who, err)
+	}
+	return p.line(sc, who)
+}
+
+// slice runs one slice: warm-up, then d counted, the server measured over
+// the same window.
+func (p *slicedProc) slice(warm, d time.Duration) (pinnedResult, error) {
+	if l, err := p.ask(false, "run"); err != nil || l != "ok" {
+		return pinnedResult{}, fmt.Errorf("%s client run: %q %v", p.kind, l, err)
+	}
+	time.Sleep(warm)
+	if l, err := p.ask(false, "count"); err != nil || l != "ok" {
+		return pinnedResult{}, fmt.Errorf("%s client count: %q %v", p.kind, l, err)
+	}
+	if l, err := p.ask(true, "mark"); err != nil || l != "ok" {
+		return pinnedResult{}, fmt.Errorf("%s server mark: %q %v", p.kind, l, err)
+	}
+	time.Sleep(d)
+	l, err := p.ask(true, "report")
+	if err != nil {
+		return pinnedResult{}, err
+	}
+	var cpuNs, wallNs, mallocs, bytes, gcs float64
+	if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &cpuNs, &wallNs, &mallocs, &bytes, &gcs); err != nil {
+		return pinnedResult{}, fmt.Errorf("%s server report %q: %v", p.kind, l, err)
+	}
+	l, err = p.ask(false, "stop")
+	if err != nil {
+		return pinnedResult{}, err
+	}
+	var calls, elapsedNs, p99us, cliCPUNs float64
+	if _, err := fmt.Sscanf(l, "result %g %g %g %g", &calls, &elapsedNs, &p99us, &cliCPUNs); err != nil {
+		return pinnedResult{}, fmt.Errorf("%s client result %q: %v", p.kind, l, err)
+	}
+	if calls <= 0 || wallNs <= 0 || elapsedNs <= 0 {
+		return pinnedResult{}, fmt.Errorf("%s: no calls measured (%q)", p.kind, l)
+	}
+	qps := calls / elapsedNs * 1e9
+	// Per call over the server's own window, as in pinnedLeg.
+	perSec := 1e9 / wallNs
+	return pinnedResult{qps: qps, p99us: p99us, cliCPU: cliCPUNs / elapsedNs, srvCPU: cpuNs / wallNs,
+		cpuPerCall:  cpuNs * perSec / 1e3 / qps,
+		mallocsCall: mallocs * perSec / qps,
+		bytesCall:   bytes * perSec / qps,
+		gcsPer1k:    1e3 * gcs * perSec / qps}, nil
+}
+
+func (p *slicedProc) close() {
+	if p.cliIn != nil {
+		_ = p.cliIn.Close()
+	}
+	if p.cli != nil && p.cli.Process != nil {
+		_ = p.cli.Wait()
+	}
+	if p.srvIn != nil {
+		_ = p.srvIn.Close()
+	}
+	if p.srv != nil && p.srv.Process != nil {
+		_ = p.srv.Wait()
+	}
+}
+
+// slicedFigures is pinnedFigures with sliced legs: pairs pairs of bare and
+// full-stack slices, then 5 slices of bare grpc-go with one no-op
+// interceptor (the allocation baseline), and the same figures.
+func slicedFigures(pairs int, stack string, warm, d time.Duration) (map[string]float64, error) {
+	procs := map[string]*slicedProc{}
+	defer func() {
+		for _, p := range procs {
+			p.close()
+		}
+	}()
+	for _, kind := range []string{"bare", "on", "bare1"} {
+		exe, serve, extra := "", kind, []string(nil)
+		if kind == "bare" {
+			exe, serve, extra = baseExe, baseKind, strings.Fields(baseArgs)
+		}
+		p, err := startSliced(exe, serve, stack, profilePath(kind, -1), extra...)
+		if err != nil {
+			return nil, err
+		}
+		procs[kind] = p
+	}
+	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
+	for i := range pairs {
+		order := []string{"bare", "on"}
+		if i%2 == 1 {
+			order = []string{"on", "bare"}
+		}
+		res := map[string]pinnedResult{}
+		for _, kind := range order {
+			r, err := procs[kind].slice(warm, d)
+			if err != nil {
+				return nil, fmt.Errorf("sliced pair %d: %w", i, err)
+			}
+			res[kind] = r
+			fmt.Printf("%-28s pair %2d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  CPU busy server %.2f client %.2f\n",
+				"overhead.unary (sliced)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.srvCPU, r.cliCPU)
+		}
+		b, o := res["bare"], res["on"]
+		qpsR = append(qpsR, o.qps/b.qps)
+		p99R = append(p99R, o.p99us/b.p99us)
+		cpuR = append(cpuR, o.cpuPerCall/b.cpuPerCall)
+		cpuBare, cpuOn = append(cpuBare, b.cpuPerCall), append(cpuOn, o.cpuPerCall)
+		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
+	}
+	for i := range 5 {
+		r, err := procs["bare1"].slice(warm, d)
+		if err != nil {
+			return nil, fmt.Errorf("sliced bare1 slice %d: %w", i, err)
+		}
+		fmt.Printf("%-28s slice %d bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (sliced)", i, r.qps, r.mallocsCall)
+		allocBare1 = append(allocBare1, r.mallocsCall)
+	}
+	return overheadFigures("sliced", pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
+}
+
+// slicedClientMain is the -client -sliced child (see the protocol above).
+func slicedClientMain(addr string) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "overhead -client:", err)
+		os.Exit(1)
+	}
+	defer cc.Close()
+	client := testgrpc.NewTestServiceClient(cc)
+	payload := make([]byte, 1024)
+	const callers = 64
+	var (
+		mu       sync.Mutex
+		resume   = sync.NewCond(&mu) // callers wait on it while paused
+		allIn    = sync.NewCond(&mu) // the main goroutine waits on it for every caller to pause
+		running  atomic.Bool         // read by the callers without the lock
+		quit     bool
+		parked   int
+		counting atomic.Bool
+		lats     [callers][]time.Duration // each caller's, while counting; read when all are parked
+		failed   atomic.Pointer[error]
+	)
+	for i := range callers {
+		go func() {
+			req := &testgrpc.SimpleRequest{ResponseSize: 1024, Payload: &testgrpc.Payload{Body: payload}}
+			lats[i] = make([]time.Duration, 0, 4096)
+			for {
+				if !running.Load() {
+					mu.Lock()
+					for !running.Load() && !quit {
+						if parked++; parked == callers {
+							allIn.Signal()
+						}
+						resume.Wait()
+						parked--
+					}
+					q := quit
+					mu.Unlock()
+					if q {
+						return
+					}
+				}
+				t0 := time.Now()
+				if _, err := client.UnaryCall(context.Background(), req); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				if counting.Load() {
+					lats[i] = append(lats[i], time.Since(t0))
+				}
+			}
+		}()
+	}
+	waitParked := func() {
+		mu.Lock()
+		for parked < callers {
+			allIn.Wait()
+		}
+		mu.Unlock()
+	}
+	waitParked()
+	fmt.Println("ready")
+	var start time.Time
+	var cpu0 time.Duration
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if e := failed.Load(); e != nil {
+			fmt.Fprintln(os.Stderr, "overhead -client:", *e)
+			os.Exit(1)
+		}
+		switch in.Text() {
+		case "run":
+			mu.Lock()
+			running.Store(true)
+			resume.Broadcast()
+			mu.Unlock()
+			fmt.Println("ok")
+		case "count":
+			cpu0 = cpuTime()
+			start = time.Now()
+			counting.Store(true)
+			fmt.Println("ok")
+		case "stop":
+			counting.Store(false)
+			elapsed := time.Since(start)
+			cpu := cpuTime() - cpu0
+			running.Store(false)
+			waitParked()
+			var all []time.Duration
+			for i := range lats {
+				all = append(all, lats[i]...)
+				lats[i] = lats[i][:0]
+			}
+			var p99 time.Duration
+			if len(all) > 0 {
+				slices.Sort(all)
+				p99 = all[len(all)*99/100]
+			}
+			fmt.Printf("result %d %d %d %d\n", len(all), elapsed.Nanoseconds(), p99.Microseconds(), cpu.Nanoseconds())
+		}
+	}
+	mu.Lock()
+	quit = true
+	resume.Broadcast()
+	mu.Unlock()
+}
