@@ -207,8 +207,8 @@ func (r fleetRun) longestIdleBeside(ref fleetRun) time.Duration {
 
 // All three replicas overloaded at once (offered twice the fleet's
 // capacity) must not become an outage: the fleet serves at least 80 % of its
-// capacity, and never nothing for more than a second, although every
-// replica is overloaded enough to turn NOT_SERVING.
+// capacity, and never nothing for longer than MaxNotServing (1.25s here),
+// although every replica is overloaded enough to turn NOT_SERVING.
 //
 // Capacity is nominal (Workers/Work per replica), but the replicas share two
 // cores with everything else on this machine (other test packages run in
@@ -260,8 +260,14 @@ func TestFleetWideOverload(t *testing.T) {
 	if goodput < 0.8 {
 		t.Errorf("goodput %.2f of the fleet's capacity, want ≥ 0.80", goodput)
 	}
-	if d := run.longestIdleBeside(ref); d > time.Second {
-		t.Errorf("the fleet served nothing for %v while the reference fleet served, want at most 1s", d)
+	// Without a replica set nothing stops the three replicas from going out
+	// together (they are equally overloaded, so they cross the threshold
+	// within a sampler period of each other): what bounds the outage is
+	// MaxNotServing, plus the time for the client to see the first replica
+	// back (a Watch update) and the bucket the count falls in.
+	if d, bound := run.longestIdleBeside(ref), hcfg.MaxNotServing+2*bucket; d > bound {
+		t.Errorf("the fleet served nothing for %v while the reference fleet served, want at most %v (MaxNotServing %v and two %v buckets)",
+			d, bound, hcfg.MaxNotServing, bucket)
 	}
 	// The scenario must have exercised the rule: replicas overloaded enough
 	// to turn NOT_SERVING, then kept SERVING by their cooldown.
