@@ -19,25 +19,25 @@ const fleetPairs = 3
 // fleet_overload: three replicas on real DNS, each with one CPU and one
 // worker (20 ms per call: 50 calls/s), all offered twice the fleet's
 // measured capacity for 30 s in open loop (1 s deadlines), by standard
-// grpc-go clients with round_robin, health checking and retries. The
-// library's replicas do not shed, and follow load with health on in-flight
-// calls too (4), as in the measurement of issue 13 that found the
-// time-bounded health lever failing 6–7 % of such calls: with shedding on,
-// its limit keeps the calls in flight (and so the health lever) low. Each of
+// grpc-go clients with round_robin, health checking and retries. Each of
 // fleetPairs rounds measures the fleet's capacity (a closed loop of 32
-// callers, 8 s, no shedding, health not following load), then runs the
+// callers, 8 s, no shedding, health not following load), then runs, with
+// the library's recommended server config (adaptive shedding, health
+// following load on its defaults: CPU, queueing and refused calls), the
 // legs guard (the replicas know their replica set: the outage guard) and
-// time_bounded (no set: MaxNotServing and the cooldown); a no_load leg
-// (health does not follow load) runs once, for reference. Goodput is
+// time_bounded (no set: MaxNotServing and the cooldown), and the same two
+// as closed loops (guard_closed, time_bounded_closed; figures
+// fleet_overload.closed.*): 150 callers, about twice what the fleet serves
+// within the 1 s deadline, as in the measurement of issue 13. Goodput is
 // divided by the capacity measured in the same round; the figures are the
-// guard leg's medians over the rounds, with their spread.
+// medians over the rounds, with their spread.
 //
-// An open loop at twice the capacity, without shedding, fills every queue
-// until calls time out, whatever health does: goodput is low in every leg.
-// The closed legs (guard_closed, time_bounded_closed; figures
-// fleet_overload.closed.*) offer the same overload as the measurement of
-// issue 13 did: 150 callers in a closed loop, about twice what the fleet
-// serves within the 1 s deadline.
+// The last round adds, for reference, the replicas without shedding
+// (figures fleet_overload.no_shed.*), health following in-flight calls too
+// (4) as in issue 13's measurement: an open loop at twice the capacity
+// fills every queue until calls time out, whatever health does, so
+// goodput is low there; and a no_load leg (no shedding, health does not
+// follow load).
 func runFleetOverload(ctx context.Context, e *env) error {
 	e.c.ReplicaEnv = []string{"GOMAXPROCS=1"}
 	defer func() { e.c.ReplicaEnv = nil }()
@@ -48,7 +48,8 @@ func runFleetOverload(ctx context.Context, e *env) error {
 		}
 		return out
 	}
-	lib := []string{"-health-in-flight-enter", "4"}
+	noShed := []string{"-health-in-flight-enter", "4"}
+	lib := []string{"-shed", "-shed-adaptive"}
 	watch := []string{"r1", "r2", "r3"}
 	capFleet := cluster.Fleet{Bin: e.serverBin, Args: replicas("-health-no-load"), Conns: 4, For: 8 * time.Second,
 		CallTimeout: 10 * time.Second, ServiceConfig: clientconfig.RoundRobin}
@@ -60,6 +61,11 @@ func runFleetOverload(ctx context.Context, e *env) error {
 	mk := func(guard bool, rate float64, args [][]string) cluster.Fleet {
 		return cluster.Fleet{Bin: e.serverBin, Args: args, Conns: 4, Rate: rate, For: window, CallTimeout: time.Second,
 			ServiceConfig: clientconfig.RoundRobin, Guard: guard, Watch: watch}
+	}
+	closed := func(guard bool, args [][]string) cluster.Fleet {
+		f := mk(guard, 0, args)
+		f.Callers = 150
+		return f
 	}
 	unavailable := map[string][]float64{}
 	goodput := map[string][]float64{}
@@ -83,7 +89,7 @@ func runFleetOverload(ctx context.Context, e *env) error {
 		}
 		goodput[l.name] = append(goodput[l.name], g)
 		maxOut[l.name] = append(maxOut[l.name], float64(out))
-		fmt.Fprintf(os.Stderr, "   %-13s goodput %.2f of capacity  ok %d failed %d %v  failed because no replica was SERVING %d  most replicas NOT_SERVING at once %d\n",
+		fmt.Fprintf(os.Stderr, "   %-21s goodput %.2f of capacity  ok %d failed %d %v  failed because no replica was SERVING %d  most replicas NOT_SERVING at once %d\n",
 			l.name, g, w.OK, w.Failed, w.Codes, w.NoServing, out)
 		if chart {
 			return cluster.PerReplicaChart(filepath.Join(e.out, "fleet_overload_"+l.name+".svg"),
@@ -99,23 +105,20 @@ func runFleetOverload(ctx context.Context, e *env) error {
 		}
 		capacities = append(capacities, capacity)
 		fmt.Fprintf(os.Stderr, "   measured fleet capacity %.0f calls/s (nominal 150)\n", capacity)
-		closed := func(guard bool) cluster.Fleet {
-			f := mk(guard, 0, replicas(lib...))
-			f.Callers = 150
-			return f
-		}
-		for _, l := range []leg{
+		legs := []leg{
 			{"guard", mk(true, 2*capacity, replicas(lib...))},
 			{"time_bounded", mk(false, 2*capacity, replicas(lib...))},
-			{"guard_closed", closed(true)},
-			{"time_bounded_closed", closed(false)},
-		} {
-			if err := runLeg(l, capacity, round == 0); err != nil {
-				return err
-			}
+			{"guard_closed", closed(true, replicas(lib...))},
+			{"time_bounded_closed", closed(false, replicas(lib...))},
 		}
 		if round == fleetPairs-1 {
-			if err := runLeg(leg{"no_load", mk(false, 2*capacity, replicas("-health-no-load"))}, capacity, true); err != nil {
+			legs = append(legs,
+				leg{"no_shed", mk(true, 2*capacity, replicas(noShed...))},
+				leg{"no_shed_closed", closed(true, replicas(noShed...))},
+				leg{"no_load", mk(false, 2*capacity, replicas("-health-no-load"))})
+		}
+		for _, l := range legs {
+			if err := runLeg(l, capacity, round == 0 || round == fleetPairs-1 && slices.Contains([]string{"no_shed", "no_shed_closed", "no_load"}, l.name)); err != nil {
 				return err
 			}
 		}
@@ -137,6 +140,10 @@ func runFleetOverload(ctx context.Context, e *env) error {
 	spread("fleet_overload.time_bounded.goodput_ratio", goodput["time_bounded"])
 	spread("fleet_overload.time_bounded.max_not_serving", maxOut["time_bounded"])
 	spread("fleet_overload.no_load.goodput_ratio", goodput["no_load"])
+	spread("fleet_overload.no_shed.failed_unavailable", unavailable["no_shed"])
+	spread("fleet_overload.no_shed.goodput_ratio", goodput["no_shed"])
+	spread("fleet_overload.no_shed.closed.failed_unavailable", unavailable["no_shed_closed"])
+	spread("fleet_overload.no_shed.closed.goodput_ratio", goodput["no_shed_closed"])
 	for _, l := range []string{"guard", "time_bounded"} {
 		p := "fleet_overload.closed."
 		if l != "guard" {
