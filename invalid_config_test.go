@@ -163,6 +163,11 @@ var invalidConfigs = []struct {
 	{grpcmgmt.WithHealth(health.Config{MaxCooldown: time.Millisecond}), "health: MaxCooldown must be within"},
 	{grpcmgmt.WithHealth(health.Config{MaxCooldown: 48 * time.Hour}), "health: MaxCooldown must be within"},
 	{grpcmgmt.WithHealth(health.Config{PropagationDelay: -1}), "health: PropagationDelay must be within"},
+	{grpcmgmt.WithHealth(health.Config{Peers: health.Peers{Addrs: []string{"127.0.0.1:1"}, LatencyEnter: nan}}), "health: Peers.LatencyEnter must be within 1.01..100"},
+	{grpcmgmt.WithHealth(health.Config{Peers: health.Peers{Addrs: []string{"127.0.0.1:1"}, LatencyEnter: 1}}), "health: Peers.LatencyEnter must be within 1.01..100"},
+	{grpcmgmt.WithHealth(health.Config{Peers: health.Peers{Addrs: []string{"127.0.0.1:1"}, LatencyEnter: 2, LatencyExit: 2}}), "health: Peers.LatencyExit must be within 1..LatencyEnter=2"},
+	{grpcmgmt.WithHealth(health.Config{Peers: health.Peers{Addrs: []string{"127.0.0.1:1"}, LatencyExit: 0.5}}), "health: Peers.LatencyExit must be within"},
+	{grpcmgmt.WithHealth(health.Config{Peers: health.Peers{LatencyEnter: 2}}), "health: Peers.LatencyEnter is set but no replica set is"},
 	{grpcmgmt.WithHealth(health.Config{PropagationDelay: time.Hour}), "health: PropagationDelay must be within"},
 
 	// orca.Config

@@ -45,6 +45,9 @@
 //   - guard.go, guard.round and tally.mayGoOut / tally.mustReturn: the
 //     round of Checks of the replica set and the guard's two rules;
 //     Reporter.decide (reporter.go) applies them.
+//   - reporter.go, Reporter.slowerLocked: this replica's latency against
+//     the median of its peers' (Peers.LatencyEnter), merged into each
+//     sample's Load.
 //   - service.go: the grpc.health.v1 service: Check and List from the
 //     health.Server, Watch per stream, Check of GuardService for the peers.
 //   - reporter.go, Reporter.wantLocked: the AND of application, load and
@@ -230,6 +233,28 @@
 //     maxOut replicas are out (another replica drains, crashes or turned
 //     NOT_SERVING), it returns ("recalled"; the overload must then hold for
 //     Hold again before it asks).
+//
+// # Slower than its peers
+//
+// A replica can be slow without being busy: a lock, a slow disk or
+// dependency, a noisy neighbour, half the CPU of its peers. Its CPU and its
+// queue stay under every threshold, so nothing above sees it, yet each
+// call it takes costs its client more than the same call elsewhere. With a
+// replica set each replica gives its mean call latency
+// (load.Snapshot.Latency) in the LatencyHeader of its answer to a Check of
+// GuardService, and the guard runs a round every CheckInterval while the
+// replica is in rotation too (asking at most ten members at random in a
+// large set). A replica whose latency is at least Peers.LatencyEnter (1.5)
+// times the median of its peers' (and at least 1 ms more) counts as
+// overloaded, and as recovered only under Peers.LatencyExit (1.2): the
+// state machine above does the rest (Hold, a slot from the guard, a share
+// one step larger each Hold, the dwell), Reporter.slowerLocked
+// (reporter.go) is where it is decided, and the grpcmgmt.health.latency_ratio
+// gauge shows the ratio. It balances tail latency the way Prequal does
+// (choose the replica by its latency, not its load), but from the server
+// side: the slow replica keeps only the share of its health-checking
+// clients with which it is no longer much slower than its peers, and
+// every peer, being faster, takes more. Peers.DisableLatency turns it off.
 //
 // maxOut is Peers.MaxOut, by default ⌊(n−1)/3⌋ of a set of n, but at least 1
 // (⌊(n−1)/3⌋ is 0 below four replicas, which would switch the lever off for

@@ -37,7 +37,36 @@ type view struct {
 	members []string // sorted by compareAddrs; this replica included
 	self    string   // the member that answered with this Reporter's instance id; "" if none
 	states  map[string]peerState
+	// latency is each member's mean call latency, from LatencyHeader
+	// (absent: none given).
+	latency map[string]time.Duration
+	partial bool // a sample of the members was asked (members lists them only)
 }
+
+// peerLatency returns the median of the latencies the peers of v gave
+// (this replica's own left out), and false if none gave one.
+func (v view) peerLatency() (time.Duration, bool) {
+	var ls []time.Duration
+	for m, l := range v.latency {
+		if m != v.self && l > 0 {
+			ls = append(ls, l)
+		}
+	}
+	if len(ls) == 0 {
+		return 0, false
+	}
+	slices.Sort(ls)
+	if n := len(ls); n%2 == 0 {
+		return (ls[n/2-1] + ls[n/2]) / 2, true
+	}
+	return ls[len(ls)/2], true
+}
+
+// latencyPeers is the most members a round asks while this replica is in
+// rotation, for their latency alone: a sample chosen at random each round
+// (a median of ten is steady enough), so that a large set does not make
+// every replica ask every other one each CheckInterval.
+const latencyPeers = 10
 
 // tally is a view counted from the point of view of this replica.
 type tally struct {
@@ -106,10 +135,12 @@ func compareAddrs(a, b string) int {
 }
 
 // guard asks the replica set, while this replica wants out or is out, which
-// replicas are in rotation, and has the Reporter decide (Reporter.decide).
-// It owns the set's watcher (when there is one), a client connection per
-// member, and one timer: no goroutine runs between rounds, and none at all
-// while the replica is in rotation, apart from the watcher's lookups.
+// replicas are in rotation, and has the Reporter decide (Reporter.decide);
+// with the latency comparison on (Peers.LatencyEnter) it also asks a
+// sample of the set for their latencies every CheckInterval while in
+// rotation. It owns the set's watcher (when there is one), a client
+// connection per member, and one timer: no goroutine runs between rounds,
+// apart from the watcher's lookups.
 type guard struct {
 	// Immutable after newGuard:
 	r      *Reporter
@@ -258,7 +289,7 @@ func (g *guard) round() {
 	g.roundMu.Lock()
 	defer g.roundMu.Unlock()
 	epoch, st, announced, ok := g.r.guardState()
-	if !ok || st == stateIn {
+	if !ok || st == stateIn && !g.cfg.latencyOn() {
 		return
 	}
 	start := g.r.now()
@@ -267,7 +298,11 @@ func (g *guard) round() {
 		g.schedule(announced.Add(g.cfg.Delay))
 		return
 	}
-	v := g.look()
+	limit := 0
+	if st == stateIn {
+		limit = latencyPeers
+	}
+	v := g.look(limit)
 	g.r.decide(v, start, epoch)
 }
 
@@ -295,10 +330,21 @@ func (g *guard) warm() {
 
 // look asks every member of the set for its GuardService status, all at
 // once, each within Delay/4 (a member that does not answer in time counts
-// as out of rotation).
-func (g *guard) look() view {
+// as out of rotation); or, with limit > 0, at most limit members chosen at
+// random (this replica's own address among them once it is known).
+func (g *guard) look(limit int) view {
 	g.mu.Lock()
 	members := slices.SortedFunc(maps.Keys(g.members), compareAddrs)
+	partial := false
+	if limit > 0 && len(members) > limit {
+		rand.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+		picked := members[:limit]
+		if g.self != "" && !slices.Contains(picked, g.self) {
+			picked[0] = g.self
+		}
+		members = slices.SortedFunc(slices.Values(picked), compareAddrs)
+		partial = true
+	}
 	conns := make([]*grpc.ClientConn, len(members))
 	for i, m := range members {
 		cc := g.conns[m]
@@ -318,19 +364,23 @@ func (g *guard) look() view {
 	defer cancel()
 	states := make([]peerState, len(members))
 	selfs := make([]bool, len(members))
+	lats := make([]time.Duration, len(members))
 	var wg sync.WaitGroup
 	for i, cc := range conns {
 		if cc == nil {
 			states[i] = peerUnreachable
 			continue
 		}
-		wg.Go(func() { states[i], selfs[i] = g.check(ctx, cc) })
+		wg.Go(func() { states[i], selfs[i], lats[i] = g.check(ctx, cc) })
 	}
 	wg.Wait()
 
-	v := view{members: members, states: make(map[string]peerState, len(members))}
+	v := view{members: members, states: make(map[string]peerState, len(members)), latency: map[string]time.Duration{}, partial: partial}
 	for i, m := range members {
 		v.states[m] = states[i]
+		if lats[i] > 0 {
+			v.latency[m] = lats[i]
+		}
 		if selfs[i] && v.self == "" {
 			v.self = m
 		}
@@ -349,28 +399,34 @@ func (g *guard) look() view {
 }
 
 // check asks one member for its GuardService status, and reports whether
-// the answer came from this Reporter.
-func (g *guard) check(ctx context.Context, cc *grpc.ClientConn) (peerState, bool) {
+// the answer came from this Reporter and the latency it gave (0: none).
+func (g *guard) check(ctx context.Context, cc *grpc.ClientConn) (peerState, bool, time.Duration) {
 	var hdr metadata.MD
 	hc := healthpb.NewHealthClient(cc)
 	resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: GuardService}, grpc.Header(&hdr))
 	self := slices.Contains(hdr.Get(InstanceHeader), g.r.instance)
+	var lat time.Duration
+	if vs := hdr.Get(LatencyHeader); len(vs) == 1 {
+		if us, perr := strconv.ParseInt(vs[0], 10, 64); perr == nil && us > 0 && us < int64(time.Hour/time.Microsecond) {
+			lat = time.Duration(us) * time.Microsecond
+		}
+	}
 	if status.Code(err) == codes.NotFound {
 		// A replica that does not know the guard: its whole-server status.
 		if resp, err = hc.Check(ctx, &healthpb.HealthCheckRequest{}); err == nil && resp.GetStatus() != Serving {
-			return peerOut, self
+			return peerOut, self, 0
 		}
 	}
 	if err != nil {
-		return peerUnreachable, self
+		return peerUnreachable, self, 0
 	}
 	switch resp.GetStatus() {
 	case Serving:
-		return peerIn, self
+		return peerIn, self, lat
 	case healthpb.HealthCheckResponse_UNKNOWN:
-		return peerWant, self
+		return peerWant, self, lat
 	}
-	return peerOut, self
+	return peerOut, self, lat
 }
 
 // close stops the watcher and the rounds, waits for a round in flight, and

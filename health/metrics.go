@@ -61,6 +61,7 @@ type observation struct {
 	streams  map[string][2]int64 // service -> serving, not serving
 	tally    tally
 	tallied  bool
+	latRatio float64 // 0: not compared
 }
 
 func newMetrics(mp metric.MeterProvider, observe func() observation) (*metrics, error) {
@@ -106,6 +107,12 @@ func newMetrics(mp metric.MeterProvider, observe func() observation) (*metrics, 
 	if err != nil {
 		return nil, err
 	}
+	ratio, err := meter.Float64ObservableGauge("grpcmgmt.health.latency_ratio",
+		metric.WithDescription("This replica's mean call latency ÷ the median of its peers' (Peers.LatencyEnter), at the last load sample; absent while either is unknown."),
+		metric.WithUnit("1"))
+	if err != nil {
+		return nil, err
+	}
 	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		ob := observe()
 		for service, st := range ob.statuses {
@@ -128,8 +135,11 @@ func newMetrics(mp metric.MeterProvider, observe func() observation) (*metrics, 
 				o.ObserveInt64(peers, int64(p.n), metric.WithAttributes(attribute.String("state", p.state)))
 			}
 		}
+		if ob.latRatio > 0 {
+			o.ObserveFloat64(ratio, ob.latRatio)
+		}
 		return nil
-	}, status, share, streams, peers)
+	}, status, share, streams, peers, ratio)
 	if err != nil {
 		return nil, err
 	}

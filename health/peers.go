@@ -16,7 +16,14 @@ const (
 	DefaultCheckInterval = time.Second
 	DefaultRecheckDelay  = time.Second
 	DefaultForget        = time.Minute
+	DefaultLatencyEnter  = 1.5
 )
+
+// LatencyHeader is the response header of a Check of GuardService that
+// carries the answering replica's mean call latency (load.Snapshot.Latency)
+// in whole microseconds, absent while it serves too few calls to measure
+// one. Peers compare their own latency with it (Peers.LatencyEnter).
+const LatencyHeader = "grpcmgmt-latency-us"
 
 // GuardService is the service name the guard asks its peers about with a
 // grpc.health.v1 Check. Its status is the replica's place in rotation, not a
@@ -84,8 +91,9 @@ type Peers struct {
 	// for the smallest fleets); allowed 0..1<<20, and never more than n−1.
 	MaxOut int
 	// CheckInterval is the time between two rounds of Checks while this
-	// replica wants out or is out (none are made while it is in rotation).
-	// Each is jittered by ±25 %. Default 1s; allowed 10ms..1m.
+	// replica wants out or is out, and, while the latency comparison is on
+	// (LatencyEnter, DisableLatency), while it is in rotation too. Each is
+	// jittered by ±25 %. Default 1s; allowed 10ms..1m.
 	CheckInterval time.Duration
 	// Delay is the re-check delay: a replica that starts to want out
 	// announces it (GuardService UNKNOWN) and waits Delay, plus up to 50 %
@@ -100,7 +108,38 @@ type Peers struct {
 	// asked and counted (as out of rotation when it does not answer).
 	// Default 1m; allowed 1ms..24h.
 	Forget time.Duration
+
+	// LatencyEnter compares this replica's speed with its peers': while
+	// the mean latency of its calls (load.Snapshot.Latency) is at least
+	// LatencyEnter times the median of its peers' mean latencies, it counts
+	// as overloaded (as it does past a CPU threshold: after Hold, and
+	// within the guard's slots, it turns a share of its health-checking
+	// clients away, one more step each Hold it stays so), and it counts as
+	// recovered only below LatencyExit times theirs (a difference under
+	// 1 ms counts as none, and a replica serving under 2 calls a second is
+	// not compared). A replica that is slow
+	// without being busy (a lock, a slow disk or dependency, a noisy
+	// neighbour, half the CPU of its peers) thus sends its excess to
+	// faster peers instead of queueing it. The peers' latencies come with
+	// the answers to the guard's Checks (LatencyHeader), so with the
+	// comparison on the guard runs a round every CheckInterval while in
+	// rotation too, asking at most latencyPeers members at random (all of
+	// them while it wants out or is out). Default 1.5; allowed 1.01..100.
+	LatencyEnter float64
+	// LatencyExit is the ratio below which a replica slower than its
+	// peers counts as recovered. Default 1 + 0.4 × (LatencyEnter − 1)
+	// (1.2 with the default LatencyEnter); allowed 1..LatencyEnter,
+	// LatencyEnter excluded.
+	LatencyExit float64
+	// DisableLatency turns the comparison with the peers' latency off: the
+	// guard then asks its peers only while this replica wants out or is
+	// out.
+	DisableLatency bool
 }
+
+// latencyOn reports whether the comparison with the peers' latency is on
+// (a replica set is given and DisableLatency is not set).
+func (p Peers) latencyOn() bool { return p.configured() && !p.DisableLatency }
 
 // configured reports whether a replica set is given.
 func (p Peers) configured() bool { return p.Name != "" || len(p.Addrs) > 0 || p.Watcher != nil }
@@ -122,6 +161,12 @@ func (p Peers) WithDefaults() Peers {
 	}
 	if p.Forget == 0 {
 		p.Forget = DefaultForget
+	}
+	if p.LatencyEnter == 0 {
+		p.LatencyEnter = DefaultLatencyEnter
+	}
+	if p.LatencyExit == 0 {
+		p.LatencyExit = 1 + 0.4*(p.LatencyEnter-1)
 	}
 	return p
 }
@@ -145,6 +190,7 @@ func (p Peers) validate() error {
 			{"Resolver", p.Resolver != ""}, {"Interval", p.Interval != 0}, {"Port", p.Port != 0},
 			{"DialOptions", len(p.DialOptions) > 0}, {"MaxOut", p.MaxOut != 0},
 			{"CheckInterval", p.CheckInterval != 0}, {"Delay", p.Delay != 0}, {"Forget", p.Forget != 0},
+			{"LatencyEnter", p.LatencyEnter != 0}, {"LatencyExit", p.LatencyExit != 0}, {"DisableLatency", p.DisableLatency},
 		} {
 			if f.set {
 				return fmt.Errorf("health: Peers.%s is set but no replica set is (Peers.Name, Peers.Addrs or Peers.Watcher)", f.name)
@@ -189,6 +235,10 @@ func (p Peers) validate() error {
 		return fmt.Errorf("health: Peers.Delay must be within 10ms..1m (0 means %v), got %v", DefaultRecheckDelay, p.Delay)
 	case p.Forget < time.Millisecond || p.Forget > 24*time.Hour:
 		return fmt.Errorf("health: Peers.Forget must be within 1ms..24h (0 means %v), got %v", DefaultForget, p.Forget)
+	case !(p.LatencyEnter >= 1.01 && p.LatencyEnter <= 100):
+		return fmt.Errorf("health: Peers.LatencyEnter must be within 1.01..100 (0 means %v), got %v", DefaultLatencyEnter, p.LatencyEnter)
+	case !(p.LatencyExit >= 1 && p.LatencyExit < p.LatencyEnter):
+		return fmt.Errorf("health: Peers.LatencyExit must be within 1..LatencyEnter=%v, LatencyEnter excluded (0 means 1 + 0.4 × (LatencyEnter − 1)), got %v", p.LatencyEnter, p.LatencyExit)
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ type Reporter struct {
 	now        func() time.Time
 
 	asked atomic.Bool // a client or probe has called the health service
+	// ownLatency is the mean call latency (ns) this replica gives its
+	// peers in LatencyHeader; 0 while it serves too few calls to tell.
+	ownLatency atomic.Int64
 
 	mu        sync.Mutex // guards the fields below, and orders publishing
 	app       map[string]Status
@@ -69,6 +72,9 @@ type Reporter struct {
 	recalls   int                   // consecutive rounds that found the set needs this replica back
 	tally     tally                 // the guard's last round
 	tallied   bool                  // tally is set
+	peerLat   time.Duration         // median of the peers' latencies in the guard's last round; 0 if none
+	peerLatAt time.Time             // when peerLat was seen
+	latRatio  float64               // own latency ÷ peerLat at the last sample; 0 if not compared
 	draining  bool
 	closed    bool
 }
@@ -78,8 +84,9 @@ type Reporter struct {
 // the services in cfg.Services follow the sampler's load (see the package
 // documentation for the rules); the Reporter subscribes with
 // sampler.OnSample. With a replica set (cfg.Peers) it also starts watching
-// the set; its Checks of the peers run only while it wants out of rotation
-// or is out, on a timer.
+// the set; its Checks of the peers run on a timer, every CheckInterval
+// while the latency comparison is on, otherwise only while it wants out of
+// rotation or is out.
 func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 	r, err := newReporter(cfg, sampler != nil)
 	if err != nil {
@@ -98,6 +105,9 @@ func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 	if r.policy != nil {
 		r.policy.settle = 2 * sampler.TimeConstant()
 		r.cancel = sampler.OnSample(r.onSample)
+	}
+	if r.guard != nil && r.cfg.Peers.latencyOn() {
+		r.guard.schedule(r.guard.nextRound(r.now()))
 	}
 	return r, nil
 }
@@ -284,10 +294,49 @@ func (r *Reporter) Close() error {
 	return r.metrics.close()
 }
 
+// minLatencyQPS is the fewest calls a second (load.Snapshot.QPS) over which
+// a replica's mean latency is compared with its peers' (and given to them).
+const minLatencyQPS = 2
+
 // onSample runs on the sampler goroutine after every sample.
 func (r *Reporter) onSample(s load.Snapshot) {
+	if r.guard != nil {
+		lat := int64(0)
+		if s.QPS >= minLatencyQPS {
+			lat = int64(s.Latency)
+		}
+		r.ownLatency.Store(lat)
+	}
 	r.step(s.At, r.cfg.signal(&s), &s)
 }
+
+// slowerLocked adds to l the comparison of this replica's latency (in s)
+// with the median of its peers' (Peers.LatencyEnter), when both are known
+// and the peers' is recent (three CheckIntervals), and records the ratio.
+func (r *Reporter) slowerLocked(now time.Time, l Load, s *load.Snapshot) Load {
+	r.latRatio = 0
+	p := r.cfg.Peers
+	if r.guard == nil || !p.latencyOn() || r.peerLat <= 0 || now.Sub(r.peerLatAt) > 3*p.CheckInterval ||
+		s.QPS < minLatencyQPS || s.Latency <= 0 {
+		return l
+	}
+	r.latRatio = float64(s.Latency) / float64(r.peerLat)
+	if s.Latency-r.peerLat < latencyMinGap {
+		return l // a difference no client would notice, whatever the ratio
+	}
+	if r.latRatio >= p.LatencyEnter {
+		l.Over = true
+	}
+	if r.latRatio >= p.LatencyExit {
+		l.Clear = false
+	}
+	return l
+}
+
+// latencyMinGap is the least difference between this replica's latency and
+// its peers' that the comparison acts on: calls of a few microseconds
+// differ by large ratios that no client notices.
+const latencyMinGap = time.Millisecond
 
 // step feeds the load l of sample s, taken at now, to the policy, and
 // publishes, counts and logs what it decided.
@@ -299,10 +348,14 @@ func (r *Reporter) step(now time.Time, l Load, s *load.Snapshot) {
 	}
 	p := r.policy
 	from := p.share
+	l = r.slowerLocked(now, l, s)
 	ev := p.step(now, l)
 	attrs := func(extra ...any) []any {
 		a := []any{"cpu", s.CPU, "in_flight", s.InFlight, "qps", s.QPS, "queueing", s.Queueing, "queueing_high", s.QueueingHigh,
 			"latency", s.Latency, "no_load_latency", s.NoLoadLatency, "excess", l.Excess}
+		if r.latRatio > 0 {
+			a = append(a, "peer_latency", r.peerLat, "latency_ratio", r.latRatio)
+		}
 		return append(a, extra...)
 	}
 	switch ev {
@@ -402,7 +455,12 @@ func (r *Reporter) decide(v view, start time.Time, epoch uint64) {
 	p, g := r.policy, r.guard
 	now := r.now()
 	t := v.count(g.cfg)
-	r.tally, r.tallied = t, true
+	if !v.partial {
+		r.tally, r.tallied = t, true
+	}
+	if lat, ok := v.peerLatency(); ok {
+		r.peerLat, r.peerLatAt = lat, now
+	}
 	switch {
 	case p.epoch != epoch:
 		// The state changed during the round: decide on a new one.
@@ -451,6 +509,10 @@ func (r *Reporter) decide(v view, start time.Time, epoch uint64) {
 		r.changedLocked(ReasonFleet, nil)
 	}
 	switch p.st {
+	case stateIn:
+		if g.cfg.latencyOn() {
+			g.schedule(g.nextRound(now))
+		}
 	case stateOut:
 		if r.recalls > 0 {
 			g.schedule(now.Add(g.cfg.Delay)) // the confirming round
@@ -571,7 +633,7 @@ func (r *Reporter) publishLocked(service, reason string, s *load.Snapshot) {
 func (r *Reporter) observe() observation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ob := observation{statuses: maps.Clone(r.served), streams: map[string][2]int64{}, tally: r.tally, tallied: r.tallied}
+	ob := observation{statuses: maps.Clone(r.served), streams: map[string][2]int64{}, tally: r.tally, tallied: r.tallied, latRatio: r.latRatio}
 	if r.policy != nil {
 		ob.share = r.policy.share
 	}

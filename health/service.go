@@ -2,6 +2,8 @@ package health
 
 import (
 	"context"
+	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,7 +30,11 @@ type service struct {
 func (s service) Check(ctx context.Context, in *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	s.r.asked.Store(true)
 	if in.GetService() == GuardService {
-		_ = grpc.SetHeader(ctx, s.r.instanceMD)
+		md := s.r.instanceMD
+		if lat := s.r.ownLatency.Load(); lat > 0 {
+			md = metadata.Join(md, metadata.Pairs(LatencyHeader, strconv.FormatInt(lat/int64(time.Microsecond), 10)))
+		}
+		_ = grpc.SetHeader(ctx, md)
 		return &healthpb.HealthCheckResponse{Status: s.r.guardStatus()}, nil
 	}
 	return s.r.hs.Check(ctx, in)

@@ -33,6 +33,8 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 	peersPort := fs.Int("health-peers-port", 0, "the replicas' gRPC port, for the addresses of -health-peers (0: the port of -listen)")
 	peersDelay := fs.Duration("health-peers-delay", 0, "outage guard: re-check delay after asking for a slot (0: library default "+health.DefaultRecheckDelay.String()+")")
 	maxOut := fs.Int("health-max-out", 0, "outage guard: most replicas out of rotation at once (0: ⌊(n−1)/3⌋, at least 1)")
+	latEnter := fs.Float64("health-peers-latency-enter", 0, "with a replica set: overloaded while this replica's mean call latency is this many times its peers' median (0: library default "+fmt.Sprint(health.DefaultLatencyEnter)+")")
+	noLat := fs.Bool("health-peers-no-latency", false, "with a replica set: do not compare this replica's latency with its peers'")
 	return func() ([]grpcmgmt.Option, error) {
 		cfg := health.Config{
 			PropagationDelay: *delay,
@@ -63,11 +65,12 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 			cfg.Peers = health.Peers{Name: *peers, Resolver: *peersResolver, Port: port}
 		case *peersAddrs != "":
 			cfg.Peers = health.Peers{Addrs: strings.Split(*peersAddrs, ",")}
-		case *peersResolver != "" || *peersPort != 0 || *peersDelay != 0 || *maxOut != 0:
-			return nil, errors.New("-health-peers-resolver, -health-peers-port, -health-peers-delay and -health-max-out need -health-peers or -health-peers-addrs")
+		case *peersResolver != "" || *peersPort != 0 || *peersDelay != 0 || *maxOut != 0 || *latEnter != 0 || *noLat:
+			return nil, errors.New("-health-peers-resolver, -health-peers-port, -health-peers-delay, -health-max-out, -health-peers-latency-enter and -health-peers-no-latency need -health-peers or -health-peers-addrs")
 		}
 		if cfg.Peers.Name != "" || len(cfg.Peers.Addrs) > 0 {
 			cfg.Peers.Delay, cfg.Peers.MaxOut = *peersDelay, *maxOut
+			cfg.Peers.LatencyEnter, cfg.Peers.DisableLatency = *latEnter, *noLat
 		}
 		check := cfg // the Manager adds insecure credentials for the peers of a plaintext server
 		if check.Peers.Name != "" || len(check.Peers.Addrs) > 0 {
@@ -75,20 +78,21 @@ func healthFlags(fs *flag.FlagSet) func() ([]grpcmgmt.Option, error) {
 		}
 		if err := check.Validate(); err != nil {
 			return nil, flagError(err, map[string]string{
-				"health: PropagationDelay": "lame-duck-delay",
-				"health: CPUEnter":         "health-cpu-enter",
-				"health: InFlightEnter":    "health-in-flight-enter",
-				"health: ShedEnter":        "health-shed-enter",
-				"health: Hold":             "health-hold",
-				"health: MinDwell":         "health-min-dwell",
-				"health: MaxShare":         "health-max-share",
-				"health: MaxNotServing":    "health-max-not-serving",
-				"health: Cooldown":         "health-cooldown",
-				"health: Peers.Resolver":   "health-peers-resolver",
-				"health: Peers.Port":       "health-peers-port",
-				"health: Peers.Addrs":      "health-peers-addrs",
-				"health: Peers.Delay":      "health-peers-delay",
-				"health: Peers.MaxOut":     "health-max-out",
+				"health: PropagationDelay":   "lame-duck-delay",
+				"health: CPUEnter":           "health-cpu-enter",
+				"health: InFlightEnter":      "health-in-flight-enter",
+				"health: ShedEnter":          "health-shed-enter",
+				"health: Hold":               "health-hold",
+				"health: MinDwell":           "health-min-dwell",
+				"health: MaxShare":           "health-max-share",
+				"health: MaxNotServing":      "health-max-not-serving",
+				"health: Cooldown":           "health-cooldown",
+				"health: Peers.Resolver":     "health-peers-resolver",
+				"health: Peers.Port":         "health-peers-port",
+				"health: Peers.Addrs":        "health-peers-addrs",
+				"health: Peers.Delay":        "health-peers-delay",
+				"health: Peers.MaxOut":       "health-max-out",
+				"health: Peers.LatencyEnter": "health-peers-latency-enter",
 			})
 		}
 		return []grpcmgmt.Option{grpcmgmt.WithHealth(cfg)}, nil

@@ -46,6 +46,8 @@ var invalidFlags = []struct {
 	{[]string{"-health-hold", "-1s"}, "-health-hold: health: Hold must be within"},
 	{[]string{"-health-max-not-serving", "2h"}, "-health-max-not-serving: health: MaxNotServing must be within"},
 	{[]string{"-health-cooldown", "-1s"}, "-health-cooldown: health: Cooldown must be within"},
+	{[]string{"-health-peers-addrs", "127.0.0.1:1,127.0.0.1:2", "-health-peers-latency-enter", "1"}, "-health-peers-latency-enter: health: Peers.LatencyEnter must be within"},
+	{[]string{"-health-peers-latency-enter", "2"}, "need -health-peers or -health-peers-addrs"},
 	{[]string{"-orca-capacity", "-1"}, "-orca-capacity: orca: Capacity must be within"},
 	{[]string{"-orca-min-reporting-interval", "1ms"}, "-orca-min-reporting-interval: orca: MinReportingInterval must be within"},
 	{[]string{"-shed", "-shed-max-inflight", "-1"}, "-shed-max-inflight: loadshed: MaxInFlight must be within"},
