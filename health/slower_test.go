@@ -129,4 +129,3 @@ func testSlowerThanPeers(t *testing.T, disable bool) {
 		t.Errorf("r1: guard_decisions{granted} = %d, want ≥ 1 (it went out through the guard)", n)
 	}
 }
-
