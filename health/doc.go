@@ -244,9 +244,9 @@
 // (load.Snapshot.Latency) in the LatencyHeader of its answer to a Check of
 // GuardService, and the guard runs a round every CheckInterval while the
 // replica is in rotation too (asking at most ten members at random in a
-// large set). A replica whose latency is at least Peers.LatencyEnter (1.5)
+// large set). A replica whose latency is at least Peers.LatencyEnter (2)
 // times the median of its peers' (and at least 1 ms more) counts as
-// overloaded, and as recovered only under Peers.LatencyExit (1.2): the
+// overloaded, and as recovered only under Peers.LatencyExit (1.4): the
 // state machine above does the rest (Hold, a slot from the guard, a share
 // one step larger each Hold, the dwell), Reporter.slowerLocked
 // (reporter.go) is where it is decided, and the grpcmgmt.health.latency_ratio

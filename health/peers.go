@@ -16,7 +16,7 @@ const (
 	DefaultCheckInterval = time.Second
 	DefaultRecheckDelay  = time.Second
 	DefaultForget        = time.Minute
-	DefaultLatencyEnter  = 1.5
+	DefaultLatencyEnter  = 2.0
 )
 
 // LatencyHeader is the response header of a Check of GuardService that
@@ -124,11 +124,11 @@ type Peers struct {
 	// the answers to the guard's Checks (LatencyHeader), so with the
 	// comparison on the guard runs a round every CheckInterval while in
 	// rotation too, asking at most latencyPeers members at random (all of
-	// them while it wants out or is out). Default 1.5; allowed 1.01..100.
+	// them while it wants out or is out). Default 2; allowed 1.01..100.
 	LatencyEnter float64
 	// LatencyExit is the ratio below which a replica slower than its
 	// peers counts as recovered. Default 1 + 0.4 × (LatencyEnter − 1)
-	// (1.2 with the default LatencyEnter); allowed 1..LatencyEnter,
+	// (1.4 with the default LatencyEnter); allowed 1..LatencyEnter,
 	// LatencyEnter excluded.
 	LatencyExit float64
 	// DisableLatency turns the comparison with the peers' latency off: the

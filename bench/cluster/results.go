@@ -19,7 +19,8 @@ import (
 type Results map[string]float64
 
 // Merge writes r into the JSON file at path, keeping figures already there
-// that r does not replace, and stamps meta.commit, meta.date and meta.cpus.
+// that r does not replace, and stamps meta.commit, meta.date, meta.cpus and
+// meta.machine (the CPU model, where /proc/cpuinfo tells).
 func (r Results) Merge(path, root string) error {
 	all := map[string]any{}
 	if b, err := os.ReadFile(path); err == nil {
@@ -30,6 +31,14 @@ func (r Results) Merge(path, root string) error {
 	}
 	all["meta.date"] = time.Now().UTC().Format(time.RFC3339)
 	all["meta.cpus"] = runtime.NumCPU()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				all["meta.machine"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
 	if b, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		all["meta.commit"] = strings.TrimSpace(string(b))
 	}

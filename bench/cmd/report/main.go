@@ -183,7 +183,11 @@ func run(in, doc string) error {
 		if err := json.Unmarshal(b, &one); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		runs = append(runs, fmt.Sprintf("%v, commit %v", one["meta.date"], one["meta.commit"]))
+		m, ok := one["meta.machine"].(string)
+		if !ok {
+			m = machine()
+		}
+		runs = append(runs, fmt.Sprintf("%v, commit %v, %v", one["meta.date"], one["meta.commit"], m))
 		dirs = append(dirs, filepath.Dir(f))
 		for k, v := range one {
 			res[k] = v
@@ -231,7 +235,7 @@ func run(in, doc string) error {
 		fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
 		fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
 	} else {
-		fmt.Fprintf(&w, "The figures come from %d runs on the same machine (%v CPUs, %s), named in the last column:\n\n", len(runs), res["meta.cpus"], machine())
+		fmt.Fprintf(&w, "The figures come from %d runs, each on a machine of %v CPUs (its CPU model beside it), named in the last column:\n\n", len(runs), res["meta.cpus"])
 		for i, r := range runs {
 			fmt.Fprintf(&w, "- %c: %s\n", 'A'+i, r)
 		}
