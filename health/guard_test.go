@@ -133,15 +133,7 @@ func (h bookHandler) WithGroup(string) slog.Handler      { return h }
 // hands. The decisions' own log lines, in the order they were made, never
 // show two replicas out of rotation at once (one slot of three).
 func TestGuardHandoversRealTime(t *testing.T) {
-	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
-	port, err := loopback.FreePort(ips...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs []string
-	for _, ip := range ips {
-		addrs = append(addrs, net.JoinHostPort(ip, fmt.Sprint(port)))
-	}
+	addrs := threeReplicaAddrs(t)
 	hcfg := health.Config{
 		Hold: 100 * time.Millisecond, MinDwell: 100 * time.Millisecond, PropagationDelay: 10 * time.Millisecond,
 		Peers: health.Peers{Addrs: addrs, CheckInterval: 50 * time.Millisecond, Delay: 100 * time.Millisecond},
@@ -212,4 +204,20 @@ func TestGuardHandoversRealTime(t *testing.T) {
 	if most != 1 {
 		t.Errorf("at most %d replicas out of rotation at once by the decisions' log, want 1", most)
 	}
+}
+
+// threeReplicaAddrs returns host:port on 127.0.0.2–4 with one free port
+// shared by the three, for a replica set of three on loopback.
+func threeReplicaAddrs(t *testing.T) []string {
+	t.Helper()
+	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	port, err := loopback.FreePort(ips...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip, fmt.Sprint(port)))
+	}
+	return addrs
 }

@@ -2,14 +2,12 @@ package health_test
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/grpcmgmt/grpcmgmt/health"
-	"github.com/grpcmgmt/grpcmgmt/internal/loopback"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 )
 
@@ -28,15 +26,7 @@ func TestSlowerThanPeers(t *testing.T) {
 }
 
 func testSlowerThanPeers(t *testing.T, disable bool) {
-	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
-	port, err := loopback.FreePort(ips...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs []string
-	for _, ip := range ips {
-		addrs = append(addrs, net.JoinHostPort(ip, fmt.Sprint(port)))
-	}
+	addrs := threeReplicaAddrs(t)
 	hcfg := health.Config{
 		Hold: 200 * time.Millisecond, MinDwell: 300 * time.Millisecond, PropagationDelay: 10 * time.Millisecond,
 		Peers: health.Peers{Addrs: addrs, CheckInterval: 50 * time.Millisecond, Delay: 100 * time.Millisecond, DisableLatency: disable},
