@@ -19,8 +19,14 @@ import (
 // configures each with its own machinery. The load shedder of the second
 // must read the second Manager's sampler (CPU 1.0: every call shed), not
 // the first's (CPU 0: none), whatever order they were built in.
+//
+// Only the CPU limit is on: the samplers here smooth over 10 ms, so one
+// stall of the machine of a few milliseconds (the race detector on a busy
+// CI host) reads as queueing 0.99 on the idle replica, whose EmptyCall
+// takes microseconds, and the queueing limit would rightly shed a few of
+// its calls. Which sampler a Manager reads is what this test is about.
 func TestOptionReusedAcrossManagers(t *testing.T) {
-	shed := grpcmgmt.WithLoadShed(loadshed.Config{})
+	shed := grpcmgmt.WithLoadShed(loadshed.Config{QueueingThreshold: loadshed.Off})
 	cpu := func(v float64) grpcmgmt.Option {
 		return grpcmgmt.WithLoad(load.Config{Period: 10 * time.Millisecond, TimeConstant: 10 * time.Millisecond,
 			CPU: load.SourceFunc(func() (float64, error) { return v, nil })})

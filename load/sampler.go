@@ -172,6 +172,16 @@ func (s *Sampler) TimeConstant() time.Duration { return s.tau }
 // (health's proportional removal) read the excess against exit.
 func (s *Sampler) QueueingThresholds() (enter, exit float64) { return s.q.enter, s.q.exit }
 
+// QueueingMinDelay returns the least queueing delay (Snapshot.Latency −
+// Snapshot.NoLoadLatency) that counts as queueing (Config.QueueingMinDelay,
+// default applied). A lever that acts on Snapshot.Queueing itself rather
+// than on QueueingHigh applies it too: a microsecond-scale service whose
+// calls stall for a few hundred microseconds (a GC pause, a descheduled
+// thread) reads as queueing 0.9 with no queue worth acting on.
+func (s *Sampler) QueueingMinDelay() time.Duration {
+	return time.Duration(s.q.minDelayMicro * float64(time.Microsecond))
+}
+
 // OnSample registers fn to be called after every sample with the new
 // Snapshot, until the returned cancel is called or the Sampler is closed.
 //

@@ -44,7 +44,8 @@ type Config struct {
 	// (load.Snapshot.Queueing, 1 − no-load latency ÷ latency, smoothed)
 	// above which calls are shed with a probability rising linearly to
 	// 100 % when all of it is: the limit for a replica slow on a lock, a
-	// small pool or a slow dependency, whose CPU stays low. It needs Load.
+	// small pool or a slow dependency, whose CPU stays low. Only while the
+	// queueing delay is at least Load's QueueingMinDelay. It needs Load.
 	// Default DefaultQueueingThreshold (0.75: calls take four times their
 	// no-load latency, load.DefaultQueueingEnter); Off disables it. Allowed 0.05..0.99 or Off. The adaptive
 	// limit, when on, keeps queueing well under it.

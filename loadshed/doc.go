@@ -130,7 +130,11 @@
 // Queueing: above Config.QueueingThreshold of the shared sampler's queueing
 // share (load.Snapshot.Queueing: 1 − no-load latency ÷ latency, smoothed),
 // calls are shed with a probability rising linearly to 100 % when all of a
-// call's time is waiting. The CPU ramp's companion for a replica that is
+// call's time is waiting, provided the queueing delay (latency − no-load
+// latency) is at least the sampler's load.Config.QueueingMinDelay (1 ms),
+// the floor QueueingHigh uses too: a microsecond-scale service whose calls
+// stall for a few hundred microseconds in a GC pause has no queue worth
+// shedding for. The CPU ramp's companion for a replica that is
 // slow on a lock, a small pool or a slow dependency with its CPU idle; it
 // needs the sampler, and the adaptive limit, when on, keeps queueing well
 // under it.

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -86,5 +88,82 @@ func TestQueueingLimit(t *testing.T) {
 	waitUntil(t, 10*time.Second, "queueing back to normal", func() bool { return sampler.Snapshot().Queueing < 0.1 })
 	if _, err := c.UnaryCall(t.Context(), &testpb.SimpleRequest{}); err != nil {
 		t.Errorf("a call once the queue was gone: %v", err)
+	}
+}
+
+// TestQueueingUnderMinDelayNotShed: a microsecond-scale service measured
+// idle at 20 µs a call whose calls then take 400 µs (a GC pause, a
+// descheduled thread) reads as queueing 0.95, over the threshold, but the
+// 380 µs delay is under the sampler's QueueingMinDelay (1 ms): no call is
+// shed. With QueueingMinDelay 100 µs the same trace is shed. Run in a
+// testing/synctest bubble: the calls' durations are sleeps on the bubble's
+// clock, which the sampler and the Shedder read, so the latencies are exact
+// whatever the machine's load.
+func TestQueueingUnderMinDelayNotShed(t *testing.T) {
+	run := func(minDelay time.Duration) (shed int) {
+		synctest.Test(t, func(t *testing.T) {
+			sampler, err := load.NewSampler(load.Config{Period: 10 * time.Millisecond, TimeConstant: 10 * time.Millisecond,
+				QueueingMinDelay: minDelay, CPU: load.SourceFunc(func() (float64, error) { return 0, nil }),
+				Memory: load.SourceFunc(func() (float64, error) { return 0, nil }), Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sampler.Close()
+			s := newShedder(t, loadshed.Config{Load: sampler})
+			defer s.Close()
+			intercept, count := s.UnaryServerInterceptor(), timed(sampler)
+			info := &grpc.UnaryServerInfo{FullMethod: "/grpc.testing.TestService/UnaryCall"}
+			call := func(d time.Duration) error {
+				_, err := intercept(context.Background(), struct{}{}, info, func(ctx context.Context, req any) (any, error) {
+					return count(ctx, req, info, func(context.Context, any) (any, error) {
+						time.Sleep(d)
+						return req, nil
+					})
+				})
+				return err
+			}
+			// One at a time at 20 µs, with a pause every ten calls so that
+			// each sample sees some: the no-load latency.
+			for i := 0; sampler.Snapshot().NoLoadLatency == 0; i++ {
+				if i > 10_000 {
+					t.Fatal("no no-load latency after 10 000 calls")
+				}
+				if err := call(20 * time.Microsecond); err != nil {
+					t.Fatalf("a call at no load: %v", err)
+				}
+				if i%10 == 9 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			// Then 400 µs a call for a second, from two callers at once
+			// half a call apart (so that no call runs alone).
+			var (
+				wg sync.WaitGroup
+				n  atomic.Int64
+			)
+			end := time.Now().Add(time.Second)
+			for i := range 2 {
+				wg.Go(func() {
+					time.Sleep(time.Duration(i) * 200 * time.Microsecond)
+					for time.Now().Before(end) {
+						if status.Code(call(400*time.Microsecond)) == codes.Unavailable {
+							n.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			shed = int(n.Load())
+			if q := sampler.Snapshot().Queueing; q < 0.9 {
+				t.Fatalf("queueing %.2f at 400 µs against 20 µs, want about 0.95", q)
+			}
+		})
+		return shed
+	}
+	if n := run(0); n != 0 {
+		t.Errorf("%d calls shed for a queueing delay of 380 µs, under QueueingMinDelay (1 ms)", n)
+	}
+	if n := run(100 * time.Microsecond); n == 0 {
+		t.Errorf("no call shed for a queueing delay of 380 µs with QueueingMinDelay 100 µs")
 	}
 }
