@@ -10,10 +10,15 @@ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dns
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # C-core 1.51 for the system python3 (test/python), and grpc-java 1.41 with
-# Netty (test/java, compiled by the tests with javac).
+# Netty (test/java, compiled by the tests with javac). libgrpc-java does not
+# depend on Guava, which grpc-java needs at run time: libguava-java is
+# named (it brings liberror-prone-java, error_prone_annotations.jar). The
+# jars checked are those of javaJars in bench/cluster/external.go.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need_apt+=(python3-grpcio)
-for j in grpc-netty netty-codec-http2 perfmark-api gson; do
-  [ -f /usr/share/java/$j.jar ] || { need_apt+=(libgrpc-java libnetty-java libperfmark-java libgoogle-gson-java); break; }
+for j in grpc-api grpc-core grpc-context grpc-netty perfmark-api guava gson error_prone_annotations \
+  netty-buffer netty-codec netty-codec-http netty-codec-http2 netty-codec-socks netty-common netty-handler \
+  netty-handler-proxy netty-resolver netty-transport; do
+  [ -f /usr/share/java/$j.jar ] || { need_apt+=(libgrpc-java libnetty-java libperfmark-java libgoogle-gson-java libguava-java liberror-prone-java); break; }
 done
 command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
