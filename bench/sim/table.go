@@ -129,8 +129,11 @@ func WriteLoadMarkdown(w io.Writer, rows []Row) {
 }
 
 // WriteMarkdown writes the rows of the rebalancing cases (those without a
-// Policy) as a Markdown table.
+// Policy) as a Markdown table, or nothing if there are none.
 func WriteMarkdown(w io.Writer, rows []Row) {
+	if !slices.ContainsFunc(rows, func(r Row) bool { return r.Policy == nil }) {
+		return
+	}
 	fmt.Fprintln(w, "| case | seconds to fair share | GOAWAYs per moved conn (floor) | peak reconnects/s on a replica (÷ mean conns) | max/mean conns at the end (balancer alone) | GOAWAYs |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range rows {
