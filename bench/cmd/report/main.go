@@ -115,6 +115,7 @@ var aims = []aim{
 	{"hot.wrr.share_error", "weighted_round_robin: abs(hot share − capacity share) ÷ capacity share", "≤ 0.10", le(0.10)},
 	{"hot.wrr_wait.share_error", "the same, the replicas waiting instead of burning CPU (hot one slow, not CPU-bound)", "≤ 0.10", le(0.10)},
 	{"hot.defaults.p99_ratio", "library defaults (no shedding), health-checking round_robin: p99 ÷ equal fleet with defaults", "≤ 2.0", le(2)},
+	{"hot.defaults_set.p99_ratio", "the same with the replica set named (-health-peers: the health guard and the peers' latency comparison)", "", nil},
 	{"hot.failsafe.p99_ratio", "failsafe-go peer on every replica ÷ bare equal fleet", "", nil},
 	{"hot.health_only.p99_ratio", "the same with shedding off and no client retries (health checking only)", "≤ 1.5", le(1.5)},
 	{"hot.seconds_out", "share of r1's health Watch streams turned away, averaged over the measured window (rr)", "", nil},

@@ -47,7 +47,8 @@ const hotPairs = 3
 // pairs. The other legs run once: bare grpc-go (baseline),
 // weighted_round_robin on ORCA (wrr; wrr_wait with replicas that wait
 // instead of burning CPU, so the hot one is slow but not CPU-bound),
-// library defaults (no shedding), and the failsafe-go peer, each against
+// library defaults (no shedding; defaults_set: with the replica set named),
+// and the failsafe-go peer, each against
 // its own equal fleet where one is needed for the ratio. HOT_LEGS=equal,rr
 // runs a subset.
 func runHot(ctx context.Context, e *env) error {
@@ -119,6 +120,12 @@ func runHot(ctx context.Context, e *env) error {
 		// Library defaults: no shedding; health follows CPU or queueing.
 		leg{"defaults_equal", mk(e.serverBin, replicas(quiet, ""), "", false)},
 		leg{"defaults", mk(e.serverBin, replicas(quiet, "20ms"), "", false)},
+		// The same defaults with the replica set named (the deployment
+		// docs/kubernetes.md describes: the headless name, which
+		// rebalancing needs anyway): health's guard and the latency
+		// comparison with the peers come with it.
+		leg{"defaults_set_equal", mk(e.serverBin, replicas(quiet, ""), "", true)},
+		leg{"defaults_set", mk(e.serverBin, replicas(quiet, "20ms"), "", true)},
 		// The failsafe-go adaptive limiter on every replica (no health
 		// service: health checking clients count it as serving).
 		leg{"failsafe", mk(peerBin, replicas([]string{"-peer", "failsafe"}, "20ms"), "", false)},
@@ -203,6 +210,7 @@ func runHot(ctx context.Context, e *env) error {
 		e.results["hot.baseline.p99_ratio"] = b[0] / be[0]
 	}
 	ratio("hot.defaults.p99_ratio", "defaults", "defaults_equal")
+	ratio("hot.defaults_set.p99_ratio", "defaults_set", "defaults_set_equal")
 	if b, f := p99["baseline_equal"], p99["failsafe"]; len(b) > 0 && len(f) > 0 && b[0] > 0 {
 		// Against bare grpc-go's equal fleet: failsafe-go adds no latency
 		// to a fleet it does not shed from.
