@@ -56,8 +56,9 @@ import (
 // while no other call was in flight ("lone" calls: nothing can have queued
 // them), collected all the time and smoothed; a window faster than
 // W0/(1+Tolerance) lowers it at once. The first estimate comes from lone
-// calls only; if a second passes without enough of them, the limit is
-// pinned to 1 until they come. Under sustained load lone calls stop; after
+// calls; if a second passes without enough of them, the limit is pinned to
+// 1 until they come, unless calls at twice the concurrency of the first
+// window at the limit took no longer (see early). Under sustained load lone calls stop; after
 // ProbeInterval without a new estimate, or as soon as the limit fell three
 // windows running without the latency falling (a no-load latency too low
 // would otherwise drive the limit down to 1: the service got slower, it is
@@ -139,6 +140,11 @@ type adaptive struct {
 	fewLone    int                    // windows running with under one call in ten alone
 	peaks      [headroomWindows]int64 // peak of the last windows
 	peakAt     int
+	// Before the first no-load measurement (see early):
+	earlyRef  float64 // µs: the latency of the first window at the limit; 0 when not growing
+	earlyFrom float64 // the limit then
+	earlyAt   int64   // ns: when calls first ran at twice earlyFrom; 0 before
+	earlyOff  bool    // the latency rose with the limit: no more growing before the first measurement
 }
 
 // headroomWindows and headroomMin bound the limit by the load seen (see
@@ -375,7 +381,9 @@ func (a *adaptive) update(now int64) {
 	if a.pinned || a.baseline == 0 {
 		a.allow.Store(math.MaxInt64)
 		if !a.pinned {
+			a.early(now, n, sum, peak, offered/dt)
 			a.headroom()
+			a.est = min(max(a.est, a.minLimit), a.maxLimit)
 			a.publish()
 		}
 		return
@@ -495,6 +503,81 @@ func (a *adaptive) update(now int64) {
 	a.est = min(max(a.est, a.minLimit), a.maxLimit)
 	a.publish()
 	a.gate(done, offered, dt, why != "waited beyond prediction")
+}
+
+// early grows the limit before the first no-load measurement, for a
+// service that takes many calls at once from its start (a gateway waiting
+// on its backends): without it such a replica, started under load, sheds
+// every call beyond InitialLimit until the pin to 1 has measured the
+// no-load latency and the limit has grown back, about two seconds of most
+// of its calls at half its capacity (the adaptive scenario's io profile,
+// 250 calls at once). Nothing is known of the knee yet, but one thing
+// needs no no-load latency: a service whose calls take no longer when the
+// calls in flight double does not queue them. So from the first window at
+// the limit (earlyRef, its mean latency; not started when the lone calls
+// seen so far were faster by more than Tolerance: those calls queue),
+// the limit steps up as at the knee (by a factor that doubles with each
+// step) while the mean latency stays within Tolerance of earlyRef. Once
+// calls have run at twice the limit of that first window for two of its
+// latencies (the latency of calls ending in a window reflects the
+// concurrency at which they started, one latency earlier), the latency did
+// not rise with them: it is the no-load latency, and the limit carries on
+// from there as if a probe had measured it. When the latency rises
+// instead, growing stops for good and the pin measures the no-load
+// latency, as without this. noLoad does not pin while the limit grows
+// here.
+func (a *adaptive) early(now int64, n, sum uint64, peak int64, offeredPerNs float64) {
+	if n == 0 {
+		return
+	}
+	wu := float64(sum) / float64(n) // µs
+	tol := a.cfg.Tolerance
+	reached := float64(peak) >= math.Round(a.est)
+	step := func() {
+		// At least the step at the knee; up to the calls offered × their
+		// latency (Little's law: the concurrency that serves them all at
+		// this latency), at most twice the limit.
+		a.est = max(a.est+max(1, a.growth*a.est), min(2*a.est, offeredPerNs*wu*1000))
+		a.growth = min(2*a.growth, 1)
+	}
+	switch {
+	case a.earlyOff:
+		return
+	case a.earlyRef == 0:
+		if !reached {
+			return
+		}
+		if pn, psum := unpack(a.pacc.Load()); pn > 0 && wu > float64(psum)/float64(pn)*(1+tol) {
+			return
+		}
+		a.earlyRef, a.earlyFrom, a.earlyAt = wu, a.est, 0
+		a.log.Debug("loadshed: adaptive: growing before the no-load latency is known", "latency", micros(wu),
+			"limit", int64(math.Round(a.est)), "peak", peak)
+		step()
+	case wu > a.earlyRef*(1+tol):
+		a.log.Debug("loadshed: adaptive: latency rose with the limit before the no-load latency is known",
+			"latency", micros(wu), "first_latency", micros(a.earlyRef), "limit", int64(math.Round(a.est)), "peak", peak)
+		a.earlyRef, a.earlyOff, a.growth = 0, true, tol
+		a.fewLone = max(a.fewLone, 3) // the pin may come at once
+	default:
+		if a.earlyAt == 0 && float64(peak) >= 2*a.earlyFrom {
+			a.earlyAt = now
+		}
+		if a.earlyAt != 0 && now-a.earlyAt >= int64(2*a.earlyRef*1000) {
+			a.baseline, a.baselineAt = a.earlyRef, now
+			a.measured.Store(true)
+			a.cv = 0
+			a.nextProbe = now + jitter(int64(a.cfg.ProbeInterval))
+			a.pacc.Store(0)
+			a.psq.Store(0)
+			a.earlyRef = 0
+			a.log.Info("loadshed: adaptive: no-load latency measured", "no_load_latency", micros(a.baseline),
+				"how", "calls at twice the concurrency took no longer", "limit", int64(math.Round(a.est)))
+		}
+		if reached {
+			step()
+		}
+	}
 }
 
 // headroom keeps the limit within twice the most calls in flight of the
@@ -646,7 +729,7 @@ func (a *adaptive) noLoad(now int64) {
 		return
 	}
 	switch {
-	case a.baseline == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) &&
+	case a.baseline == 0 && a.earlyRef == 0 && now-a.started >= int64(pinAfter) && a.seen >= 2*uint64(a.cfg.ProbeSamples) &&
 		a.fewLone >= 3 && (a.overload > overloaded || slices.Max(a.peaks[:]) >= headroomMin):
 		// Overloaded from the start (more calls offered than served,
 		// hardly any running alone), or a service that always has many

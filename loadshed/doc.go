@@ -177,7 +177,13 @@
 // ProbeSamples times a spread factor (4 × the squared coefficient of
 // variation, 1..16: a 50/50 mix of 1 ms and 50 ms calls needs 16 times as
 // many); a replica overloaded from its start pins the limit to 1 until it
-// has them. Under sustained load no call runs alone: after ProbeInterval,
+// has them. Until then, a replica started under load whose calls take no
+// longer at twice the calls in flight of the first window at its limit
+// grows the limit from InitialLimit as at the knee, and takes that latency
+// as its no-load latency (a service that takes hundreds of calls at once,
+// a gateway waiting on its backends, would otherwise shed all beyond
+// InitialLimit for its first two seconds); one whose latency rises with
+// the limit stops growing and is pinned. Under sustained load no call runs alone: after ProbeInterval,
 // or at once when the limit halved and the wait did not fall (the service
 // got slower, it is not queueing: without this a stale W0 would drive the
 // limit to 1), the limit is pinned to a quarter of itself for a few calls.

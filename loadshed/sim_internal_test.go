@@ -351,3 +351,52 @@ func TestAdaptiveReprobes(t *testing.T) {
 		t.Errorf("limit median %d between probes, want the knee 4", med)
 	}
 }
+
+// TestAdaptiveStartsUnderLoad: a replica started under load, of a service
+// that takes many calls at once (io: 50 ms, 200 at once), sheds little:
+// the limit grows from InitialLimit (20) while the calls take no longer
+// than at 20 in flight, instead of shedding all beyond 20 until a pin to 1
+// has measured the no-load latency (34 % and 39 % of the first 4 s at
+// 0.5× and 1× before). And a service that queues, whose first call was
+// slow (a cold start: 300 ms against 10 ms), grows its limit at most one
+// step (its latency rises with the limit, which stops the growth for
+// good), then pins to 1 and settles at its knee.
+func TestAdaptiveStartsUnderLoad(t *testing.T) {
+	io := profiles[2]
+	for _, c := range []struct {
+		mult float64
+		max  float64
+	}{{0.5, 0.08}, {1, 0.10}} {
+		res := simulate(t, io, AdaptiveConfig{}, []phase{{c.mult, 4 * time.Second}}, false, 9)
+		shed := float64(res.shed[0]) / float64(res.offered[0])
+		need := int64(c.mult * float64(io.workers)) // calls in flight at this load
+		t.Logf("io at %g×: shed %.3f of the first 4s (%d of %d); limit at 1s %d, at 4s %d (%d calls in flight needed)",
+			c.mult, shed, res.shed[0], res.offered[0], res.limits[100], res.limits[len(res.limits)-1], need)
+		if shed > c.max {
+			t.Errorf("io at %g×: %.3f of the calls of the first 4s shed, want at most %.2f", c.mult, shed, c.max)
+		}
+		if l := res.limits[100]; l < need {
+			t.Errorf("io at %g×: limit %d after 1s, want at least the %d calls in flight the load needs", c.mult, l, need)
+		}
+	}
+	cold := model{name: "cpu1-cold", workers: 1, inside: fixed(10 * time.Millisecond),
+		outside: func(at time.Duration) time.Duration {
+			if at == 0 { // the first call: a connection to a dependency made, say
+				return 290 * time.Millisecond
+			}
+			return 0
+		}}
+	res := simulate(t, cold, AdaptiveConfig{}, []phase{{3, 6 * time.Second}}, false, 4)
+	pinned := slices.Contains(res.limits[:200], 1)
+	lim := slices.Clone(res.limits[300:])
+	slices.Sort(lim)
+	med := lim[len(lim)/2]
+	t.Logf("cpu1 with a cold first call at 3×: pinned to 1 in the first 2s: %v; limit median after 3s %d; most in the first second %d",
+		pinned, med, slices.Max(res.limits[:100]))
+	if !pinned || med > 2 {
+		t.Errorf("cpu1 with a cold first call: pinned %v, limit median %d; want pinned, then the knee 1 (or 2)", pinned, med)
+	}
+	if m := slices.Max(res.limits[:100]); m > 2*20 {
+		t.Errorf("cpu1 with a cold first call: the limit reached %d in the first second, want at most twice InitialLimit (20): its latency rose", m)
+	}
+}
