@@ -157,7 +157,8 @@ func init() {
 		a = append(a,
 			aim{"adaptive." + p + ".goodput_1x", p + ": goodput ÷ offered at 1× (no false shedding)", "≥ 0.97", ge(0.97)},
 			aim{"adaptive." + p + ".p99_ratio_3x", p + ": p99 at 3× ÷ at 0.5×", "≤ 2.0", le(2)},
-			aim{"adaptive." + p + ".goodput_ratio_3x", p + ": goodput ÷ capacity at 3×", "≥ 0.95", ge(0.95)})
+			aim{"adaptive." + p + ".goodput_ratio_3x", p + ": goodput ÷ capacity at 3×", "≥ 0.95", ge(0.95)},
+			aim{"adaptive." + p + ".goodput_start", p + ": goodput ÷ offered at 0.5× in the replica's first phase, seconds 1–4 after its start (what it shed while its limit learned the service)", "", nil})
 	}
 	// Before the drift figure, which closes the adaptive block.
 	for i := range aims {

@@ -114,6 +114,9 @@ func adaptiveProfileRun(ctx context.Context, e *env, peerBin string, p adaptiveP
 	ph := res.Phases
 	key := "adaptive." + p.name + "."
 	e.results[key+"goodput_1x"] = ph[1].OfferedGoodput
+	// The 0.5× phase is the replica's first: what it shed there (from its
+	// second second on) it shed while its limit learned the service.
+	e.results[key+"goodput_start"] = ph[0].OfferedGoodput
 	if ph[0].P99 > 0 {
 		e.results[key+"p99_ratio_3x"] = float64(ph[2].P99) / float64(ph[0].P99)
 		if len(ph) > 3 {
