@@ -85,7 +85,10 @@ type Config struct {
 	// turn clients away carries more than it can serve, and moving the
 	// excess to its peers beats refusing it (each refusal costs the client
 	// a retry). Without a shedder nothing is refused and this never
-	// applies. Default 0.01 (1 %); allowed above 0 up to 1.
+	// applies. The calls an adaptive limit sheds while it measures its
+	// no-load latency (its probes, and before its first measurement) are
+	// not refusals for load and do not count. Default 0.01 (1 %); allowed
+	// above 0 up to 1.
 	ShedEnter float64
 	// ShedExit is the share of calls refused below which an overloaded
 	// server counts as recovered. Default 0.002 (or ShedEnter/5 when that

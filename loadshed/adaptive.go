@@ -285,6 +285,17 @@ func (a *adaptive) admitted(inFlight int64) {
 	}
 }
 
+// measuring reports whether the limit is measuring the no-load latency
+// rather than limiting load: pinned by a probe, or not measured yet. The
+// calls it sheds then are the measurement's cost, not refusals for load:
+// the Shedder does not report them to the load sampler (load.Calls.Refuse),
+// whose shed ratio health reads as overload. A probe sheds most calls for
+// a quarter of a second or so, and the smoothed ratio stays over health's
+// ShedEnter (1 %) for longer than its Hold (2 s) after it: measured, a
+// replica at 0.9× of a four-worker service with nothing queued turned
+// NOT_SERVING for load after its probes, twice in 80 s.
+func (a *adaptive) measuring() bool { return a.pinnedSince.Load() != 0 || !a.measured.Load() }
+
 // lone reports whether a call admitted with inFlight calls in flight (its
 // own included) is a no-load sample.
 func (a *adaptive) lone(inFlight int64) bool { return inFlight <= a.loneMax.Load() }

@@ -234,4 +234,15 @@
 // measure the no-load latency; debug for shed calls (at most one line a
 // second with the count since the last) and for every window of the
 // adaptive limit (why it moved, with the latencies it decided on).
+//
+// With a sampler (Config.Load), every shed call is also reported to it
+// (load.Calls.Refuse), and health reads the share refused as overload
+// (health.Config.ShedEnter), except the calls the adaptive limit sheds
+// while it measures its no-load latency (pinned by a probe, or before its
+// first measurement): those are the measurement's cost, counted in
+// grpcmgmt.loadshed.shed{reason="adaptive"} only. A probe sheds most calls
+// for a quarter of a second, and the smoothed share stays over 1 % for
+// longer than health's Hold after it; reported, they took a replica at 0.9×
+// of its capacity, nothing queued, out of rotation after its probes, twice
+// in 80 s.
 package loadshed

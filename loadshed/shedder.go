@@ -490,7 +490,7 @@ func (s *Shedder) done(t token) {
 // rejected counts and logs one shed call and returns its status error.
 func (s *Shedder) rejected(r reason, p Priority, method string) error {
 	s.shed[r][p].Add(1)
-	if s.load != nil {
+	if s.load != nil && (r != reasonAdaptive || !s.adaptive.measuring()) {
 		s.load.Calls().Refuse()
 	}
 	now := s.now()
