@@ -179,6 +179,14 @@ func main() {
 	}
 }
 
+// runName names the i-th run: A to Z, then AA, AB, and so on.
+func runName(i int) string {
+	if i < 26 {
+		return string(rune('A' + i))
+	}
+	return runName(i/26-1) + string(rune('A'+i%26))
+}
+
 func run(in, doc string) error {
 	res := map[string]any{}
 	src := map[string]int{} // figure -> index of its run in runs
@@ -231,7 +239,7 @@ func run(in, doc string) error {
 		if len(runs) < 2 {
 			return ""
 		}
-		return fmt.Sprintf(" %c |", 'A'+src[k])
+		return " " + runName(src[k]) + " |"
 	}
 	in = strings.Split(in, ",")[0] // NOTES.md sits beside the first file's directory
 	var w strings.Builder
@@ -247,7 +255,7 @@ func run(in, doc string) error {
 	} else {
 		fmt.Fprintf(&w, "The figures come from %d runs, each on a machine of %v CPUs (its CPU model beside it), named in the last column:\n\n", len(runs), res["meta.cpus"])
 		for i, r := range runs {
-			fmt.Fprintf(&w, "- %c: %s\n", 'A'+i, r)
+			fmt.Fprintf(&w, "- %s: %s\n", runName(i), r)
 		}
 		fmt.Fprintf(&w, "\n| figure | meaning | value | aim | met | run |\n|---|---|---|---|---|---|\n")
 	}
