@@ -99,7 +99,9 @@ type Config struct {
 // AdaptiveConfig configures the adaptive concurrency limit. The zero value
 // means every default. See the package documentation for the algorithm.
 type AdaptiveConfig struct {
-	// InitialLimit is the limit before the first update. Default 20;
+	// InitialLimit is the limit before the first update. A replica
+	// started under load grows it while its calls take no longer with
+	// more of them in flight (see the package documentation). Default 20;
 	// allowed MinLimit..MaxLimit.
 	InitialLimit int
 	// MinLimit is the lowest limit. Default 1: a service with one worker
