@@ -13,9 +13,11 @@ import (
 )
 
 // adaptiveProfile is one service shape of the adaptive scenario, on one
-// replica. Capacities stay near 100 calls/s (io excepted, whose capacity is
-// this machine's) so that 10× is a rate the load generator can offer on two
-// cores.
+// replica. Capacities stay near 100 calls/s so that 10× is a rate the load
+// generator can offer on two cores; io excepted, whose 500 calls of 50 ms
+// at once make 10 000 calls/s: at 3× more than the load generator and the
+// replica exchange on two shared cores of some machines (bench/NOTES.md,
+// "io at 3× on this machine").
 type adaptiveProfile struct {
 	name    string
 	args    []string // capacity flags of internal/replica
@@ -31,9 +33,8 @@ var adaptiveProfiles = []adaptiveProfile{
 	// time would need four cores; this machine has two, shared with the
 	// load generator.)
 	{name: "cpu4", args: []string{"-work", "10ms", "-wait", "30ms", "-workers", "4"}, callers: 32},
-	// Handlers that wait 50 ms without CPU, 500 at once: the knee is where
-	// this machine's CPU runs out, hundreds of calls (a limit of 3 or 20
-	// would starve it).
+	// Handlers that wait 50 ms without CPU, 500 at once: a knee of
+	// hundreds of calls (a limit of 3 or 20 would starve it).
 	{name: "io", args: []string{"-wait", "50ms", "-workers", "500"}, callers: 1000},
 	// Two methods, half of the calls each: 1 ms and 50 ms (1 ms of CPU,
 	// and 0 or 49 ms of wait), four workers.
