@@ -63,7 +63,10 @@ import (
 // windows running without the latency falling (a no-load latency too low
 // would otherwise drive the limit down to 1: the service got slower, it is
 // not queueing), the limit is pinned to max(1, K/4), well below the knee,
-// until ProbeSamples calls admitted at that concurrency give a new one.
+// until ProbeSamples calls admitted at that concurrency give a new one
+// (after ProbeInterval only if the limit was reached in the last windows
+// or the calls take longer than W0 × (1+Tolerance): else nothing says W0
+// changed).
 //
 // No goroutine: the update runs on the call path, in the done of the call
 // that closes a window, guarded by a CAS so one caller does it.
@@ -753,6 +756,15 @@ func (a *adaptive) noLoad(now int64) {
 		// and 50 ms mix shed in its first 8 s with three, 0.1 % with ten.)
 		a.pin(1, "first")
 	case a.baseline != 0 && now >= a.nextProbe:
+		if float64(slices.Max(a.peaks[:])) < math.Round(a.est) && a.within > 0 && a.within <= a.baseline*1000*(1+a.cfg.Tolerance) {
+			// The limit not reached in the last windows and the calls
+			// taking their no-load latency: nothing says it changed, and a
+			// probe would shed calls for nothing.
+			a.nextProbe = now + jitter(int64(a.cfg.ProbeInterval))
+			a.log.Debug("loadshed: adaptive: probe skipped: calls take their no-load latency", "latency", micros(a.within/1000),
+				"no_load_latency", micros(a.baseline))
+			return
+		}
 		a.pin(max(1, int64(math.Round(a.est/4))), "again")
 	}
 }

@@ -186,8 +186,10 @@
 // the limit stops growing and is pinned. Under sustained load no call runs alone: after ProbeInterval,
 // or at once when the limit halved and the wait did not fall (the service
 // got slower, it is not queueing: without this a stale W0 would drive the
-// limit to 1), the limit is pinned to a quarter of itself for a few calls.
-// At light load the limit stays within twice the most calls seen in flight
+// limit to 1), the limit is pinned to a quarter of itself for a few calls;
+// not after ProbeInterval when the limit was not reached in the last
+// windows and the calls take their no-load latency (nothing says it
+// changed, and the pin would shed calls for nothing). At light load the limit stays within twice the most calls seen in flight
 // (at least 4), so a surge meets a limit near what was served. MinLimit is
 // 1: a one-worker replica has a knee of one call.
 //

@@ -400,3 +400,26 @@ func TestAdaptiveStartsUnderLoad(t *testing.T) {
 		t.Errorf("cpu1 with a cold first call: the limit reached %d in the first second, want at most twice InitialLimit (20): its latency rose", m)
 	}
 }
+
+// TestAdaptiveSkipsIdleProbes: a probe pins the limit to a quarter of
+// itself and sheds most calls while it lasts; when the limit has held
+// nothing back in its last windows and the calls take their no-load latency,
+// nothing says the no-load latency changed, and the probe is skipped. The
+// four-worker profile at half its capacity with a probe due every second:
+// no pin in the 10 s after its first measurement (before: one a second,
+// 54–63 calls shed in those 10 s, none now); TestAdaptiveReprobes holds
+// that probes still come under overload.
+func TestAdaptiveSkipsIdleProbes(t *testing.T) {
+	m := profiles[1] // cpu4
+	res := simulate(t, m, AdaptiveConfig{ProbeInterval: time.Second}, []phase{{0.5, 3 * time.Second}, {0.5, 10 * time.Second}}, false, 6)
+	pins := 0
+	for i := 301; i < len(res.limits); i++ {
+		if res.limits[i] <= 2 && res.limits[i-1] > 2 {
+			pins++
+		}
+	}
+	t.Logf("cpu4 at 0.5×, a probe due every second: %d pins and %d of %d calls shed in the 10 s after the first 3", pins, res.shed[1], res.offered[1])
+	if pins != 0 {
+		t.Errorf("%d pins at half the capacity with calls at their no-load latency, want none", pins)
+	}
+}
