@@ -132,6 +132,7 @@ type adaptive struct {
 	cv         float64 // coefficient of variation of the last batch of no-load samples
 	overload   float64 // offered ÷ completed, smoothed over windows
 	within     float64 // latency of calls within the limit, smoothed over windows, ns
+	doubt      bool    // the next probe is for the doubt rule (see update), not ProbeInterval
 	downs      int     // consecutive windows with a step down
 	downFrom   float64 // the excess wait of the first of them
 	downK      float64 // the limit before the first of them
@@ -487,7 +488,7 @@ func (a *adaptive) update(now int64) {
 			// The limit fell for several windows and the wait did not:
 			// calls are slower, not queued. Measure the no-load latency
 			// again now.
-			a.nextProbe = now
+			a.nextProbe, a.doubt = now, true
 			a.downs = 0
 		}
 	case nq > 0 && np > 0 && float64(sumq)/float64(nq)*1000-ref+noise(nq) < 0.5*float64(sump)/float64(np)*1000:
@@ -722,7 +723,7 @@ func (a *adaptive) noLoad(now int64) {
 			a.baseline += smoothing * (m - a.baseline)
 		}
 		a.baselineAt = now
-		a.nextProbe = now + jitter(int64(a.cfg.ProbeInterval))
+		a.nextProbe, a.doubt = now+jitter(int64(a.cfg.ProbeInterval)), false
 		if a.pinned {
 			a.pinned = false
 			a.pinnedSince.Store(0)
@@ -756,7 +757,7 @@ func (a *adaptive) noLoad(now int64) {
 		// and 50 ms mix shed in its first 8 s with three, 0.1 % with ten.)
 		a.pin(1, "first")
 	case a.baseline != 0 && now >= a.nextProbe:
-		if float64(slices.Max(a.peaks[:])) < math.Round(a.est) && a.within > 0 && a.within <= a.baseline*1000*(1+a.cfg.Tolerance) {
+		if !a.doubt && float64(slices.Max(a.peaks[:])) < math.Round(a.est) && a.within > 0 && a.within <= a.baseline*1000*(1+a.cfg.Tolerance) {
 			// The limit not reached in the last windows and the calls
 			// taking their no-load latency: nothing says it changed, and a
 			// probe would shed calls for nothing.
@@ -765,6 +766,7 @@ func (a *adaptive) noLoad(now int64) {
 				"no_load_latency", micros(a.baseline))
 			return
 		}
+		a.doubt = false
 		a.pin(max(1, int64(math.Round(a.est/4))), "again")
 	}
 }
