@@ -127,12 +127,18 @@ func TestProportionalRemoval(t *testing.T) {
 // waitStatus polls the published status of service "" until it is want.
 func waitStatus(t *testing.T, r *health.Reporter, want health.Status) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	waitStatusWithin(t, r, want, 5*time.Second)
+}
+
+// waitStatusWithin waits until r's status is want, at most d.
+func waitStatusWithin(t *testing.T, r *health.Reporter, want health.Status, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if st, _ := r.Status(""); st == want {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("status did not become %v within 5s", want)
+	t.Fatalf("status did not become %v within %v", want, d)
 }
