@@ -58,8 +58,8 @@ import (
 // W0/(1+Tolerance) lowers it at once. The first estimate comes from lone
 // calls; if a second passes without enough of them, the limit is pinned to
 // 1 until they come, unless calls at twice the concurrency of the first
-// window at the limit took no longer (see early). Under sustained load lone calls stop; after
-// ProbeInterval without a new estimate, or as soon as the limit fell three
+// window at the limit took no longer (see early). Under sustained load
+// lone calls stop; after ProbeInterval without a new estimate, or as soon as the limit fell three
 // windows running without the latency falling (a no-load latency too low
 // would otherwise drive the limit down to 1: the service got slower, it is
 // not queueing), the limit is pinned to max(1, K/4), well below the knee,
