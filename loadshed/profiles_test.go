@@ -31,19 +31,12 @@ type profilePhase struct {
 type profileResult struct {
 	limits   []float64
 	ok, shed int64
-	lats     []time.Duration
 }
 
 func (r profileResult) median() float64 {
 	l := slices.Clone(r.limits)
 	slices.Sort(l)
 	return l[len(l)/2]
-}
-
-func (r profileResult) p99() time.Duration {
-	l := slices.Clone(r.lats)
-	slices.Sort(l)
-	return l[len(l)*99/100]
 }
 
 func runProfile(t *testing.T, svc *replica.Service, phases []profilePhase) []profileResult {
@@ -90,16 +83,10 @@ func runProfile(t *testing.T, svc *replica.Service, phases []profilePhase) []pro
 				wg.Go(func() {
 					cctx, ccancel := context.WithTimeout(t.Context(), 2*time.Second)
 					defer ccancel()
-					begin := time.Now()
 					_, err := c.UnaryCall(cctx, &testpb.SimpleRequest{})
 					switch status.Code(err) {
 					case codes.OK:
 						ok.Add(1)
-						if time.Since(start) >= ph.d/2 {
-							mu.Lock()
-							res.lats = append(res.lats, time.Since(begin))
-							mu.Unlock()
-						}
 					case codes.Unavailable:
 						shed.Add(1)
 					default:

@@ -478,10 +478,7 @@ func (f *fleet) scale(balancer, replicas bool) {
 		f.res.HadToMove = f.hadToMove()
 	}
 	if balancer {
-		f.rot = f.rot[:0]
-		for _, r := range f.reps[:s.After] {
-			f.rot = append(f.rot, r)
-		}
+		f.rot = append(f.rot[:0], f.reps[:s.After]...)
 	}
 }
 
