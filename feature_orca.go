@@ -6,7 +6,8 @@ import (
 
 // WithORCA configures the ORCA load reports (on by default with
 // orca.Config{}'s defaults): a report in the trailer of one unary call in
-// orca.Config.PerCallEvery (default 8) and of every stream, and the
+// orca.Config.PerCallEvery (default 8), of the first after each sample, and
+// of every stream, and the
 // out-of-band OpenRcaService, registered by Manager.Register, both fed by the
 // shared load sampler, so weighted_round_robin clients send each replica
 // traffic in proportion to its measured capacity. With WithLoadShed on and

@@ -11,7 +11,8 @@ const RoundRobin = `{
 
 // WeightedRoundRobin is RoundRobin with weighted_round_robin fed by the ORCA
 // reports the server attaches to call trailers (one unary call in
-// orca.Config.PerCallEvery, and every stream), falling back to round_robin
+// orca.Config.PerCallEvery, the first after each sample, and every
+// stream), falling back to round_robin
 // for clients without it. grpc-go needs the blank import of
 // google.golang.org/grpc/balancer/weightedroundrobin.
 const WeightedRoundRobin = `{

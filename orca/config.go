@@ -68,10 +68,14 @@ type Config struct {
 	TimeConstant time.Duration
 	// DisablePerCall turns off the per-call reports (the
 	// endpoint-load-metrics-bin trailer). Default false: one unary call in
-	// PerCallEvery, and every stream, carries one.
+	// PerCallEvery, the first unary call after each sample, and every
+	// stream carry one.
 	DisablePerCall bool
 	// PerCallEvery sends the per-call report on one unary call in
-	// PerCallEvery (streams always carry one). Every report carries the same
+	// PerCallEvery, and on the first unary call to end after each sample
+	// whatever its number (so that a replica that gets fewer calls a period
+	// still reports; see Reporter.AddCallReport); streams always carry one.
+	// Every report carries the same
 	// server-wide values, refreshed once per sampler period, so at high
 	// rates most of them repeat the last one; sampling them cuts the cost
 	// grpc-go's recorder and trailer add to each call (measured with

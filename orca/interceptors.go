@@ -37,8 +37,8 @@ func (r *Reporter) CallMetricsServerOption() grpc.ServerOption {
 // UnaryServerInterceptor counts the unary calls in flight on the shared
 // sampler's load.Calls (the input of application_utilization and qps; the
 // grpcmgmt Manager counts them itself) and adds the per-call report to the
-// trailer of one unary call in Config.PerCallEvery (default 8), when the
-// handler returns (see AddCallReport).
+// trailer of one unary call in Config.PerCallEvery (default 8) and of the
+// first after each sample, when the handler returns (see AddCallReport).
 func (r *Reporter) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return r.unary }
 
 // StreamServerInterceptor adds the per-call report to the trailer of every
@@ -63,9 +63,20 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 
 // AddCallReport adds the per-call report to the trailer of the unary call
 // whose context is ctx, if the call is one of the one in
-// Config.PerCallEvery that carry one (and per-call reports are on). Call it
-// from a unary server interceptor when the handler has returned, once per
-// call: the Reporter's own interceptor and the grpcmgmt Manager's do.
+// Config.PerCallEvery that carry one, or the first to end since the
+// report was last refreshed (and per-call reports are on). Call it from a
+// unary server interceptor when the handler has returned, once per call:
+// the Reporter's own interceptor and the grpcmgmt Manager's do.
+//
+// The second rule is for replicas that get few calls: a weighted_round_robin
+// client weighs a replica only once it has had a valid report from it
+// (@grpc/grpc-js 1.14 gives a replica without one a weight of 1 against
+// its peers' hundreds), so a replica that got fewer than PerCallEvery calls
+// while the others got their weights could wait for its next report for
+// as long as it got almost no calls: for ever (seen in TestWRRNodePerCall:
+// a grpc-js client, per-call reports, 15 calls/s over two replicas, one of
+// them with no call after its first seven). It costs one report a sample period, and a read of a
+// flag that changes once a period on the other calls.
 //
 // The report is the server-wide one of the latest sample (ServerMetrics),
 // marshalled once per sample period: adding it costs grpc-go's trailer
@@ -77,7 +88,12 @@ func (r *Reporter) AddCallReport(ctx context.Context) {
 		return
 	}
 	if n := r.perCallN.Add(1) - 1; n%uint64(r.cfg.PerCallEvery) != 0 {
-		return
+		if !r.fresh.Load() || !r.fresh.CompareAndSwap(true, false) {
+			return
+		}
+		r.freshReports.Add(1)
+	} else if r.fresh.Load() {
+		r.fresh.Store(false)
 	}
 	if r.cfg.HandlerMetrics {
 		_ = grpcorca.CallMetricsRecorderFromContext(ctx) // makes grpc-go send the report

@@ -83,22 +83,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // Every per-call report is counted (with the default PerCallEvery, one
-// call in 8 carries one), and the reported utilization is published as a
-// gauge.
+// call in 8 carries one, and so does the first after each of the samples
+// that come every 10 ms here), and the reported utilization is published as
+// a gauge.
 func TestMetricsCallReports(t *testing.T) {
 	mp, reader := testMeter(t)
 	cpu := load.SourceFunc(func() (float64, error) { return 0.25, nil })
 	r, _ := newReporter(t, load.Config{Period: 10 * time.Millisecond, CPU: cpu}, orca.Config{}, orca.WithMeterProvider(mp))
 	c := dial(t, startStandalone(t, r, r.ServerOptions()...))
-	const calls = 17 // reports on calls 1, 9 and 17
+	const calls = 17 // reports on calls 1, 9 and 17 at least
 	reports := 0
 	for range calls {
 		if callReport(t, c) != nil {
 			reports++
 		}
 	}
-	if reports != 3 {
-		t.Errorf("%d of %d calls carried a report with the default PerCallEvery (%d), want 3", reports, calls, orca.DefaultPerCallEvery)
+	if reports < 3 {
+		t.Errorf("%d of %d calls carried a report with the default PerCallEvery (%d), want 3 or more", reports, calls, orca.DefaultPerCallEvery)
 	}
 	if n := sumInt(t, reader, "grpcmgmt.orca.call_reports"); n != int64(reports) {
 		t.Errorf("call_reports = %d after %d reports, want %d", n, reports, reports)

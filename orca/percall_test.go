@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,7 +231,9 @@ func TestDisablePerCall(t *testing.T) {
 func TestPerCallEvery(t *testing.T) {
 	rs := replica.New(replica.Config{Name: "r"})
 	s := startServer(t, "127.0.0.1", rs.Register, []grpcmgmt.Option{
-		grpcmgmt.WithLoad(load.Config{Period: 20 * time.Millisecond}),
+		// No sample while the calls run (the first comes one Period after
+		// the start): the first call after a sample carries a report too.
+		grpcmgmt.WithLoad(load.Config{Period: 10 * time.Second}),
 		grpcmgmt.WithORCA(orca.Config{PerCallEvery: 4}),
 	})
 	c := dial(t, s.addr)
@@ -242,6 +245,44 @@ func TestPerCallEvery(t *testing.T) {
 	}
 	if reported != 10 {
 		t.Errorf("%d of 40 calls carried a per-call report with PerCallEvery 4, want 10", reported)
+	}
+}
+
+// The first unary call after each sample carries the report whatever
+// PerCallEvery says, so that a replica that gets fewer calls than that a
+// period still reports (a grpc-js weighted_round_robin client gives a
+// replica without a valid report almost no calls, and so never gets one
+// from it otherwise). The calls after it in the same period do not.
+func TestPerCallFirstAfterSample(t *testing.T) {
+	r, s := newReporter(t, load.Config{Period: 200 * time.Millisecond}, orca.Config{Capacity: 1, PerCallEvery: 1000})
+	samples := make(chan struct{}, 1)
+	var n atomic.Int64
+	cancel := s.OnSample(func(load.Snapshot) { // after the Reporter's: registered later
+		n.Add(1)
+		select {
+		case samples <- struct{}{}:
+		default:
+		}
+	})
+	t.Cleanup(cancel)
+	c := dial(t, startStandalone(t, r, r.ServerOptions()...))
+	if callReport(t, c) == nil {
+		t.Fatal("the first call carried no report (one call in PerCallEvery, counted from the first)")
+	}
+	for i := range 5 {
+		select {
+		case <-samples:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no sample within 10s")
+		}
+		before := n.Load()
+		if callReport(t, c) == nil {
+			t.Errorf("sample %d: the first call after it carried no report", i+1)
+		}
+		rep := callReport(t, c)
+		if n.Load() == before && rep != nil {
+			t.Errorf("sample %d: the second call after it carried a report too (PerCallEvery 1000)", i+1)
+		}
 	}
 }
 

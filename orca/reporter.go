@@ -95,6 +95,7 @@ type Reporter struct {
 	_             cpu.CacheLinePad
 	perCallN      atomic.Uint64
 	streamReports atomic.Uint64
+	freshReports  atomic.Uint64 // unary calls that carried a report for being the first after a sample (see fresh)
 	_             cpu.CacheLinePad
 
 	// metrics is the latest report; never nil, never modified once stored.
@@ -102,6 +103,11 @@ type Reporter struct {
 	// trailer is metrics marshalled once into the per-call trailer
 	// (TrailerKey); never nil, never modified once stored.
 	trailer atomic.Pointer[metadata.MD]
+	// fresh is set when a new report is published and cleared by the next
+	// unary call to carry one: that call carries it whatever PerCallEvery
+	// says (see AddCallReport). Read by every call, written about once a
+	// sample period.
+	fresh atomic.Bool
 
 	// Owned by the sampler goroutine (onSample):
 	lastAt        time.Time // the last sample's
@@ -206,13 +212,14 @@ func (r *Reporter) ServerMetrics() *grpcorca.ServerMetrics {
 func (r *Reporter) InFlight() int64 { return r.calls.UnaryInFlight() }
 
 // callReportsSent returns the per-call reports sent so far: one unary call
-// in PerCallEvery (the first of each run of PerCallEvery) and every stream.
+// in PerCallEvery (the first of each run of PerCallEvery), the first unary
+// call after a sample when it was not one of those, and every stream.
 func (r *Reporter) callReportsSent() uint64 {
 	if r.cfg.DisablePerCall {
 		return 0
 	}
 	every := uint64(r.cfg.PerCallEvery)
-	return (r.perCallN.Load()+every-1)/every + r.streamReports.Load()
+	return (r.perCallN.Load()+every-1)/every + r.freshReports.Load() + r.streamReports.Load()
 }
 
 // Close stops following the sampler and ends the out-of-band streams that
@@ -294,6 +301,7 @@ func (r *Reporter) publish(sm *grpcorca.ServerMetrics) {
 	}
 	md := metadata.MD{TrailerKey: {string(b)}}
 	r.trailer.Store(&md)
+	r.fresh.Store(true)
 }
 
 // limit returns the concurrency limit application_utilization divides by
