@@ -75,8 +75,9 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 // while the others got their weights could wait for its next report for
 // as long as it got almost no calls: for ever (seen in TestWRRNodePerCall:
 // a grpc-js client, per-call reports, 15 calls/s over two replicas, one of
-// them with no call after its first seven). It costs one report a sample period, and a read of a
-// flag that changes once a period on the other calls.
+// them with no call after its first seven). It costs one report a sample
+// period, and on the other calls a read of a flag that changes once a
+// period.
 //
 // The report is the server-wide one of the latest sample (ServerMetrics),
 // marshalled once per sample period: adding it costs grpc-go's trailer
