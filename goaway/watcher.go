@@ -220,6 +220,14 @@ func (w *DNSWatcher) lookup() Lookup {
 	ctx, cancel := context.WithTimeout(w.ctx, lookupTimeout)
 	defer cancel()
 	addrs, err := w.resolver.LookupHost(ctx, w.cfg.Name)
+	if de, ok := err.(*net.DNSError); ok && w.cfg.Resolver != "" {
+		// Go's resolver names the first server of /etc/resolv.conf in its
+		// errors even when Dial sent the query elsewhere: name the server
+		// asked, so the log does not send an operator to the wrong one.
+		c := *de
+		c.Server = w.cfg.Resolver
+		err = &c
+	}
 	l := Lookup{At: time.Now(), Err: err}
 	if err == nil {
 		slices.Sort(addrs)

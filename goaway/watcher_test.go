@@ -63,6 +63,9 @@ func TestDNSWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "a failed lookup", func() bool { l := last(); return l.Err != nil && len(l.Members) == 0 })
+	if err := last().Err; !strings.Contains(err.Error(), " on "+dns.Addr+":") {
+		t.Errorf("failed lookup: %v; want it to name the server asked (%s)", err, dns.Addr)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
