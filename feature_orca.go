@@ -6,12 +6,12 @@ import (
 
 // WithORCA configures the ORCA load reports (on by default with
 // orca.Config{}'s defaults): a report in the trailer of one unary call in
-// orca.Config.PerCallEvery (default 8), of the first after each sample, and
-// of every stream, and the
-// out-of-band OpenRcaService, registered by Manager.Register, both fed by the
-// shared load sampler, so weighted_round_robin clients send each replica
-// traffic in proportion to its measured capacity. With WithLoadShed on and
-// neither cfg.Limit nor cfg.Capacity set, application_utilization is the
+// orca.Config.PerCallEvery (default 8), of one a second at least and of
+// every stream, and the out-of-band OpenRcaService, registered by
+// Manager.Register, both fed by the shared load sampler, so
+// weighted_round_robin clients send each replica traffic in proportion to
+// its measured capacity. With WithLoadShed on and neither cfg.Limit nor
+// cfg.Capacity set, application_utilization is the
 // unary calls in flight over the Shedder's current limit (the lower of
 // MaxInFlight and the adaptive limit); a Shedder with no concurrency limit
 // leaves it at the CPU utilization or the sampler's queueing share

@@ -11,10 +11,9 @@ const RoundRobin = `{
 
 // WeightedRoundRobin is RoundRobin with weighted_round_robin fed by the ORCA
 // reports the server attaches to call trailers (one unary call in
-// orca.Config.PerCallEvery, the first after each sample, and every
-// stream), falling back to round_robin
-// for clients without it. grpc-go needs the blank import of
-// google.golang.org/grpc/balancer/weightedroundrobin.
+// orca.Config.PerCallEvery, one a second at least, and every stream),
+// falling back to round_robin for clients without it. grpc-go needs the
+// blank import of google.golang.org/grpc/balancer/weightedroundrobin.
 const WeightedRoundRobin = `{
   "loadBalancingConfig": [
     {"weighted_round_robin": {

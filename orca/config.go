@@ -68,18 +68,17 @@ type Config struct {
 	TimeConstant time.Duration
 	// DisablePerCall turns off the per-call reports (the
 	// endpoint-load-metrics-bin trailer). Default false: one unary call in
-	// PerCallEvery, the first unary call after each sample, and every
-	// stream carry one.
+	// PerCallEvery, the first unary call after a sample once a second, and
+	// every stream carry one.
 	DisablePerCall bool
 	// PerCallEvery sends the per-call report on one unary call in
-	// PerCallEvery, and on the first unary call to end after each sample
-	// whatever its number (so that a replica that gets fewer calls a period
+	// PerCallEvery, and once a second on the first unary call to end after
+	// a sample whatever its number (so that a replica that gets few calls
 	// still reports; see Reporter.AddCallReport); streams always carry one.
-	// Every report carries the same
-	// server-wide values, refreshed once per sampler period, so at high
-	// rates most of them repeat the last one; sampling them cuts the cost
-	// grpc-go's recorder and trailer add to each call (measured with
-	// bench/overhead -orca-per-call-every). weighted_round_robin clients
+	// Every report carries the same server-wide values, refreshed once per
+	// sampler period, so at high rates most of them repeat the last one;
+	// sampling them cuts the cost grpc-go's recorder and trailer add to
+	// each call (measured with bench/overhead -orca-per-call-every). weighted_round_robin clients
 	// keep their weights as long as a report arrives within
 	// weightExpirationPeriod (3 min by default). Default 8 (at 100 calls/s a
 	// client still gets a report every 80 ms, more often than the sampler

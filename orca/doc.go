@@ -100,14 +100,14 @@
 // reporter.go) and adds it with grpc.SetTrailer when the handler returns
 // (AddCallReport, AddStreamReport in interceptors.go; the grpcmgmt
 // Manager's interceptor calls them): one unary call in Config.PerCallEvery
-// (default 8), the first unary call to end after each sample, and every
-// stream carry it, whatever the handler does. The second rule keeps a
-// replica that gets few calls reporting: a weighted_round_robin client
-// weighs a replica only after a valid report from it, and @grpc/grpc-js
-// gives one without a weight almost no calls (below), so a replica that
-// had fewer than PerCallEvery calls when its peers got their weights would
-// otherwise wait for its next report, and its next calls, for ever. (grpc-go's
-// own orca.CallMetricsServerOption sends a report only for calls whose
+// (default 8), once a second the first unary call to end after a sample,
+// and every stream carry it, whatever the handler does. The second rule
+// keeps a replica that gets few calls reporting: a weighted_round_robin
+// client weighs a replica only after a valid report from it, and
+// @grpc/grpc-js gives one without a weight almost no calls (below), so a
+// replica that had fewer than PerCallEvery calls when its peers got their
+// weights would otherwise wait for its next report, and its next calls,
+// for ever. (grpc-go's own orca.CallMetricsServerOption sends a report only for calls whose
 // handler asked for the recorder, and costs each reporting call a recorder,
 // a copy of the report and a marshal: 9 allocations a call, measured.)
 //
@@ -156,10 +156,10 @@
 // 1 (instead of the mean) while fewer than two endpoints have one: with two
 // replicas, the one whose weight is still in its blackout gets almost no
 // calls until it leaves it, and with per-call reports never leaves it if it
-// got no valid report first: hence the first call after each sample
-// carrying the report (before it, TestWRRNodePerCall's small replica got
-// no call after its first seven in one of six runs). Replicas that serve traffic report
-// valid load from the first call after their first sample.
+// got no valid report first: hence the first call after a sample carrying
+// the report once a second (before it, TestWRRNodePerCall's small replica
+// got no call after its first seven in one of six runs). Replicas that
+// serve traffic report valid load within a second of their first sample.
 //
 // Give the server a MinReportingInterval no longer than the clients'
 // oobReportingPeriod, or the clients get reports at the server's pace

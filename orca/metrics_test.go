@@ -83,8 +83,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // Every per-call report is counted (with the default PerCallEvery, one
-// call in 8 carries one, and so does the first after each of the samples
-// that come every 10 ms here), and the reported utilization is published as
+// call in 8 carries one, and so does the first after a sample once a
+// second), and the reported utilization is published as
 // a gauge.
 func TestMetricsCallReports(t *testing.T) {
 	mp, reader := testMeter(t)

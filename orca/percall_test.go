@@ -248,46 +248,61 @@ func TestPerCallEvery(t *testing.T) {
 	}
 }
 
-// The first unary call after each sample carries the report whatever
-// PerCallEvery says, so that a replica that gets fewer calls than that a
-// period still reports (a grpc-js weighted_round_robin client gives a
-// replica without a valid report almost no calls, and so never gets one
-// from it otherwise). The calls after it in the same period do not.
+// Once a second, the first unary call after a sample carries the report
+// whatever PerCallEvery says, so that a replica that gets fewer calls than
+// that still reports (a grpc-js weighted_round_robin client gives a replica
+// without a valid report almost no calls, and so never gets one from it
+// otherwise). The calls after it do not, and samples more frequent than
+// once a second do not add reports (grpc-js spends about 10 ms on each).
 func TestPerCallFirstAfterSample(t *testing.T) {
-	r, s := newReporter(t, load.Config{Period: 200 * time.Millisecond}, orca.Config{Capacity: 1, PerCallEvery: 1000})
-	samples := make(chan struct{}, 1)
-	var n atomic.Int64
-	cancel := s.OnSample(func(load.Snapshot) { // after the Reporter's: registered later
-		n.Add(1)
-		select {
-		case samples <- struct{}{}:
-		default:
-		}
-	})
-	t.Cleanup(cancel)
-	c := dial(t, startStandalone(t, r, r.ServerOptions()...))
-	if callReport(t, c) == nil {
-		t.Fatal("the first call carried no report (one call in PerCallEvery, counted from the first)")
-	}
-	for i := range 5 {
-		// A sample after the calls so far (not one whose notification
-		// waits in the channel from between the last two calls, which the
-		// second of them took).
-		for k := n.Load(); n.Load() <= k; {
-			select {
-			case <-samples:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no sample within 10s")
+	for _, tc := range []struct {
+		period      time.Duration
+		samples     int
+		first, most int // reports on the first calls after the samples: at least, at most
+	}{
+		{time.Second, 3, 3, 3},             // every sample: one call after each carries it
+		{250 * time.Millisecond, 12, 2, 3}, // every fourth: samples 4, 8 and 12 (2 if a call stalled past 1 s)
+	} {
+		t.Run(tc.period.String(), func(t *testing.T) {
+			r, s := newReporter(t, load.Config{Period: tc.period}, orca.Config{Capacity: 1, PerCallEvery: 1000})
+			samples := make(chan struct{}, 1)
+			var n atomic.Int64
+			cancel := s.OnSample(func(load.Snapshot) { // after the Reporter's: registered later
+				n.Add(1)
+				select {
+				case samples <- struct{}{}:
+				default:
+				}
+			})
+			t.Cleanup(cancel)
+			c := dial(t, startStandalone(t, r, r.ServerOptions()...))
+			if callReport(t, c) == nil {
+				t.Fatal("the first call carried no report (one call in PerCallEvery, counted from the first)")
 			}
-		}
-		before := n.Load()
-		if callReport(t, c) == nil {
-			t.Errorf("sample %d: the first call after it carried no report", i+1)
-		}
-		rep := callReport(t, c)
-		if n.Load() == before && rep != nil {
-			t.Errorf("sample %d: the second call after it carried a report too (PerCallEvery 1000)", i+1)
-		}
+			first := 0
+			for i := range tc.samples {
+				// A sample after the calls so far (not one whose
+				// notification waits in the channel from between the last
+				// two calls, which the second of them took).
+				for k := n.Load(); n.Load() <= k; {
+					select {
+					case <-samples:
+					case <-time.After(10 * time.Second):
+						t.Fatal("no sample within 10s")
+					}
+				}
+				before := n.Load()
+				if callReport(t, c) != nil {
+					first++
+				}
+				if rep := callReport(t, c); n.Load() == before && rep != nil {
+					t.Errorf("sample %d: the second call after it carried a report too (PerCallEvery 1000)", i+1)
+				}
+			}
+			if first < tc.first || first > tc.most {
+				t.Errorf("%d of the calls after %d samples %v apart carried a report, want %d..%d", first, tc.samples, tc.period, tc.first, tc.most)
+			}
+		})
 	}
 }
 

@@ -103,14 +103,18 @@ type Reporter struct {
 	// trailer is metrics marshalled once into the per-call trailer
 	// (TrailerKey); never nil, never modified once stored.
 	trailer atomic.Pointer[metadata.MD]
-	// fresh is set when a new report is published and cleared by the next
-	// unary call to carry one: that call carries it whatever PerCallEvery
-	// says (see AddCallReport). Read by every call, written about once a
-	// sample period.
+	// fresh is set by a sample at most once every freshInterval and
+	// cleared by the next unary call to carry a report: that call carries
+	// it whatever PerCallEvery says (see AddCallReport). Read by every
+	// call, written about once a second.
 	fresh atomic.Bool
+
+	// Immutable after New: fresh is set every freshEvery samples.
+	freshEvery int
 
 	// Owned by the sampler goroutine (onSample):
 	lastAt        time.Time // the last sample's
+	sinceFresh    int       // samples since fresh was last set
 	smoothed      bool      // inFlight and qps hold a value
 	inFlight, qps float64   // smoothed mean calls in flight, calls per second
 	appSource     string    // "limit", "capacity" or "cpu"; for logging changes
@@ -142,7 +146,8 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls()}
+	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(),
+		freshEvery: int(max(1, (freshInterval+s.Period()-1)/s.Period()))}
 	if err := r.instruments(o.mp); err != nil {
 		return nil, err
 	}
@@ -213,7 +218,8 @@ func (r *Reporter) InFlight() int64 { return r.calls.UnaryInFlight() }
 
 // callReportsSent returns the per-call reports sent so far: one unary call
 // in PerCallEvery (the first of each run of PerCallEvery), the first unary
-// call after a sample when it was not one of those, and every stream.
+// call after a sample that set fresh when it was not one of those, and
+// every stream.
 func (r *Reporter) callReportsSent() uint64 {
 	if r.cfg.DisablePerCall {
 		return 0
@@ -284,8 +290,17 @@ func (r *Reporter) onSample(snap load.Snapshot) {
 		sm.Utilization[k] = min(nonNegative(v), 1)
 	}
 	r.publish(sm)
+	if r.sinceFresh++; r.sinceFresh >= r.freshEvery {
+		r.sinceFresh = 0
+		r.fresh.Store(true)
+	}
 	r.appUtil.Record(context.Background(), sm.AppUtilization)
 }
+
+// freshInterval is how often the first unary call after a sample carries
+// the per-call report whatever Config.PerCallEvery says (see
+// AddCallReport): once a second, or every sample when they come less often.
+const freshInterval = time.Second
 
 // publish makes sm the latest report and marshals the per-call trailer
 // from it, once for every call until the next sample.
@@ -301,7 +316,6 @@ func (r *Reporter) publish(sm *grpcorca.ServerMetrics) {
 	}
 	md := metadata.MD{TrailerKey: {string(b)}}
 	r.trailer.Store(&md)
-	r.fresh.Store(true)
 }
 
 // limit returns the concurrency limit application_utilization divides by
