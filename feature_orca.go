@@ -5,9 +5,9 @@ import (
 )
 
 // WithORCA configures the ORCA load reports (on by default with
-// orca.Config{}'s defaults): a report in the trailer of one unary call in
-// orca.Config.PerCallEvery (default 8), of one a second at least and of
-// every stream, and the out-of-band OpenRcaService, registered by
+// orca.Config{}'s defaults): a report in the trailer of each client
+// connection's first unary call of every orca.Config.PerCallInterval
+// (default 1s) and of every stream, and the out-of-band OpenRcaService, registered by
 // Manager.Register, both fed by the shared load sampler, so
 // weighted_round_robin clients send each replica traffic in proportion to
 // its measured capacity. With WithLoadShed on and neither cfg.Limit nor

@@ -171,8 +171,8 @@ var invalidConfigs = []struct {
 	{grpcmgmt.WithHealth(health.Config{PropagationDelay: time.Hour}), "health: PropagationDelay must be within"},
 
 	// orca.Config
-	{grpcmgmt.WithORCA(orca.Config{PerCallEvery: -1}), "orca: PerCallEvery must be within"},
-	{grpcmgmt.WithORCA(orca.Config{PerCallEvery: 1001}), "orca: PerCallEvery must be within"},
+	{grpcmgmt.WithORCA(orca.Config{PerCallInterval: -1}), "orca: PerCallInterval must be within 10ms..1m0s"},
+	{grpcmgmt.WithORCA(orca.Config{PerCallInterval: time.Hour}), "orca: PerCallInterval must be within"},
 	{grpcmgmt.WithORCA(orca.Config{Capacity: -1}), "orca: Capacity must be within"},
 	{grpcmgmt.WithORCA(orca.Config{Capacity: orca.MaxCapacity + 1}), "orca: Capacity must be within"},
 	{grpcmgmt.WithORCA(orca.Config{MinReportingInterval: time.Millisecond}), "orca: MinReportingInterval must be within"},

@@ -10,8 +10,8 @@ const RoundRobin = `{
 }`
 
 // WeightedRoundRobin is RoundRobin with weighted_round_robin fed by the ORCA
-// reports the server attaches to call trailers (one unary call in
-// orca.Config.PerCallEvery, one a second at least, and every stream),
+// reports the server attaches to call trailers (on each connection, the
+// first unary call of every orca.Config.PerCallInterval, and every stream),
 // falling back to round_robin for clients without it. grpc-go needs the
 // blank import of google.golang.org/grpc/balancer/weightedroundrobin.
 const WeightedRoundRobin = `{

@@ -14,9 +14,9 @@ const (
 	// DefaultTimeConstant matches load.Config's default smoothing, so that
 	// the reported utilization moves as fast as the other signals.
 	DefaultTimeConstant = time.Second
-	// DefaultPerCallEvery: one unary call in 8 carries a per-call report
-	// (see Config.PerCallEvery).
-	DefaultPerCallEvery = 8
+	// DefaultPerCallInterval: each client connection gets a per-call
+	// report about once a second (see Config.PerCallInterval).
+	DefaultPerCallInterval = time.Second
 )
 
 // MaxCapacity is the largest Capacity (and the largest number of unary calls
@@ -67,30 +67,37 @@ type Config struct {
 	// allowed 10ms..1m.
 	TimeConstant time.Duration
 	// DisablePerCall turns off the per-call reports (the
-	// endpoint-load-metrics-bin trailer). Default false: one unary call in
-	// PerCallEvery, the first unary call after a sample once a second, and
-	// every stream carry one.
+	// endpoint-load-metrics-bin trailer). Default false: on each client
+	// connection, the first unary call to end in each PerCallInterval, and
+	// every stream, carry one.
 	DisablePerCall bool
-	// PerCallEvery sends the per-call report on one unary call in
-	// PerCallEvery, and once a second on the first unary call to end after
-	// a sample whatever its number (so that a replica that gets few calls
-	// still reports; see Reporter.AddCallReport); streams always carry one.
-	// Every report carries the same server-wide values, refreshed once per
-	// sampler period, so at high rates most of them repeat the last one;
-	// sampling them cuts the cost grpc-go's recorder and trailer add to
-	// each call (measured with bench/overhead -orca-per-call-every). weighted_round_robin clients
-	// keep their weights as long as a report arrives within
-	// weightExpirationPeriod (3 min by default). Default 8 (at 100 calls/s a
-	// client still gets a report every 80 ms, more often than the sampler
-	// refreshes it); 1 reports on every call; allowed 1..1000.
-	PerCallEvery int
+	// PerCallInterval is how often each client connection gets a per-call
+	// report: the first unary call of a connection carries one, and then
+	// its first unary call to end after each further PerCallInterval
+	// (counted in whole sampler periods, at least one); streams always
+	// carry one. A weighted_round_robin client weighs each connection (one
+	// per replica) by the last report it got on it, and recomputes its
+	// weights once a second (weightUpdatePeriod) and forgets them after 3
+	// minutes without one (weightExpirationPeriod); every report carries the
+	// same server-wide values, refreshed once per sampler period. So a
+	// report per connection per second keeps every client's weights as
+	// fresh as it uses them, whatever its share of the calls: a client
+	// that sends few calls gets one on its first call of each second (it
+	// would wait long for its turn in a count of the server's calls, and
+	// @grpc/grpc-js sends almost no calls to a replica it has no weight
+	// for), and one that sends thousands is not sent thousands (grpc-js
+	// spends about 10 ms of its CPU parsing each; grpc-go's trailer
+	// bookkeeping and the allocations it brings cost every reporting call
+	// on the server). Default 1s; allowed 10ms..1m (below the sampler's
+	// period: once per period).
+	PerCallInterval time.Duration
 	// HandlerMetrics installs grpc-go's per-call recorder
 	// (orca.CallMetricsServerOption), so that handlers can add their own
 	// per-call values through orca.CallMetricsRecorderFromContext (request
 	// costs, named metrics, their own utilization); grpc-go merges them over
 	// the Reporter's server-wide values. It costs each reporting call
 	// grpc-go's recorder, a copy of the report and a marshal (measured: 9
-	// allocations a call with PerCallEvery 1). Default false: the per-call
+	// allocations a reporting call). Default false: the per-call
 	// report is a trailer marshalled once per sampler period, and
 	// orca.CallMetricsRecorderFromContext returns nil in handlers.
 	HandlerMetrics bool
@@ -108,8 +115,8 @@ func (c Config) WithDefaults() Config {
 	if c.TimeConstant == 0 {
 		c.TimeConstant = DefaultTimeConstant
 	}
-	if c.PerCallEvery == 0 {
-		c.PerCallEvery = DefaultPerCallEvery
+	if c.PerCallInterval == 0 {
+		c.PerCallInterval = DefaultPerCallInterval
 	}
 	return c
 }
@@ -118,9 +125,6 @@ func (c Config) WithDefaults() Config {
 // defaults are applied. The error names the field and the range.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	if c.PerCallEvery < 1 || c.PerCallEvery > 1000 {
-		return fmt.Errorf("orca: PerCallEvery must be within 1..1000 (0 means %d), got %d", DefaultPerCallEvery, c.PerCallEvery)
-	}
 	if c.Capacity < 0 || c.Capacity > MaxCapacity {
 		return fmt.Errorf("orca: Capacity must be within 0..%d (0 means none), got %d", MaxCapacity, c.Capacity)
 	}
@@ -131,6 +135,7 @@ func (c Config) Validate() error {
 	}{
 		{"MinReportingInterval", c.MinReportingInterval, 10 * time.Millisecond, time.Hour},
 		{"TimeConstant", c.TimeConstant, 10 * time.Millisecond, time.Minute},
+		{"PerCallInterval", c.PerCallInterval, 10 * time.Millisecond, time.Minute},
 	}
 	for _, k := range checks {
 		if k.v < k.min || k.v > k.max {

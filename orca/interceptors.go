@@ -37,8 +37,8 @@ func (r *Reporter) CallMetricsServerOption() grpc.ServerOption {
 // UnaryServerInterceptor counts the unary calls in flight on the shared
 // sampler's load.Calls (the input of application_utilization and qps; the
 // grpcmgmt Manager counts them itself) and adds the per-call report to the
-// trailer of one unary call in Config.PerCallEvery (default 8) and of the
-// first after a sample once a second, when the handler returns (see
+// trailer of each client connection's first unary call in each
+// Config.PerCallInterval (default 1s), when the handler returns (see
 // AddCallReport).
 func (r *Reporter) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return r.unary }
 
@@ -63,23 +63,21 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 }
 
 // AddCallReport adds the per-call report to the trailer of the unary call
-// whose context is ctx, if the call is one of the one in
-// Config.PerCallEvery that carry one, or the first to end after a sample,
-// once a second (and per-call reports are on). Call it from a
-// unary server interceptor when the handler has returned, once per call:
-// the Reporter's own interceptor and the grpcmgmt Manager's do.
+// whose context is ctx if it is the first call of its client connection to
+// end in this Config.PerCallInterval (and per-call reports are on). Call it
+// from a unary server interceptor when the handler has returned, once per
+// call: the Reporter's own interceptor and the grpcmgmt Manager's do.
 //
-// The second rule is for replicas that get few calls: a weighted_round_robin
-// client weighs a replica only once it has had a valid report from it
-// (@grpc/grpc-js 1.14 gives a replica without one a weight of 1 against
-// its peers' hundreds), so a replica that got fewer than PerCallEvery calls
-// while the others got their weights could wait for its next report for
-// as long as it got almost no calls: for ever (seen in TestWRRNodePerCall:
-// a grpc-js client, per-call reports, 15 calls/s over two replicas, one of
-// them with no call after its first seven). It costs at most one report
-// a second (not one a sample: @grpc/grpc-js 1.14.7 spends about 10 ms of
-// its CPU on each), and on the other calls a read of a flag that changes
-// once a second.
+// Per connection, because a weighted_round_robin client weighs each of its
+// connections (one per replica) by the last report it got on it: so every
+// client gets a fresh report about once per interval whatever its share of
+// the server's calls. A client that sends few calls is not left without
+// one (@grpc/grpc-js 1.14 gives a replica without a valid report a weight
+// of 1 against its peers' hundreds, and so almost no calls: seen in
+// TestWRRNodePerCall when reports rode on one call in eight of the
+// server's), and one that sends many is not sent a report it will parse
+// and discard on every few calls. The other calls cost a context lookup,
+// a lock-free map load and an atomic load (see conns).
 //
 // The report is the server-wide one of the latest sample (ServerMetrics),
 // marshalled once per sample period: adding it costs grpc-go's trailer
@@ -87,17 +85,10 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 // per-call recorder for the call instead (which makes grpc-go send the
 // report, with the handler's own values merged over the Reporter's).
 func (r *Reporter) AddCallReport(ctx context.Context) {
-	if r.cfg.DisablePerCall {
+	if r.cfg.DisablePerCall || !r.conns.due(ctx) {
 		return
 	}
-	if n := r.perCallN.Add(1) - 1; n%uint64(r.cfg.PerCallEvery) != 0 {
-		if !r.fresh.Load() || !r.fresh.CompareAndSwap(true, false) {
-			return
-		}
-		r.freshReports.Add(1)
-	} else if r.fresh.Load() {
-		r.fresh.Store(false)
-	}
+	r.callReports.Add(1)
 	if r.cfg.HandlerMetrics {
 		_ = grpcorca.CallMetricsRecorderFromContext(ctx) // makes grpc-go send the report
 		return

@@ -82,24 +82,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Every per-call report is counted (with the default PerCallEvery, one
-// call in 8 carries one, and so does the first after a sample once a
-// second), and the reported utilization is published as
-// a gauge.
+// Every per-call report is counted (with a 10 ms PerCallInterval, the
+// first call of one connection in each period carries one), and the
+// reported utilization is published as a gauge.
 func TestMetricsCallReports(t *testing.T) {
 	mp, reader := testMeter(t)
 	cpu := load.SourceFunc(func() (float64, error) { return 0.25, nil })
-	r, _ := newReporter(t, load.Config{Period: 10 * time.Millisecond, CPU: cpu}, orca.Config{}, orca.WithMeterProvider(mp))
+	r, _ := newReporter(t, load.Config{Period: 10 * time.Millisecond, CPU: cpu}, orca.Config{PerCallInterval: 10 * time.Millisecond}, orca.WithMeterProvider(mp))
 	c := dial(t, startStandalone(t, r, r.ServerOptions()...))
-	const calls = 17 // reports on calls 1, 9 and 17 at least
-	reports := 0
-	for range calls {
+	reports, calls := 0, 0
+	for deadline := time.Now().Add(10 * time.Second); reports < 3 && time.Now().Before(deadline); calls++ {
 		if callReport(t, c) != nil {
 			reports++
 		}
+		time.Sleep(5 * time.Millisecond) // paces the calls over several periods
 	}
 	if reports < 3 {
-		t.Errorf("%d of %d calls carried a report with the default PerCallEvery (%d), want 3 or more", reports, calls, orca.DefaultPerCallEvery)
+		t.Fatalf("%d of %d calls 5 ms apart carried a report with a 10 ms PerCallInterval in 10 s, want 3", reports, calls)
 	}
 	if n := sumInt(t, reader, "grpcmgmt.orca.call_reports"); n != int64(reports) {
 		t.Errorf("call_reports = %d after %d reports, want %d", n, reports, reports)

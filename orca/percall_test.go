@@ -66,18 +66,18 @@ func parseReport(t *testing.T, tr metadata.MD) *v3orcapb.OrcaLoadReport {
 	return rep
 }
 
-// eventually calls until check accepts the report, or fails after 5 s.
+// eventually calls until check accepts a call's report, or fails after 5
+// s. Calls without a report (not the first of their period on the
+// connection) are skipped.
 func eventually(t *testing.T, c testgrpc.TestServiceClient, what string, check func(*v3orcapb.OrcaLoadReport) bool) *v3orcapb.OrcaLoadReport {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	var rep *v3orcapb.OrcaLoadReport
 	for time.Now().Before(deadline) {
-		rep = callReport(t, c)
-		if rep == nil {
-			t.Fatal("a call without a per-call report")
-		}
-		if check(rep) {
-			return rep
+		if r := callReport(t, c); r != nil {
+			if rep = r; check(rep) {
+				return rep
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -85,14 +85,14 @@ func eventually(t *testing.T, c testgrpc.TestServiceClient, what string, check f
 	return nil
 }
 
-// The handler (internal/replica) never touches ORCA, yet every call,
-// unary and streaming, carries a report with the server's load.
+// The handler (internal/replica) never touches ORCA, yet calls, unary and
+// streaming, carry a report with the server's load.
 func TestPerCallReportWithoutHandlerCode(t *testing.T) {
 	cpu := load.SourceFunc(func() (float64, error) { return 0.42, nil })
 	rs := replica.New(replica.Config{Name: "r", Work: time.Millisecond, Workers: 1})
 	s := startServer(t, "127.0.0.1", rs.Register, []grpcmgmt.Option{
 		grpcmgmt.WithLoad(load.Config{Period: 20 * time.Millisecond, TimeConstant: 100 * time.Millisecond, CPU: cpu}),
-		grpcmgmt.WithORCA(orca.Config{Capacity: 1, TimeConstant: 100 * time.Millisecond, PerCallEvery: 1}),
+		grpcmgmt.WithORCA(orca.Config{Capacity: 1, TimeConstant: 100 * time.Millisecond, PerCallInterval: 20 * time.Millisecond}),
 	})
 	c := dial(t, s.addr)
 	if rep := callReport(t, c); rep == nil {
@@ -227,44 +227,49 @@ func TestDisablePerCall(t *testing.T) {
 	}
 }
 
-// PerCallEvery 4: exactly one unary call in four carries the report.
-func TestPerCallEvery(t *testing.T) {
+// Each client connection's first unary call carries the report, and its
+// other calls in the same interval do not, however the calls are spread
+// over the connections: a client with few calls gets a report as soon as
+// one with many.
+func TestPerCallPerConnection(t *testing.T) {
 	rs := replica.New(replica.Config{Name: "r"})
 	s := startServer(t, "127.0.0.1", rs.Register, []grpcmgmt.Option{
-		// No sample while the calls run (the first comes one Period after
-		// the start): the first call after a sample carries a report too.
+		// No sample, so no new interval, while the calls run (the first
+		// comes one Period after the start).
 		grpcmgmt.WithLoad(load.Config{Period: 10 * time.Second}),
-		grpcmgmt.WithORCA(orca.Config{PerCallEvery: 4}),
 	})
-	c := dial(t, s.addr)
-	reported := 0
-	for range 40 {
-		if callReport(t, c) != nil {
-			reported++
+	busy, quiet := dial(t, s.addr), dial(t, s.addr) // two connections
+	reports := func(c testgrpc.TestServiceClient, calls int) (first bool, later int) {
+		first = callReport(t, c) != nil
+		for range calls - 1 {
+			if callReport(t, c) != nil {
+				later++
+			}
 		}
+		return first, later
 	}
-	if reported != 10 {
-		t.Errorf("%d of 40 calls carried a per-call report with PerCallEvery 4, want 10", reported)
+	if first, later := reports(busy, 40); !first || later != 0 {
+		t.Errorf("busy connection: first call reported %v, %d of its 39 later calls did; want true, 0", first, later)
+	}
+	if first, later := reports(quiet, 2); !first || later != 0 {
+		t.Errorf("quiet connection: first call reported %v, %d of its later calls did; want true, 0", first, later)
 	}
 }
 
-// Once a second, the first unary call after a sample carries the report
-// whatever PerCallEvery says, so that a replica that gets fewer calls than
-// that still reports (a grpc-js weighted_round_robin client gives a replica
-// without a valid report almost no calls, and so never gets one from it
-// otherwise). The calls after it do not, and samples more frequent than
-// once a second do not add reports (grpc-js spends about 10 ms on each).
-func TestPerCallFirstAfterSample(t *testing.T) {
+// After each interval, the first unary call of a connection carries the
+// report again, and the next does not; an interval of several sampler
+// periods takes that many samples.
+func TestPerCallInterval(t *testing.T) {
 	for _, tc := range []struct {
-		period      time.Duration
-		samples     int
-		first, most int // reports on the first calls after the samples: at least, at most
+		period, interval time.Duration
+		samples          int
+		first, most      int // reports on the first calls after the samples: at least, at most
 	}{
-		{time.Second, 3, 3, 3},             // every sample: one call after each carries it
-		{250 * time.Millisecond, 12, 2, 3}, // every fourth: samples 4, 8 and 12 (2 if a call stalled past 1 s)
+		{100 * time.Millisecond, 100 * time.Millisecond, 3, 3, 3},  // every sample
+		{100 * time.Millisecond, 400 * time.Millisecond, 12, 2, 3}, // every fourth: samples 4, 8 and 12 (2 if a call stalled past a sample)
 	} {
-		t.Run(tc.period.String(), func(t *testing.T) {
-			r, s := newReporter(t, load.Config{Period: tc.period}, orca.Config{Capacity: 1, PerCallEvery: 1000})
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			r, s := newReporter(t, load.Config{Period: tc.period}, orca.Config{Capacity: 1, PerCallInterval: tc.interval})
 			samples := make(chan struct{}, 1)
 			var n atomic.Int64
 			cancel := s.OnSample(func(load.Snapshot) { // after the Reporter's: registered later
@@ -277,7 +282,7 @@ func TestPerCallFirstAfterSample(t *testing.T) {
 			t.Cleanup(cancel)
 			c := dial(t, startStandalone(t, r, r.ServerOptions()...))
 			if callReport(t, c) == nil {
-				t.Fatal("the first call carried no report (one call in PerCallEvery, counted from the first)")
+				t.Fatal("the connection's first call carried no report")
 			}
 			first := 0
 			for i := range tc.samples {
@@ -296,11 +301,12 @@ func TestPerCallFirstAfterSample(t *testing.T) {
 					first++
 				}
 				if rep := callReport(t, c); n.Load() == before && rep != nil {
-					t.Errorf("sample %d: the second call after it carried a report too (PerCallEvery 1000)", i+1)
+					t.Errorf("sample %d: the second call after it carried a report too", i+1)
 				}
 			}
 			if first < tc.first || first > tc.most {
-				t.Errorf("%d of the calls after %d samples %v apart carried a report, want %d..%d", first, tc.samples, tc.period, tc.first, tc.most)
+				t.Errorf("%d of the calls after %d samples %v apart carried a report with PerCallInterval %v, want %d..%d",
+					first, tc.samples, tc.period, tc.interval, tc.first, tc.most)
 			}
 		})
 	}

@@ -87,15 +87,18 @@ type Reporter struct {
 	oobStreams metric.Int64UpDownCounter
 	appUtil    metric.Float64Gauge
 
-	// perCallN counts unary calls, for Config.PerCallEvery; streamReports
-	// the streams that carried a report. Written by every call, so on a
-	// cache line of their own: the configuration read by every call and
-	// the trailer pointer read by every reporting one sit on other lines,
-	// which calls on other cores then keep in their caches.
+	// conns is the per-connection bookkeeping of the per-call reports
+	// (Config.PerCallInterval): read by every unary call, written once per
+	// connection per epoch. epochEvery: the sampler periods in an epoch.
+	conns      *conns
+	epochEvery int
+
+	// callReports and streamReports count the unary calls and the streams
+	// that carried a report. Written by reporting calls only, on a line of
+	// their own.
 	_             cpu.CacheLinePad
-	perCallN      atomic.Uint64
+	callReports   atomic.Uint64
 	streamReports atomic.Uint64
-	freshReports  atomic.Uint64 // unary calls that carried a report for being the first after a sample (see fresh)
 	_             cpu.CacheLinePad
 
 	// metrics is the latest report; never nil, never modified once stored.
@@ -103,18 +106,10 @@ type Reporter struct {
 	// trailer is metrics marshalled once into the per-call trailer
 	// (TrailerKey); never nil, never modified once stored.
 	trailer atomic.Pointer[metadata.MD]
-	// fresh is set by a sample at most once every freshInterval and
-	// cleared by the next unary call to carry a report: that call carries
-	// it whatever PerCallEvery says (see AddCallReport). Read by every
-	// call, written about once a second.
-	fresh atomic.Bool
-
-	// Immutable after New: fresh is set every freshEvery samples.
-	freshEvery int
 
 	// Owned by the sampler goroutine (onSample):
 	lastAt        time.Time // the last sample's
-	sinceFresh    int       // samples since fresh was last set
+	sinceEpoch    int       // samples since the current epoch began
 	smoothed      bool      // inFlight and qps hold a value
 	inFlight, qps float64   // smoothed mean calls in flight, calls per second
 	appSource     string    // "limit", "capacity" or "cpu"; for logging changes
@@ -146,8 +141,8 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(),
-		freshEvery: int(max(1, (freshInterval+s.Period()-1)/s.Period()))}
+	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(), conns: newConns(),
+		epochEvery: int(max(1, (cfg.PerCallInterval+s.Period()-1)/s.Period()))}
 	if err := r.instruments(o.mp); err != nil {
 		return nil, err
 	}
@@ -174,8 +169,8 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 func (r *Reporter) instruments(mp metric.MeterProvider) error {
 	m := mp.Meter(meterName)
 	var err, e error
-	// Counted on the call path by perCallN and streamReports (no metric
-	// call per call), observed when the metrics are collected.
+	// Counted on the call path by callReports and streamReports (no
+	// metric call per call), observed when the metrics are collected.
 	_, e = m.Int64ObservableCounter("grpcmgmt.orca.call_reports",
 		metric.WithDescription("Per-call ORCA load reports attached to a call's trailer."),
 		metric.WithUnit("{report}"),
@@ -216,16 +211,10 @@ func (r *Reporter) ServerMetrics() *grpcorca.ServerMetrics {
 // grpcmgmt Manager's).
 func (r *Reporter) InFlight() int64 { return r.calls.UnaryInFlight() }
 
-// callReportsSent returns the per-call reports sent so far: one unary call
-// in PerCallEvery (the first of each run of PerCallEvery), the first unary
-// call after a sample that set fresh when it was not one of those, and
-// every stream.
+// callReportsSent returns the per-call reports sent so far: unary calls
+// (the first of each connection in each epoch) and streams.
 func (r *Reporter) callReportsSent() uint64 {
-	if r.cfg.DisablePerCall {
-		return 0
-	}
-	every := uint64(r.cfg.PerCallEvery)
-	return (r.perCallN.Load()+every-1)/every + r.freshReports.Load() + r.streamReports.Load()
+	return r.callReports.Load() + r.streamReports.Load()
 }
 
 // Close stops following the sampler and ends the out-of-band streams that
@@ -290,17 +279,12 @@ func (r *Reporter) onSample(snap load.Snapshot) {
 		sm.Utilization[k] = min(nonNegative(v), 1)
 	}
 	r.publish(sm)
-	if r.sinceFresh++; r.sinceFresh >= r.freshEvery {
-		r.sinceFresh = 0
-		r.fresh.Store(true)
+	if r.sinceEpoch++; r.sinceEpoch >= r.epochEvery {
+		r.sinceEpoch = 0
+		r.conns.advance()
 	}
 	r.appUtil.Record(context.Background(), sm.AppUtilization)
 }
-
-// freshInterval is how often the first unary call after a sample carries
-// the per-call report whatever Config.PerCallEvery says (see
-// AddCallReport): once a second, or every sample when they come less often.
-const freshInterval = time.Second
 
 // publish makes sm the latest report and marshals the per-call trailer
 // from it, once for every call until the next sample.

@@ -69,11 +69,11 @@ import (
 	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
-// orcaPerCall and orcaEvery are the -orca-per-call and
-// -orca-per-call-every flags.
+// orcaPerCall and orcaInterval are the -orca-per-call and
+// -orca-per-call-interval flags.
 var (
-	orcaPerCall bool
-	orcaEvery   int
+	orcaPerCall  bool
+	orcaInterval time.Duration
 	// priorityHeader is the -priority-header flag: the shedder reads the
 	// priority header (in the tap); false sets loadshed.NoHeader (no tap).
 	priorityHeader bool
@@ -89,7 +89,7 @@ func main() {
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
 	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
-	flag.IntVar(&orcaEvery, "orca-per-call-every", 0, "with -stack manager: orca.Config.PerCallEvery (one unary call in N carries the report; 0: the default)")
+	flag.DurationVar(&orcaInterval, "orca-per-call-interval", 0, "with -stack manager: orca.Config.PerCallInterval (each connection's first unary call in each interval carries the report; 0: the default)")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare); with -serve, of the measured window only")
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
@@ -302,7 +302,7 @@ func startServer(kind, stack string) (string, func(), error) {
 				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
 				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
 				grpcmgmt.WithLoadShed(shedConfig()),
-				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallEvery: orcaEvery}))
+				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallInterval: orcaInterval}))
 			if err != nil {
 				return "", nil, err
 			}

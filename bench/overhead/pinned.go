@@ -72,9 +72,9 @@ func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResul
 			exe = baseExe
 		}
 	}
-	args := []string{"-c", "0", exe, "-serve", serve, "-stack", stack,
-		"-orca-per-call=" + strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
-		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile}
+	args := append([]string{"-c", "0", exe, "-serve", serve, "-stack", stack,
+		"-orca-per-call=" + strconv.FormatBool(orcaPerCall),
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile}, intervalFlag()...)
 	srv := exec.Command("taskset", append(args, extra...)...)
 	srv.Stderr = os.Stderr
 	srvIn, _ := srv.StdinPipe()
@@ -350,4 +350,13 @@ func profilePath(kind string, i int) string {
 		return filepath.Join(serverProfiles, kind+".pprof")
 	}
 	return filepath.Join(serverProfiles, fmt.Sprintf("%s-%d.pprof", kind, i))
+}
+
+// intervalFlag returns -orca-per-call-interval for a server when it is set:
+// only then, so that a -base-exe built before the flag existed still runs.
+func intervalFlag() []string {
+	if orcaInterval == 0 {
+		return nil
+	}
+	return []string{"-orca-per-call-interval", orcaInterval.String()}
 }

@@ -77,9 +77,9 @@ func startSliced(exe, kind, stack, profile string, extra ...string) (*slicedProc
 		}
 	}
 	p := &slicedProc{kind: kind}
-	args := []string{"-c", "0", exe, "-serve", kind, "-stack", stack,
-		"-orca-per-call=" + strconv.FormatBool(orcaPerCall), "-orca-per-call-every", strconv.Itoa(orcaEvery),
-		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile, "-profile-all"}
+	args := append([]string{"-c", "0", exe, "-serve", kind, "-stack", stack,
+		"-orca-per-call=" + strconv.FormatBool(orcaPerCall),
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile, "-profile-all"}, intervalFlag()...)
 	p.srv = exec.Command("taskset", append(args, extra...)...)
 	p.srv.Stderr = os.Stderr
 	p.srvIn, _ = p.srv.StdinPipe()

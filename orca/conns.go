@@ -1,0 +1,83 @@
+package orca
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/peer"
+)
+
+// maxConns bounds the connections the Reporter remembers. Past it, a call
+// on a connection it does not know carries the report, as a connection's
+// first call would: memory stays bounded whatever clients do (a server
+// behind grpc.Server.ServeHTTP, where every call is its own "connection",
+// reports on every call), and no client goes without reports.
+const maxConns = 1 << 16
+
+// conns remembers, for each client connection that had a unary call in the
+// last two epochs, the epoch in which one of its calls last carried the
+// per-call report. An epoch is Config.PerCallInterval long (rounded up to
+// whole sampler periods); the sampler goroutine starts the next one
+// (advance) and forgets the connections that had no report in the one
+// before.
+//
+// A connection is known by its *peer.Peer: grpc-go puts one in the
+// connection's context when it starts serving it, and every call's context
+// derives from that one, so every call of a connection carries the same
+// pointer (grpc-go 1.72 to 1.85 at least; read with peer.FromContext). A
+// call pays a context lookup, a lock-free map load and an atomic load;
+// only the calls that report write, once per connection per epoch.
+type conns struct {
+	epoch atomic.Uint64 // the current epoch; starts at 1 (0: never reported)
+	n     atomic.Int64  // entries in m
+	m     sync.Map      // *peer.Peer → *connReport
+}
+
+// connReport is one connection's entry in conns.
+type connReport struct {
+	epoch atomic.Uint64 // the epoch of its last report
+}
+
+func newConns() *conns {
+	c := &conns{}
+	c.epoch.Store(1)
+	return c
+}
+
+// due reports whether the unary call of ctx is the first of its connection
+// to end in this epoch, and so carries the report. A call whose connection
+// is unknown (no peer in ctx) or cannot be remembered (maxConns) does.
+func (c *conns) due(ctx context.Context) bool {
+	e := c.epoch.Load()
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return true
+	}
+	v, ok := c.m.Load(p)
+	if !ok {
+		if c.n.Load() >= maxConns {
+			return true
+		}
+		var loaded bool
+		if v, loaded = c.m.LoadOrStore(p, &connReport{}); !loaded {
+			c.n.Add(1)
+		}
+	}
+	r := v.(*connReport)
+	last := r.epoch.Load()
+	return last != e && r.epoch.CompareAndSwap(last, e)
+}
+
+// advance starts the next epoch and forgets the connections without a
+// report in the last one (closed, or idle: a connection that comes back is
+// new again, and its first call reports). Sampler goroutine only.
+func (c *conns) advance() {
+	e := c.epoch.Add(1)
+	c.m.Range(func(k, v any) bool {
+		if v.(*connReport).epoch.Load()+1 < e && c.m.CompareAndDelete(k, v) {
+			c.n.Add(-1)
+		}
+		return true
+	})
+}

@@ -1,0 +1,83 @@
+package orca
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/grpc/peer"
+)
+
+// connCtx returns the context of a call on the connection p.
+func connCtx(p *peer.Peer) context.Context { return peer.NewContext(context.Background(), p) }
+
+// One report per connection per epoch; a connection without a report in
+// the last epoch is forgotten at the next, and reports again when it comes
+// back.
+func TestConnsEpochs(t *testing.T) {
+	c := newConns()
+	a, b := connCtx(&peer.Peer{}), connCtx(&peer.Peer{})
+	if !c.due(a) || c.due(a) || !c.due(b) || c.due(b) {
+		t.Fatal("epoch 1: want a report on each connection's first call only")
+	}
+	c.advance() // epoch 2: only a calls
+	if !c.due(a) || c.due(a) {
+		t.Fatal("epoch 2: want a report on a's first call only")
+	}
+	if c.n.Load() != 2 {
+		t.Fatalf("epoch 2: %d connections remembered, want 2 (b reported in the last epoch)", c.n.Load())
+	}
+	c.advance() // epoch 3: b's last report is two epochs old
+	if c.n.Load() != 1 {
+		t.Fatalf("epoch 3: %d connections remembered, want 1 (b forgotten)", c.n.Load())
+	}
+	if !c.due(b) || c.due(b) {
+		t.Fatal("epoch 3: want a report on b's first call after it was forgotten, and only then")
+	}
+	c.advance()
+	c.advance()
+	if c.n.Load() != 0 {
+		t.Fatalf("after two epochs without calls: %d connections remembered, want 0", c.n.Load())
+	}
+}
+
+// Past maxConns, calls on connections not remembered report, and nothing
+// more is remembered; a call without a connection in its context reports.
+func TestConnsBounded(t *testing.T) {
+	c := newConns()
+	for range maxConns {
+		if !c.due(connCtx(&peer.Peer{})) {
+			t.Fatal("a new connection's first call did not report")
+		}
+	}
+	extra := connCtx(&peer.Peer{})
+	if !c.due(extra) || !c.due(extra) {
+		t.Error("past maxConns: want a report on every call of a connection not remembered")
+	}
+	if c.n.Load() != maxConns {
+		t.Errorf("%d connections remembered, want at most maxConns (%d)", c.n.Load(), maxConns)
+	}
+	if !c.due(context.Background()) {
+		t.Error("a call without a peer did not report")
+	}
+	c.advance()
+	c.advance()
+	if c.n.Load() != 0 {
+		t.Errorf("after two epochs without calls: %d connections remembered, want 0", c.n.Load())
+	}
+}
+
+// BenchmarkConnsDue is a call that does not report: the per-call cost of
+// the per-connection rule.
+func BenchmarkConnsDue(b *testing.B) {
+	c := newConns()
+	ctx := connCtx(&peer.Peer{})
+	c.due(ctx)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if c.due(ctx) {
+				b.Fatal("reported twice in one epoch")
+			}
+		}
+	})
+}
