@@ -80,6 +80,9 @@ var (
 	// serverProfiles is the -server-profiles flag: "" or the directory for
 	// the pinned servers' CPU profiles.
 	serverProfiles string
+	// streamWorkers is the -stream-workers flag: grpc.NumStreamWorkers for
+	// every server of the run (0: grpc-go's default, a goroutine a stream).
+	streamWorkers int
 )
 
 func main() {
@@ -90,6 +93,7 @@ func main() {
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
 	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
 	flag.DurationVar(&orcaInterval, "orca-per-call-interval", 0, "with -stack manager: orca.Config.PerCallInterval (each connection's first unary call in each interval carries the report; 0: the default)")
+	flag.IntVar(&streamWorkers, "stream-workers", 0, "grpc.NumStreamWorkers(N) on every server (bare and on alike; with -base-args \"-stream-workers=0\" only the on role's): grpc-go's pool of stream goroutines, whose stacks stay grown; 0: a new goroutine a stream")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare); with -serve, of the measured window only")
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
@@ -317,6 +321,9 @@ func startServer(kind, stack string) (string, func(), error) {
 		}
 	default:
 		return "", nil, fmt.Errorf("unknown server kind %q", kind)
+	}
+	if streamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(streamWorkers)))
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

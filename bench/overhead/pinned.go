@@ -74,7 +74,7 @@ func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResul
 	}
 	args := append([]string{"-c", "0", exe, "-serve", serve, "-stack", stack,
 		"-orca-per-call=" + strconv.FormatBool(orcaPerCall),
-		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile}, intervalFlag()...)
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile}, serverFlags()...)
 	srv := exec.Command("taskset", append(args, extra...)...)
 	srv.Stderr = os.Stderr
 	srvIn, _ := srv.StdinPipe()
@@ -352,11 +352,16 @@ func profilePath(kind string, i int) string {
 	return filepath.Join(serverProfiles, fmt.Sprintf("%s-%d.pprof", kind, i))
 }
 
-// intervalFlag returns -orca-per-call-interval for a server when it is set:
-// only then, so that a -base-exe built before the flag existed still runs.
-func intervalFlag() []string {
-	if orcaInterval == 0 {
-		return nil
+// serverFlags returns -orca-per-call-interval and -stream-workers for a
+// server when they are set: only then, so that a -base-exe built before
+// the flags existed still runs.
+func serverFlags() []string {
+	var f []string
+	if orcaInterval != 0 {
+		f = append(f, "-orca-per-call-interval", orcaInterval.String())
 	}
-	return []string{"-orca-per-call-interval", orcaInterval.String()}
+	if streamWorkers != 0 {
+		f = append(f, "-stream-workers", strconv.Itoa(streamWorkers))
+	}
+	return f
 }

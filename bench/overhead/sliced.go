@@ -79,7 +79,7 @@ func startSliced(exe, kind, stack, profile string, extra ...string) (*slicedProc
 	p := &slicedProc{kind: kind}
 	args := append([]string{"-c", "0", exe, "-serve", kind, "-stack", stack,
 		"-orca-per-call=" + strconv.FormatBool(orcaPerCall),
-		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile, "-profile-all"}, intervalFlag()...)
+		"-priority-header=" + strconv.FormatBool(priorityHeader), "-cpuprofile", profile, "-profile-all"}, serverFlags()...)
 	p.srv = exec.Command("taskset", append(args, extra...)...)
 	p.srv.Stderr = os.Stderr
 	p.srvIn, _ = p.srv.StdinPipe()
