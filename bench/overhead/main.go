@@ -59,6 +59,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/tap"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/goaway"
@@ -105,7 +106,7 @@ func main() {
 	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
-	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, on) for a pinned leg")
+	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, bare1tap, on) for a pinned leg")
 	profileAll := flag.Bool("profile-all", false, "internal: with -serve and -cpuprofile, profile from the first measured window to the end")
 	memRate := flag.Int("memprofilerate", 0, "with -serve: runtime.MemProfileRate (1 records every allocation, for the heap profiles a server writes when told \"heapprofile PATH\" on its stdin); 0 leaves the default")
 	client := flag.String("client", "", "internal: run a pinned leg's client against this address")
@@ -279,7 +280,9 @@ func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientC
 // startServer serves internal/replica on 127.0.0.1:0 and returns its
 // address and the function that stops it. kind is "bare" (grpc-go with no
 // option), "bare1" (grpc-go with one no-op unary interceptor: the baseline
-// of overhead.unary_extra_allocs) or "on" (the library, as stack says).
+// of overhead.unary_extra_allocs), "bare1tap" (bare1 and a no-op tap
+// handle: -base-kind bare1tap measures the library's own work beyond what
+// grpc-go charges for those) or "on" (the library, as stack says).
 func startServer(kind, stack string) (string, func(), error) {
 	var opts []grpc.ServerOption
 	var mgr *grpcmgmt.Manager
@@ -289,6 +292,17 @@ func startServer(kind, stack string) (string, func(), error) {
 		opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			return h(ctx, req)
 		})}
+	case "bare1tap":
+		// What any library with a tap handle and an interceptor costs
+		// through grpc-go alone (the tap.Info, the interceptor's info and
+		// closure): the base against which the full stack's figure is the
+		// library's own work.
+		opts = []grpc.ServerOption{
+			grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil }),
+			grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				return h(ctx, req)
+			}),
+		}
 	case "on":
 		switch stack {
 		case "manager":
