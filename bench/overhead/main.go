@@ -81,6 +81,9 @@ var (
 	// serverProfiles is the -server-profiles flag: "" or the directory for
 	// the pinned servers' CPU profiles.
 	serverProfiles string
+	// without is the -without flag: levers the on server turns off
+	// (grpcmgmt.Without), comma-separated.
+	without string
 	// streamWorkers is the -stream-workers flag: grpc.NumStreamWorkers for
 	// every server of the run (0: grpc-go's default, a goroutine a stream).
 	streamWorkers int
@@ -94,6 +97,7 @@ func main() {
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
 	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
 	flag.DurationVar(&orcaInterval, "orca-per-call-interval", 0, "with -stack manager: orca.Config.PerCallInterval (each connection's first unary call in each interval carries the report; 0: the default)")
+	flag.StringVar(&without, "without", "", `with -stack manager: levers to turn off on the on server, comma-separated (grpcmgmt.Without: "goaway,health"); with -base-kind on and -base-args "-without X", the figures are one lever's share`)
 	flag.IntVar(&streamWorkers, "stream-workers", 0, "grpc.NumStreamWorkers(N) on every server (bare and on alike; with -base-args \"-stream-workers=0\" only the on role's): grpc-go's pool of stream goroutines, whose stacks stay grown; 0: a new goroutine a stream")
 	only := flag.String("only", "", `run only the figure whose name contains this ("unary", "stream")`)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare); with -serve, of the measured window only")
@@ -240,6 +244,17 @@ func main() {
 
 // shedConfig is the full stack's shedder: a static limit out of reach, the
 // CPU and queueing limits off (see startServer).
+// withoutList returns the -without flag's levers.
+func withoutList() []grpcmgmt.Feature {
+	var f []grpcmgmt.Feature
+	for _, n := range strings.Split(without, ",") {
+		if n != "" {
+			f = append(f, grpcmgmt.Feature(n))
+		}
+	}
+	return f
+}
+
 func shedConfig() loadshed.Config {
 	c := loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}
 	if !priorityHeader {
@@ -320,7 +335,8 @@ func startServer(kind, stack string) (string, func(), error) {
 				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
 				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
 				grpcmgmt.WithLoadShed(shedConfig()),
-				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallInterval: orcaInterval}))
+				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallInterval: orcaInterval}),
+				grpcmgmt.Without(withoutList()...))
 			if err != nil {
 				return "", nil, err
 			}

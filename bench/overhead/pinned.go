@@ -352,8 +352,8 @@ func profilePath(kind string, i int) string {
 	return filepath.Join(serverProfiles, fmt.Sprintf("%s-%d.pprof", kind, i))
 }
 
-// serverFlags returns -orca-per-call-interval and -stream-workers for a
-// server when they are set: only then, so that a -base-exe built before
+// serverFlags returns -orca-per-call-interval, -stream-workers and
+// -without for a server when they are set: only then, so that a -base-exe built before
 // the flags existed still runs.
 func serverFlags() []string {
 	var f []string
@@ -362,6 +362,9 @@ func serverFlags() []string {
 	}
 	if streamWorkers != 0 {
 		f = append(f, "-stream-workers", strconv.Itoa(streamWorkers))
+	}
+	if without != "" {
+		f = append(f, "-without", without)
 	}
 	return f
 }
