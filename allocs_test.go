@@ -73,10 +73,10 @@ func TestAllocBudget(t *testing.T) {
 	defer func() { _ = m.Shutdown(context.Background()) }()
 	full := allocsPerCall(t, m.ServerOptions(), m)
 
-	t.Logf("server allocations per unary call: bare grpc-go with one interceptor %.2f, full stack %.2f, extra %.2f (budget %.1f)",
+	t.Logf("server allocations per unary call: bare grpc-go with one interceptor %.2f, full stack %.2f, extra %.2f (budget %.2f)",
 		bare, full, full-bare, allocBudget)
 	if full-bare > allocBudget {
-		t.Errorf("the full stack adds %.2f allocations per unary call (%.2f against %.2f), over the budget of %.1f",
+		t.Errorf("the full stack adds %.2f allocations per unary call (%.2f against %.2f), over the budget of %.2f",
 			full-bare, full, bare, allocBudget)
 	}
 }
