@@ -160,7 +160,7 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 	r.closed, r.stop = context.WithCancel(context.Background())
 	r.unsub = s.OnSample(r.onSample)
 	r.log.Info("orca: reporting load",
-		"per_call", !cfg.DisablePerCall, "out_of_band", !cfg.DisableOutOfBand,
+		"per_call", !cfg.DisablePerCall, "per_call_interval", time.Duration(r.epochEvery)*s.Period(), "out_of_band", !cfg.DisableOutOfBand,
 		"min_reporting_interval", cfg.MinReportingInterval,
 		"capacity", cfg.Capacity, "limit", cfg.Limit != nil)
 	return r, nil
