@@ -50,8 +50,10 @@ func TestConnsBounded(t *testing.T) {
 		}
 	}
 	extra := connCtx(&peer.Peer{})
-	if !c.due(extra) || !c.due(extra) {
-		t.Error("past maxConns: want a report on every call of a connection not remembered")
+	for i := range 2 {
+		if !c.due(extra) {
+			t.Errorf("past maxConns: call %d of a connection not remembered did not report, want every call to", i+1)
+		}
 	}
 	if c.n.Load() != maxConns {
 		t.Errorf("%d connections remembered, want at most maxConns (%d)", c.n.Load(), maxConns)
