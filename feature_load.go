@@ -40,7 +40,10 @@ func (s *settings) samplerConfig() load.Config {
 // call path in one function call per call (see Manager.ServerOptions for
 // the order). Nil levers are off.
 type callPath struct {
-	shedder     *loadshed.Shedder
+	shedder *loadshed.Shedder
+	// shedCounts: the shedder counts the unary calls in calls itself
+	// (loadshed.Config.SharedCount), with the add that takes their slot.
+	shedCounts  bool
 	calls       *load.Calls // always on: the sampler's in-flight, QPS, EPS and queueing signal
 	orca        *orca.Reporter
 	trackStream grpc.StreamServerInterceptor // goaway's stream accounting
@@ -48,8 +51,18 @@ type callPath struct {
 
 // unary sheds or admits the call, counts and times it for the sampler (the
 // one place a call's latency is measured for the levers), and adds the
-// per-call ORCA report to its trailer.
+// per-call ORCA report to its trailer. With the shedder on, admitting the
+// call is what counts it: one add takes its slot and counts it in flight
+// for the sampler (loadshed.Config.SharedCount).
 func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	if c.shedCounts {
+		var t loadshed.Ticket
+		if t, err = c.shedder.AdmitUnary(ctx, info.FullMethod); err != nil {
+			return nil, err
+		}
+		defer func() { t.Finish(isServerError(err)) }() // also when h panics
+		return c.handle(ctx, req, h)
+	}
 	var t loadshed.Ticket // the zero Ticket's Done does nothing
 	if c.shedder != nil {
 		if t, err = c.shedder.AdmitUnary(ctx, info.FullMethod); err != nil {
@@ -63,7 +76,13 @@ func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInf
 		call.End(isServerError(err))
 		t.Done()
 	}()
-	resp, err = h(ctx, req)
+	return c.handle(ctx, req, h)
+}
+
+// handle runs the handler of an admitted unary call and adds the per-call
+// ORCA report to its trailer.
+func (c *callPath) handle(ctx context.Context, req any, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
 	if c.orca != nil {
 		c.orca.AddCallReport(ctx)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
 	"github.com/grpcmgmt/grpcmgmt/load"
+	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
 
 // serveReplica starts a Manager and a real server with the replica service
@@ -81,13 +82,23 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // and checks what the shared sampler sees: calls in flight while they run
 // and none after, every call counted in QPS, and exactly the failures that
 // point at the server counted in EPS (not the caller's own mistakes or
-// cancellations).
+// cancellations). With the shedder on, the shedder counts the unary calls
+// in the sampler's counter itself (loadshed.Config.SharedCount): the
+// sampler sees the same, and the shedder's in-flight figure is that count.
 func TestCallCounter(t *testing.T) {
+	t.Run("without shedder", func(t *testing.T) { testCallCounter(t, false) })
+	t.Run("with shedder", func(t *testing.T) { testCallCounter(t, true) })
+}
+
+func testCallCounter(t *testing.T, shed bool) {
 	reader := metric.NewManualReader()
 	mp := metric.NewMeterProvider(metric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	m, client := serveReplica(t, replica.Config{Name: "r1", Work: 300 * time.Millisecond},
-		grpcmgmt.WithMeterProvider(mp), grpcmgmt.WithLoad(load.Config{Period: 20 * time.Millisecond}))
+	opts := []grpcmgmt.Option{grpcmgmt.WithMeterProvider(mp), grpcmgmt.WithLoad(load.Config{Period: 20 * time.Millisecond})}
+	if shed {
+		opts = append(opts, grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 100, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}))
+	}
+	m, client := serveReplica(t, replica.Config{Name: "r1", Work: 300 * time.Millisecond}, opts...)
 	calls := m.Load().Calls()
 	ctx := context.Background()
 
@@ -98,6 +109,11 @@ func TestCallCounter(t *testing.T) {
 		done <- err
 	}()
 	waitUntil(t, "the unary call in flight", func() bool { return calls.InFlight() == 1 })
+	if shed {
+		if got := upDownSum(t, reader, "github.com/grpcmgmt/grpcmgmt/loadshed", "grpcmgmt.loadshed.in_flight"); got != 1 {
+			t.Errorf("grpcmgmt.loadshed.in_flight = %d with one unary call in flight, want 1", got)
+		}
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("UnaryCall: %v", err)
 	}
@@ -181,6 +197,27 @@ func TestCallCounter(t *testing.T) {
 	}
 }
 
+// upDownSum returns the value of the integer up-down counter name of one
+// instrumentation scope from reader (summed over its attributes).
+func upDownSum(t *testing.T, reader *metric.ManualReader, scope, name string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if d, ok := mt.Data.(metricdata.Sum[int64]); ok && sm.Scope.Name == scope && mt.Name == name {
+				for _, p := range d.DataPoints {
+					sum += p.Value
+				}
+			}
+		}
+	}
+	return sum
+}
+
 // gauges collects the float and integer gauges of one instrumentation scope
 // (a package's meter, e.g. github.com/grpcmgmt/grpcmgmt/load) from reader by
 // name.
@@ -221,9 +258,17 @@ func TestWithLoadInvalid(t *testing.T) {
 
 // A health-checking client's Watch stream, open for as long as its
 // connection, is not load: it is not counted as a call (in flight or
-// started). A probe's Check is an ordinary unary call.
+// started). A probe's Check is an ordinary unary call (with the shedder
+// on, one exempt from it: counted, untimed, in the sampler's counter).
 func TestCallCounterSkipsHealth(t *testing.T) {
-	m, conn := serveReplicaConn(t, replica.Config{Name: "r1"})
+	t.Run("without shedder", func(t *testing.T) { testCallCounterSkipsHealth(t) })
+	t.Run("with shedder", func(t *testing.T) {
+		testCallCounterSkipsHealth(t, grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1}))
+	})
+}
+
+func testCallCounterSkipsHealth(t *testing.T, opts ...grpcmgmt.Option) {
+	m, conn := serveReplicaConn(t, replica.Config{Name: "r1"}, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	calls := m.Load().Calls()

@@ -30,6 +30,11 @@ func (m *Manager) buildLoadShed(s *settings) error {
 	if cfg.Load == nil {
 		cfg.Load = m.sampler
 	}
+	// On the Manager's own sampler, the Shedder counts the unary calls it
+	// admits in the sampler's counter, and the Manager's interceptor does
+	// not count them again: one in-flight count a call for every lever.
+	cfg.SharedCount = cfg.SharedCount || cfg.Load == m.sampler
+	m.shedCounts = cfg.Load == m.sampler
 	m.shared(s, &cfg.Logger, &cfg.MeterProvider)
 	sh, err := loadshed.New(cfg)
 	if err != nil {

@@ -53,6 +53,7 @@ type Manager struct {
 	shedder       *loadshed.Shedder            // loadshed
 	shedInTap     bool                         // loadshed rejects in the tap (Pushback Off)
 	shedHeader    bool                         // loadshed reads a priority header (in the tap)
+	shedCounts    bool                         // loadshed counts the unary calls in the sampler's counter (SharedCount)
 	health        *health.Reporter             // health
 	orca          *orca.Reporter               // orca
 
@@ -230,7 +231,7 @@ func (m *Manager) ServerOptions() []grpc.ServerOption {
 		// option order. Empty unless orca.Config.HandlerMetrics.
 		opts = append(opts, m.orca.CallMetricsServerOption())
 	}
-	c := &callPath{shedder: m.shedder, calls: m.calls, orca: m.orca}
+	c := &callPath{shedder: m.shedder, shedCounts: m.shedCounts, calls: m.calls, orca: m.orca}
 	if m.tracker != nil {
 		c.trackStream = m.tracker.StreamServerInterceptor()
 	}

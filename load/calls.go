@@ -29,8 +29,10 @@ import (
 // share one word, so the sampler reads the exact time integral of the
 // unary calls in flight (Snapshot.UnaryInFlightMean) from the same add
 // that counts them: the ORCA reports and the queueing signal need no
-// counter of their own. Up to 2^20-1 unary calls may be in flight at once
-// (and any number of streams). This is the one place a call's latency is
+// counter of their own, and neither does a concurrency limit that takes its
+// slots in the same word (Enter; the loadshed package's Shedder with
+// loadshed.Config.SharedCount, as the grpcmgmt Manager sets it). Up to
+// 2^20-1 unary calls may be in flight at once (and any number of streams). This is the one place a call's latency is
 // measured for the load signal: a lever that needs it reads the Snapshot,
 // never a clock of its own.
 type Calls struct {
@@ -79,7 +81,9 @@ var monoBase = time.Now()
 func nanotime() int64 { return int64(time.Since(monoBase)) }
 
 // Begin records a call starting that is not timed: a stream, whose
-// lifetime is not a latency. It counts in InFlight and QPS.
+// lifetime is not a latency, or a unary call kept out of the latency
+// signal (the loadshed package counts its exempt methods' calls so with
+// loadshed.Config.SharedCount). It counts in InFlight and QPS.
 func (c *Calls) Begin() {
 	c.streams.Add(1)
 	c.streamsStarted.Add(1)
@@ -110,6 +114,47 @@ func (c *Calls) BeginUnary() Call {
 	return Call{c: c, start: start, alone: alone}
 }
 
+// Enter begins a unary call for a concurrency limit that counts in the
+// same word as the sampler (the loadshed package's Shedder, given
+// loadshed.Config.Calls): the call is in flight and timed from now, as
+// with BeginUnary, and n is the unary calls in flight with it, itself
+// included, which the limit compares. It is not yet counted as started:
+// follow with Call.Admit if the limit lets it run (then End it as usual),
+// or Call.Cancel if not, which leaves no trace. So one add counts a call
+// for the limit, the in-flight figures and the queueing signal at once.
+func (c *Calls) Enter() (k Call, n int64) {
+	start := nanotime() / 1000
+	n = int64(c.flight.Add(uint64(start)<<countBits+1) & countMask)
+	return Call{c: c, start: start, alone: n == 1}, n
+}
+
+// EnterBelow is Enter only if the unary calls in flight, this one
+// included, are then at most limit (a compare-and-swap: ok false, and
+// nothing changed, when they would be more).
+func (c *Calls) EnterBelow(limit int64) (k Call, n int64, ok bool) {
+	start := nanotime() / 1000
+	d := uint64(start)<<countBits + 1
+	for {
+		f := c.flight.Load()
+		if n = int64(f&countMask) + 1; n > limit {
+			return Call{}, n - 1, false
+		}
+		if c.flight.CompareAndSwap(f, f+d) {
+			return Call{c: c, start: start, alone: n == 1}, n, true
+		}
+	}
+}
+
+// Admit counts a call begun with Enter or EnterBelow as started, and
+// returns the calls started so far (unary and streams): a number no other
+// call's Admit returns.
+func (k Call) Admit() uint64 { return k.c.started.Add(1) }
+
+// Cancel undoes Enter or EnterBelow for a call that is not run: it leaves
+// the calls in flight and their time integral as they were, and counts
+// nothing.
+func (k Call) Cancel() { k.c.flight.Add(-(uint64(k.start)<<countBits + 1)) }
+
 // Call is a unary call in flight, returned by Calls.BeginUnary: a value,
 // so timing a call allocates nothing. End it exactly once.
 type Call struct {
@@ -117,6 +162,9 @@ type Call struct {
 	start int64 // µs on the monotonic clock
 	alone bool  // no other timed call was in flight when it began
 }
+
+// IsZero reports whether k is the zero Call, whose End does nothing.
+func (k Call) IsZero() bool { return k.c == nil }
 
 // End records the call's end and its latency; failed counts it towards
 // EPS. Ending the zero Call does nothing.
@@ -162,6 +210,14 @@ func (c *Calls) unaryIntegral() (at int64, inFlight uint64) {
 	at = nanotime() / 1000
 	n, sum := f&countMask, f>>countBits
 	return at, (n*uint64(at) - sum) & sumMask
+}
+
+// UnaryStarted returns the unary calls (BeginUnary, or Enter and Admit)
+// begun since c was created. It reads two counters one after the other: a
+// stream beginning between the reads makes it one less for that reading.
+func (c *Calls) UnaryStarted() uint64 {
+	all := c.started.Load()
+	return all - min(c.streamsStarted.Load(), all)
 }
 
 // Started returns the calls begun since c was created.

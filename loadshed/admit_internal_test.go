@@ -43,7 +43,7 @@ func TestAdmitNeverExceedsLimit(t *testing.T) {
 				}
 				runtime.Gosched() // hold the slot while others try
 				cur.Add(-1)
-				s.done(tok)
+				s.done(tok, false)
 			}
 		}()
 	}
@@ -67,7 +67,7 @@ func TestAdmitNeverExceedsLimit(t *testing.T) {
 		t.Fatalf("call over the limit: reason %v, want static", r)
 	}
 	for _, tok := range toks {
-		s.done(tok)
+		s.done(tok, false)
 	}
 }
 
@@ -94,7 +94,7 @@ func TestAdmittedDerived(t *testing.T) {
 			t.Fatalf("call %d shed", i)
 		}
 		if i < 7 {
-			s.done(tok)
+			s.done(tok, false)
 		} else {
 			held = append(held, tok)
 		}
@@ -108,7 +108,7 @@ func TestAdmittedDerived(t *testing.T) {
 		t.Errorf("admitted by priority %v, want sheddable 2, critical %d", by, base+8)
 	}
 	for _, tok := range held {
-		s.done(tok)
+		s.done(tok, false)
 	}
 	if adm, _, inFlight := s.counts(); adm != base+10 || inFlight != 0 {
 		t.Errorf("after the wrap: admitted %d, in flight %d; want %d, 0", adm, inFlight, base+10)

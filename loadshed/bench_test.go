@@ -46,11 +46,13 @@ func BenchmarkAdmit(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				t, r := s.admit(Critical, true, true)
-				if r != admitted {
+				// As the interceptors do (admitCall): the token is written
+				// where the caller keeps it.
+				var t token
+				if r := s.admitInto(&t, Critical, true, true); r != admitted {
 					b.Fatal("shed")
 				}
-				s.done(t)
+				s.done(t, false)
 			}
 		})
 	}
@@ -106,7 +108,7 @@ func warmUp(b *testing.B, s *Shedder) {
 				if r != admitted {
 					b.Fatal("shed during warm-up")
 				}
-				s.done(t)
+				s.done(t, false)
 			}
 			if !time.Now().Before(end) {
 				return
@@ -124,4 +126,58 @@ func warmUp(b *testing.B, s *Shedder) {
 		}
 	}
 	b.ResetTimer()
+}
+
+// BenchmarkSharedCount is what Config.SharedCount saves the grpcmgmt
+// Manager on every unary call: the shedder's admit and done plus the
+// sampler's count and timing of the call (load.Calls.BeginUnary and End),
+// with the shedder counting in a word of its own ("separate", as before
+// SharedCount) and in the sampler's ("shared": one add takes the slot and
+// counts the call for both).
+//
+//	go test -run '^$' -bench BenchmarkSharedCount ./loadshed
+func BenchmarkSharedCount(b *testing.B) {
+	smp, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.5, nil }),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer smp.Close()
+	shedder := func(b *testing.B, shared bool) *Shedder {
+		s, err := New(Config{MaxInFlight: 1 << 19, Load: smp, CPUThreshold: Off, QueueingThreshold: Off, SharedCount: shared,
+			MeterProvider: noop.NewMeterProvider(), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	b.Run("separate", func(b *testing.B) {
+		s, calls := shedder(b, false), smp.Calls()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				var t token
+				if r := s.admitInto(&t, Critical, true, true); r != admitted {
+					b.Fatal("shed")
+				}
+				call := calls.BeginUnary()
+				call.End(false)
+				s.done(t, false)
+			}
+		})
+	})
+	b.Run("shared", func(b *testing.B) {
+		s := shedder(b, true)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				var t token
+				if r := s.admitInto(&t, Critical, true, true); r != admitted {
+					b.Fatal("shed")
+				}
+				s.done(t, false)
+			}
+		})
+	})
 }

@@ -88,6 +88,18 @@ type Config struct {
 	// Load is the shared load sampler, needed by the CPU and queueing
 	// limits. May be nil: then they are off.
 	Load *load.Sampler
+	// SharedCount makes the Shedder count the unary calls it admits in
+	// Load's call counter (load.Sampler.Calls) instead of a counter of its
+	// own: one add per call then counts it for the concurrency limits, the
+	// sampler's in-flight and QPS figures, its queueing signal and ORCA's
+	// utilization alike. Those calls must then not be counted there again,
+	// and each must end with Ticket.Finish, whose outcome counts in the
+	// sampler's error rate; a call to an exempt method is counted there as
+	// untimed (load.Calls.Begin). Streams hold their slots in the Shedder's
+	// own counter. The grpcmgmt Manager sets it for its one interceptor;
+	// leave it off when anything else counts the calls in Load's counter
+	// (orca.Reporter's interceptor does). Needs Load. Default false.
+	SharedCount bool
 	// Logger receives shed (debug, rate-limited) and state-change (info)
 	// logs. Default slog.Default().
 	Logger *slog.Logger
@@ -268,6 +280,9 @@ func (c Config) Validate() error {
 	}
 	if c.Code != codes.OK && c.Code != codes.Unavailable && c.Code != codes.ResourceExhausted {
 		return fmt.Errorf("loadshed: Code must be codes.Unavailable or codes.ResourceExhausted (0 means Unavailable), got %v", c.Code)
+	}
+	if c.SharedCount && c.Load == nil {
+		return fmt.Errorf("loadshed: SharedCount needs Load (the sampler whose call counter it shares)")
 	}
 	if c.Pushback != 0 && c.Pushback != Off && (c.Pushback < time.Millisecond || c.Pushback > time.Minute) {
 		return fmt.Errorf("loadshed: Pushback must be within 1ms..1m or loadshed.Off (0 means %v), got %v", DefaultPushback, c.Pushback)

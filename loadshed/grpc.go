@@ -6,6 +6,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/tap"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
 // TapHandle returns the handle to install with grpc.InTapHandle (or through
@@ -128,19 +130,31 @@ func (s *Shedder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 }
 
 // Ticket is an admitted call's slot, returned by AdmitUnary and
-// AdmitStream: a value, so admitting allocates nothing. Call Done exactly
-// once when the call ends, typically deferred (so that a panicking handler
-// does not leak its slot). The zero Ticket (an exempt method) holds no slot;
-// its Done does nothing.
+// AdmitStream: a value, so admitting allocates nothing. Call Done (or
+// Finish) exactly once when the call ends, typically deferred (so that a
+// panicking handler does not leak its slot). The zero Ticket (an exempt
+// method) holds no slot; its Done does nothing.
 type Ticket struct {
 	s *Shedder
 	t token
+	// exempt: with Config.SharedCount, the sampler's counter, in which an
+	// exempt unary call is counted as untimed until Finish.
+	exempt *load.Calls
 }
 
-// Done releases the call's slot.
-func (t Ticket) Done() {
-	if t.s != nil {
-		t.s.done(t.t)
+// Done releases the call's slot: Finish(false).
+func (t Ticket) Done() { t.Finish(false) }
+
+// Finish releases the call's slot, as Done does. With Config.SharedCount
+// it also ends the call in the load sampler's counter, where failed counts
+// it towards the error rate (load.Snapshot.EPS; the grpcmgmt Manager
+// passes whether the call ended with a server-side error code).
+func (t Ticket) Finish(failed bool) {
+	switch {
+	case t.s != nil:
+		t.s.done(t.t, failed)
+	case t.exempt != nil:
+		t.exempt.End(failed)
 	}
 }
 
@@ -163,19 +177,23 @@ func (s *Shedder) AdmitStream(ctx context.Context, fullMethod string) (Ticket, e
 	return s.admitCall(ctx, fullMethod, false)
 }
 
-func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (Ticket, error) {
+func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (tk Ticket, err error) {
 	if s.isExempt(method) {
+		if s.calls != nil && unary {
+			s.calls.Begin() // counted, untimed, holding no slot (SharedCount)
+			return Ticket{exempt: s.calls}, nil
+		}
 		return Ticket{}, nil
 	}
 	p := s.callPriority(ctx, method)
-	t, r := s.admit(p, unary, !s.tapRollsCPU.Load())
-	if r != admitted {
+	if r := s.admitInto(&tk.t, p, unary, !s.tapRollsCPU.Load()); r != admitted {
 		if s.trailer != nil {
 			_ = grpc.SetTrailer(ctx, s.trailer)
 		}
 		return Ticket{}, s.rejected(r, p, method)
 	}
-	return Ticket{s: s, t: t}, nil
+	tk.s = s
+	return tk, nil
 }
 
 func (s *Shedder) isExempt(method string) bool {

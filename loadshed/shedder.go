@@ -89,12 +89,16 @@ type Shedder struct {
 	exempt     map[string]bool
 	// loadLimits: the CPU or the queueing limit is on (load is not nil).
 	loadLimits bool
-	header     string // "" when metadata is ignored
-	defPrio    Priority
-	errs       [numReasons][numPriorities]error
-	trailer    metadata.MD // nil: no pushback
-	tapMode    bool        // rejections happen in the tap (no pushback)
-	metrics    *instruments
+	// calls is the sampler's call counter with Config.SharedCount: the
+	// unary calls admitted are counted there (its one in-flight word), and
+	// state counts only the streams. Nil: state counts every call.
+	calls   *load.Calls
+	header  string // "" when metadata is ignored
+	defPrio Priority
+	errs    [numReasons][numPriorities]error
+	trailer metadata.MD // nil: no pushback
+	tapMode bool        // rejections happen in the tap (no pushback)
+	metrics *instruments
 
 	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
 	// dice, so the interceptors must not roll them again.
@@ -111,7 +115,9 @@ type Shedder struct {
 	// 2^doneBits). Admitting is one add, releasing one add (done +1 and in
 	// flight −1 together), and the calls admitted are derived (done + in
 	// flight): a second counter written on every call, even on a line of
-	// its own, made cores stall on each other's lines (issue 15).
+	// its own, made cores stall on each other's lines (issue 15). With
+	// SharedCount it counts the streams only; the unary calls are in the
+	// sampler's word (calls), and the calls in flight are the sum of both.
 	_     [64]byte
 	state atomic.Uint64
 	_     [56]byte
@@ -195,6 +201,9 @@ func New(cfg Config) (*Shedder, error) {
 		s.exemptList = nil
 	}
 	s.loadLimits = s.load != nil && (cpuOn || cfg.QueueingThreshold != Off)
+	if cfg.SharedCount {
+		s.calls = cfg.Load.Calls()
+	}
 	if s.load != nil {
 		s.queueMin = s.load.QueueingMinDelay()
 	}
@@ -252,7 +261,13 @@ func (s *Shedder) Close() error {
 
 // InFlight returns the calls admitted and not yet finished (exempt methods
 // are not counted).
-func (s *Shedder) InFlight() int64 { return int64(s.state.Load() & flightMask) }
+func (s *Shedder) InFlight() int64 {
+	n := int64(s.state.Load() & flightMask)
+	if s.calls != nil {
+		n += s.calls.UnaryInFlight()
+	}
+	return n
+}
 
 // Limit returns the concurrency limit a Critical call sees now: the lower
 // of MaxInFlight and the adaptive limit, or 0 if neither is configured.
@@ -286,7 +301,12 @@ func (s *Shedder) counts() (adm, shed uint64, inFlight int64) {
 // the calls in flight now.
 func (s *Shedder) admittedAll() (adm uint64, inFlight int64) {
 	w := s.state.Load()
-	return s.doneWraps.Load()<<doneBits + w>>flightBits + w&flightMask, int64(w & flightMask)
+	adm, inFlight = s.doneWraps.Load()<<doneBits+w>>flightBits+w&flightMask, int64(w&flightMask)
+	if s.calls != nil {
+		adm += s.calls.UnaryStarted()
+		inFlight += s.calls.UnaryInFlight()
+	}
+	return adm, inFlight
 }
 
 // admittedBy returns the calls admitted since New by priority: counted for
@@ -316,18 +336,29 @@ func (s *Shedder) admittedBy() [numPriorities]uint64 {
 // by the interceptor that admitted it. A value, so admitting allocates
 // nothing.
 type token struct {
-	start    int64 // ns; 0 when the call is not a latency sample
-	pred     int64 // ns: the wait predicted for a call admitted beyond the adaptive limit
-	baseline bool  // a no-load sample
-	queued   bool  // admitted beyond the adaptive limit, to wait for a slot
+	start    int64     // ns; 0 when the call is not a latency sample
+	pred     int64     // ns: the wait predicted for a call admitted beyond the adaptive limit
+	call     load.Call // SharedCount: the unary call, whose slot is its count in the sampler's word; zero: the slot is in state
+	baseline bool      // a no-load sample
+	queued   bool      // admitted beyond the adaptive limit, to wait for a slot
 }
 
 // admit decides on one call of priority p. rollCPU says whether the CPU
 // limit is decided here (false when the tap has decided it already).
 func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
+	var t token
+	r := s.admitInto(&t, p, sample, rollCPU)
+	return t, r
+}
+
+// admitInto is admit writing the admitted call's token into *t (zero on
+// entry), where the caller keeps it: a token returned through two calls
+// is copied with wide loads right after its fields were stored one by one,
+// which stalls the loads (measured: 5-10 % of BenchmarkCallPath).
+func (s *Shedder) admitInto(t *token, p Priority, sample, rollCPU bool) reason {
 	if s.loadLimits {
 		if r := s.loadShed(p, rollCPU); r != admitted {
-			return token{}, r
+			return r
 		}
 	}
 	lim, r := s.static[p], reasonStatic
@@ -336,35 +367,9 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 			lim, r = a, reasonAdaptive
 		}
 	}
-	// Fast path: one add, kept if it stays within the limit. Every call
-	// admitted saw the count, its own slot included, at most lim (or, for
-	// the adaptive limit, was let through its gate to wait for a slot), so
-	// never more than that hold a slot. A count over lim may include other
-	// callers' increments that they are about to undo, so a call that sees
-	// one (and is not let through the gate) undoes its own and checks again
-	// with a compare-and-swap: a free slot is not refused because of
-	// callers that were refused themselves.
-	var t token
-	w := s.state.Add(1)
-	n := int64(w & flightMask)
-	if lim != 0 && n > lim {
-		if r == reasonAdaptive && sample { // a stream holds its slot for good: no wait to predict
-			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
-		}
-		if !t.queued {
-			s.state.Add(^uint64(0)) // −1 in flight
-			for {
-				w = s.state.Load()
-				if n = int64(w & flightMask); n >= lim {
-					return token{}, r
-				}
-				if s.state.CompareAndSwap(w, w+1) {
-					w++
-					n++
-					break
-				}
-			}
-		}
+	n, seq, ok := s.take(t, lim, r == reasonAdaptive, sample)
+	if !ok {
+		return r
 	}
 	if p != s.defPrio {
 		s.other[p].Add(1)
@@ -380,9 +385,7 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 			// in eight or fewer when the traffic is heavy. (A server with
 			// many lone calls is not busy; one with few is, and pins to
 			// measure.)
-			// w>>flightBits+n: the calls admitted so far, this one included
-			// (done + in flight), a number no other admission sees.
-			if (sample && s.adaptive.sample(w>>flightBits+uint64(n))) || n == lim {
+			if (sample && s.adaptive.sample(seq)) || n == lim {
 				t.start = max(s.now(), 1)
 				t.baseline = s.adaptive.lone(n)
 			}
@@ -397,7 +400,91 @@ func (s *Shedder) admit(p Priority, sample, rollCPU bool) (token, reason) {
 			t.start, t.baseline = 0, false
 		}
 	}
-	return t, admitted
+	return admitted
+}
+
+// take takes a slot for one call against the limit lim (0: none), and
+// returns the calls in flight with it, itself included, and seq, a number
+// no other admission's take returns (the calls admitted so far). adaptive
+// says lim is the adaptive limit, whose gate may let a unary call (sample)
+// through beyond it to wait for a slot.
+//
+// Fast path: one add, kept if it stays within the limit. Every call
+// admitted saw the count, its own slot included, at most lim (or was let
+// through the gate), so never more than that hold a slot. A count over lim
+// may include other callers' increments that they are about to undo, so a
+// call that sees one (and is not let through the gate) undoes its own and
+// checks again with a compare-and-swap: a free slot is not refused because
+// of callers that were refused themselves.
+//
+// With SharedCount, unary calls and streams count in two words (the
+// sampler's and state): each call writes its own word and then reads the
+// other, so of any two calls taking slots at once at least one sees the
+// other's (every access is sequentially consistent), and the last to
+// check sees every slot held.
+func (s *Shedder) take(t *token, lim int64, adaptive, sample bool) (n int64, seq uint64, ok bool) {
+	if s.calls != nil && sample {
+		return s.takeUnary(t, lim, adaptive)
+	}
+	w := s.state.Add(1)
+	n = int64(w&flightMask) + s.unaryInFlight()
+	if lim != 0 && n > lim {
+		if adaptive && sample { // a stream holds its slot for good: no wait to predict
+			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
+		}
+		if !t.queued {
+			s.state.Add(^uint64(0)) // −1 in flight
+			for {
+				w = s.state.Load()
+				if n = int64(w&flightMask) + s.unaryInFlight(); n >= lim {
+					return 0, 0, false
+				}
+				if s.state.CompareAndSwap(w, w+1) {
+					w++
+					break
+				}
+			}
+			if n = int64(w&flightMask) + s.unaryInFlight(); n > lim {
+				s.state.Add(^uint64(0)) // a unary call took the slot (SharedCount)
+				return 0, 0, false
+			}
+		}
+	}
+	return n, w>>flightBits + w&flightMask, true
+}
+
+// takeUnary is take for a unary call with SharedCount: its slot is the
+// sampler's count of it, taken with load.Calls.Enter.
+func (s *Shedder) takeUnary(t *token, lim int64, adaptive bool) (n int64, seq uint64, ok bool) {
+	k, n := s.calls.Enter()
+	n += int64(s.state.Load() & flightMask)
+	if lim != 0 && n > lim {
+		if adaptive {
+			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
+		}
+		if !t.queued {
+			k.Cancel()
+			streams := int64(s.state.Load() & flightMask)
+			if k, n, ok = s.calls.EnterBelow(lim - streams); !ok {
+				return 0, 0, false
+			}
+			if n += int64(s.state.Load() & flightMask); n > lim {
+				k.Cancel() // a stream took the slot
+				return 0, 0, false
+			}
+		}
+	}
+	t.call = k
+	return n, k.Admit(), true
+}
+
+// unaryInFlight returns the unary calls holding a slot in the sampler's
+// word (SharedCount), else 0: they are in state.
+func (s *Shedder) unaryInFlight() int64 {
+	if s.calls == nil {
+		return 0
+	}
+	return s.calls.UnaryInFlight()
 }
 
 // loadShed rolls the dice of the limits that follow the shared sampler:
@@ -457,15 +544,24 @@ func ramp(v, th float64) bool {
 	return prob >= 1 || rand.Float64() < prob
 }
 
-// done releases an admitted call's slot.
-func (s *Shedder) done(t token) {
-	w := s.state.Add(oneDone - 1) // done +1, in flight −1
-	if w < oneDone {
-		s.doneWraps.Add(1) // the done count wrapped to 0
+// done releases an admitted call's slot; failed is the call's outcome for
+// the sampler's error rate (SharedCount).
+func (s *Shedder) done(t token, failed bool) {
+	var w uint64
+	if !t.call.IsZero() {
+		t.call.End(failed)
+	} else {
+		w = s.state.Add(oneDone - 1) // done +1, in flight −1
+		if w < oneDone {
+			s.doneWraps.Add(1) // the done count wrapped to 0
+		}
 	}
-	n := int64(w & flightMask)
 	var now int64
 	if a := s.adaptive; a != nil {
+		n := int64(w&flightMask) + s.unaryInFlight()
+		if !t.call.IsZero() {
+			n = s.InFlight()
+		}
 		if n >= a.limit.Load() {
 			// A call waiting for a slot takes this one: the gate predicts
 			// the next slot from now.

@@ -141,7 +141,7 @@ func simulate(t *testing.T, m model, cfg AdaptiveConfig, phases []phase, poisson
 			waiting = waiting[1:]
 			startInside(w)
 		}
-		s.done(c.tok)
+		s.done(c.tok, false)
 		if lat := now - c.arrived; c.counted {
 			if lat <= deadline {
 				res.good[c.phase]++

@@ -1,0 +1,168 @@
+package loadshed
+
+import (
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/grpcmgmt/grpcmgmt/load"
+)
+
+// newSharedShedder returns a Shedder with SharedCount on a sampler whose
+// readings are fixed, and the sampler.
+func newSharedShedder(t *testing.T, cfg Config) (*Shedder, *load.Sampler) {
+	t.Helper()
+	half := load.SourceFunc(func() (float64, error) { return 0.5, nil })
+	smp, err := load.NewSampler(load.Config{CPU: half, Memory: half, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = smp.Close() })
+	cfg.Load, cfg.SharedCount = smp, true
+	cfg.CPUThreshold, cfg.QueueingThreshold = Off, Off
+	cfg.MeterProvider, cfg.Logger = noop.NewMeterProvider(), slog.New(slog.DiscardHandler)
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, smp
+}
+
+// TestSharedCountNeverExceedsLimit hammers admit and done with unary calls
+// (counted in the sampler's word) and streams (in the Shedder's own) at
+// once: the calls holding a slot never exceed the limit, whatever mix
+// takes them, and every slot comes back. This is the two-word check of
+// take: each call writes its own word and then reads the other.
+func TestSharedCountNeverExceedsLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"static", Config{MaxInFlight: 3}},
+		{"adaptive", Config{MaxInFlight: 3, Adaptive: &AdaptiveConfig{InitialLimit: 1000, MaxLimit: 1000}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const L = 3
+			s, smp := newSharedShedder(t, tc.cfg)
+			var cur, peak, unaryN, streamN, shedN atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 8 {
+				unary := g%2 == 0
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 4000 {
+						var tok token
+						if r := s.admitInto(&tok, Critical, unary, true); r != admitted {
+							shedN.Add(1)
+							continue
+						}
+						if unary {
+							unaryN.Add(1)
+						} else {
+							streamN.Add(1)
+						}
+						n := cur.Add(1)
+						for {
+							p := peak.Load()
+							if n <= p || peak.CompareAndSwap(p, n) {
+								break
+							}
+						}
+						runtime.Gosched() // hold the slot while others try
+						cur.Add(-1)
+						s.done(tok, false)
+					}
+				}()
+			}
+			wg.Wait()
+			t.Logf("%d unary and %d streams admitted, %d shed, peak %d", unaryN.Load(), streamN.Load(), shedN.Load(), peak.Load())
+			if p := peak.Load(); p > L {
+				t.Fatalf("%d calls held a slot at once, limit %d", p, L)
+			}
+			if unaryN.Load() == 0 || streamN.Load() == 0 {
+				t.Fatalf("admitted %d unary calls and %d streams, want some of each", unaryN.Load(), streamN.Load())
+			}
+			if n := s.InFlight(); n != 0 {
+				t.Fatalf("InFlight() = %d after every call ended, want 0", n)
+			}
+			calls := smp.Calls()
+			if n := calls.UnaryInFlight(); n != 0 {
+				t.Fatalf("the sampler's unary calls in flight = %d after every call ended, want 0", n)
+			}
+			// The admitted count is derived from the two words: the
+			// sampler's started unary calls and the Shedder's streams.
+			if got, want := calls.UnaryStarted(), uint64(unaryN.Load()); got != want {
+				t.Errorf("the sampler counted %d unary calls started, want the %d admitted (refused ones leave no trace)", got, want)
+			}
+			if adm, _ := s.admittedAll(); adm != uint64(unaryN.Load()+streamN.Load()) {
+				t.Errorf("admitted %d, want %d", adm, unaryN.Load()+streamN.Load())
+			}
+			// A full limit fits again, in any mix.
+			var toks []token
+			for i := range L {
+				var tok token
+				if r := s.admitInto(&tok, Critical, i != 1, true); r != admitted {
+					t.Fatalf("call %d of %d refused with no other call in flight", i+1, L)
+				}
+				toks = append(toks, tok)
+			}
+			for _, unary := range []bool{true, false} {
+				var tok token
+				if r := s.admitInto(&tok, Critical, unary, true); r != reasonStatic {
+					t.Fatalf("call over the limit (unary %v): reason %v, want static", unary, r)
+				}
+			}
+			if n, u := s.InFlight(), calls.UnaryInFlight(); n != L || u != L-1 {
+				t.Fatalf("InFlight() = %d, the sampler's unary in flight %d; want %d and %d", n, u, L, L-1)
+			}
+			for _, tok := range toks {
+				s.done(tok, false)
+			}
+			if n := s.InFlight(); n != 0 {
+				t.Fatalf("InFlight() = %d, want 0", n)
+			}
+		})
+	}
+}
+
+// TestSharedCountFinish: with SharedCount a unary call's outcome reaches
+// the sampler's error count through Ticket.Finish, and an exempt unary call
+// is counted there (in flight, untimed) without taking a slot.
+func TestSharedCountFinish(t *testing.T) {
+	s, smp := newSharedShedder(t, Config{MaxInFlight: 1, Exempt: []string{"/pkg.Admin/"}})
+	calls := smp.Calls()
+	tk, err := s.AdmitUnary(t.Context(), "/pkg.Svc/Get")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdmitUnary(t.Context(), "/pkg.Svc/Get"); err == nil {
+		t.Fatal("second call admitted over MaxInFlight 1")
+	}
+	ex, err := s.AdmitUnary(t.Context(), "/pkg.Admin/Ping")
+	if err != nil {
+		t.Fatalf("exempt call: %v", err)
+	}
+	if got := calls.InFlight(); got != 2 {
+		t.Errorf("the sampler's calls in flight = %d, want 2 (the admitted call and the exempt one)", got)
+	}
+	if got := s.InFlight(); got != 1 {
+		t.Errorf("InFlight() = %d, want 1 (an exempt call holds no slot)", got)
+	}
+	tk.Finish(true)
+	ex.Finish(false)
+	if got := calls.Failed(); got != 1 {
+		t.Errorf("the sampler counted %d failed calls, want 1", got)
+	}
+	if got := calls.InFlight(); got != 0 {
+		t.Errorf("the sampler's calls in flight = %d after both ended, want 0", got)
+	}
+	if got := calls.Started(); got != 2 {
+		t.Errorf("the sampler counted %d calls started, want 2 (the refused call is not one)", got)
+	}
+}
