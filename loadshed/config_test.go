@@ -34,6 +34,7 @@ func TestConfigValidation(t *testing.T) {
 		{loadshed.Config{MaxInFlight: 1, Pushback: time.Hour}, "Pushback"},
 		{loadshed.Config{MaxInFlight: 1, Pushback: time.Microsecond}, "Pushback"},
 		{loadshed.Config{MaxInFlight: 1, Pushback: loadshed.Off}, ""},
+		{loadshed.Config{MaxInFlight: 1, SharedCount: true}, "SharedCount"},
 		{loadshed.Config{MaxInFlight: 1, DefaultPriority: &bad}, "DefaultPriority"},
 		{loadshed.Config{MaxInFlight: 1, Methods: map[string]loadshed.Priority{"Method": loadshed.Critical}}, "Methods"},
 		{loadshed.Config{MaxInFlight: 1, Methods: map[string]loadshed.Priority{"/a.B/": bad}}, "Methods"},

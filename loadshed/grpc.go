@@ -165,7 +165,8 @@ func (t Ticket) Finish(failed bool) {
 // methods get the zero Ticket. It is the interceptor's body, for code that
 // composes its own interceptor (the grpcmgmt Manager installs one
 // interceptor for every lever): call it before any header is sent, and call
-// the Ticket's Done when the call ends.
+// the Ticket's Done when the call ends (Finish, with the call's outcome,
+// under Config.SharedCount).
 func (s *Shedder) AdmitUnary(ctx context.Context, fullMethod string) (Ticket, error) {
 	return s.admitCall(ctx, fullMethod, true)
 }
