@@ -5,10 +5,9 @@ import (
 
 	orcagrpc "github.com/cncf/xds/go/xds/service/orca/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
+	"github.com/grpcmgmt/grpcmgmt/internal/outcome"
 	"github.com/grpcmgmt/grpcmgmt/load"
 	"github.com/grpcmgmt/grpcmgmt/loadshed"
 	"github.com/grpcmgmt/grpcmgmt/orca"
@@ -60,7 +59,7 @@ func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInf
 		if t, err = c.shedder.AdmitUnary(ctx, info.FullMethod); err != nil {
 			return nil, err
 		}
-		defer func() { t.Finish(isServerError(err)) }() // also when h panics
+		defer func() { t.Finish(outcome.ServerError(err)) }() // also when h panics
 		return c.handle(ctx, req, h)
 	}
 	var t loadshed.Ticket // the zero Ticket's Done does nothing
@@ -73,7 +72,7 @@ func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInf
 	// One deferred call for both (also when h panics): the call ends, then
 	// its slot is released, as two defers would do it.
 	defer func() {
-		call.End(isServerError(err))
+		call.End(outcome.ServerError(err))
 		t.Done()
 	}()
 	return c.handle(ctx, req, h)
@@ -103,7 +102,7 @@ func (c *callPath) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 	}
 	if !isLibraryStream(info.FullMethod) {
 		c.calls.Begin()
-		defer func() { c.calls.End(isServerError(err)) }()
+		defer func() { c.calls.End(outcome.ServerError(err)) }()
 	}
 	if c.trackStream != nil {
 		err = c.trackStream(srv, ss, info, h)
@@ -127,18 +126,4 @@ func (c *callPath) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 func isLibraryStream(method string) bool {
 	return method == healthgrpc.Health_Watch_FullMethodName ||
 		method == orcagrpc.OpenRcaService_StreamCoreMetrics_FullMethodName
-}
-
-// isServerError reports whether err counts towards EPS: failures that point
-// at the server (or at its load), not at the caller's request.
-func isServerError(err error) bool {
-	if err == nil {
-		return false
-	}
-	switch status.Code(err) {
-	case codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted,
-		codes.Internal, codes.Unavailable, codes.DataLoss:
-		return true
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/tap"
 
+	"github.com/grpcmgmt/grpcmgmt/internal/outcome"
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
@@ -111,12 +112,12 @@ func (s *Shedder) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return 
 // adaptive limit).
 func (s *Shedder) StreamServerInterceptor() grpc.StreamServerInterceptor { return s.stream }
 
-func (s *Shedder) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Shedder) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	t, err := s.AdmitUnary(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
-	defer t.Done()
+	defer func() { t.Finish(outcome.ServerError(err)) }() // the outcome counts with SharedCount only
 	return h(ctx, req)
 }
 
