@@ -2,7 +2,6 @@ package loadshed
 
 import (
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,15 +33,7 @@ func TestAdmitNeverExceedsLimit(t *testing.T) {
 					continue
 				}
 				admittedN.Add(1)
-				n := cur.Add(1)
-				for {
-					p := peak.Load()
-					if n <= p || peak.CompareAndSwap(p, n) {
-						break
-					}
-				}
-				runtime.Gosched() // hold the slot while others try
-				cur.Add(-1)
+				holdSlot(&cur, &peak)
 				s.done(tok, false)
 			}
 		}()

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric/noop"
-
-	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
 // BenchmarkAdmit measures the admit+done fast path (a call admitted and
@@ -25,12 +23,7 @@ import (
 // every core makes every counter contended: the worst case, since a server
 // runs a handler between admit and done.
 func BenchmarkAdmit(b *testing.B) {
-	smp, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.5, nil }),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer smp.Close()
+	smp := halfSampler(b)
 	shedder := func(b *testing.B, cfg Config) *Shedder {
 		cfg.MeterProvider = noop.NewMeterProvider()
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -42,20 +35,7 @@ func BenchmarkAdmit(b *testing.B) {
 		warmUp(b, s)
 		return s
 	}
-	run := func(b *testing.B, s *Shedder) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				// As the interceptors do (admitCall): the token is written
-				// where the caller keeps it.
-				var t token
-				if r := s.admitInto(&t, Critical, true, true); r != admitted {
-					b.Fatal("shed")
-				}
-				s.done(t, false)
-			}
-		})
-	}
+	run := admitDone
 	b.Run("loadshed/static", func(b *testing.B) {
 		run(b, shedder(b, Config{MaxInFlight: 1 << 30}))
 	})
@@ -137,12 +117,7 @@ func warmUp(b *testing.B, s *Shedder) {
 //
 //	go test -run '^$' -bench BenchmarkSharedCount ./loadshed
 func BenchmarkSharedCount(b *testing.B) {
-	smp, err := load.NewSampler(load.Config{CPU: load.SourceFunc(func() (float64, error) { return 0.5, nil }),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer smp.Close()
+	smp := halfSampler(b)
 	shedder := func(b *testing.B, shared bool) *Shedder {
 		s, err := New(Config{MaxInFlight: 1 << 19, Load: smp, CPUThreshold: Off, QueueingThreshold: Off, SharedCount: shared,
 			MeterProvider: noop.NewMeterProvider(), Logger: slog.New(slog.DiscardHandler)})
@@ -167,17 +142,21 @@ func BenchmarkSharedCount(b *testing.B) {
 			}
 		})
 	})
-	b.Run("shared", func(b *testing.B) {
-		s := shedder(b, true)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				var t token
-				if r := s.admitInto(&t, Critical, true, true); r != admitted {
-					b.Fatal("shed")
-				}
-				s.done(t, false)
+	b.Run("shared", func(b *testing.B) { admitDone(b, shedder(b, true)) })
+}
+
+// admitDone admits and releases unary calls on every core, as the
+// interceptors do (admitCall: the token is written where the caller keeps
+// it).
+func admitDone(b *testing.B, s *Shedder) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var t token
+			if r := s.admitInto(&t, Critical, true, true); r != admitted {
+				b.Fatal("shed")
 			}
-		})
+			s.done(t, false)
+		}
 	})
 }

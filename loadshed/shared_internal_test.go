@@ -12,16 +12,38 @@ import (
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
 
+// halfSampler returns a load sampler whose CPU and memory readings are
+// 0.5, closed when tb ends.
+func halfSampler(tb testing.TB) *load.Sampler {
+	tb.Helper()
+	half := load.SourceFunc(func() (float64, error) { return 0.5, nil })
+	smp, err := load.NewSampler(load.Config{CPU: half, Memory: half, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = smp.Close() })
+	return smp
+}
+
+// holdSlot counts one call holding a slot in cur (and its peak in peak)
+// while other goroutines run, then no more.
+func holdSlot(cur, peak *atomic.Int64) {
+	n := cur.Add(1)
+	for {
+		p := peak.Load()
+		if n <= p || peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	runtime.Gosched() // hold the slot while others try
+	cur.Add(-1)
+}
+
 // newSharedShedder returns a Shedder with SharedCount on a sampler whose
 // readings are fixed, and the sampler.
 func newSharedShedder(t *testing.T, cfg Config) (*Shedder, *load.Sampler) {
 	t.Helper()
-	half := load.SourceFunc(func() (float64, error) { return 0.5, nil })
-	smp, err := load.NewSampler(load.Config{CPU: half, Memory: half, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = smp.Close() })
+	smp := halfSampler(t)
 	cfg.Load, cfg.SharedCount = smp, true
 	cfg.CPUThreshold, cfg.QueueingThreshold = Off, Off
 	cfg.MeterProvider, cfg.Logger = noop.NewMeterProvider(), slog.New(slog.DiscardHandler)
@@ -67,15 +89,7 @@ func TestSharedCountNeverExceedsLimit(t *testing.T) {
 						} else {
 							streamN.Add(1)
 						}
-						n := cur.Add(1)
-						for {
-							p := peak.Load()
-							if n <= p || peak.CompareAndSwap(p, n) {
-								break
-							}
-						}
-						runtime.Gosched() // hold the slot while others try
-						cur.Add(-1)
+						holdSlot(&cur, &peak)
 						s.done(tok, false)
 					}
 				}()
