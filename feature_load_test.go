@@ -265,6 +265,9 @@ func TestCallCounterSkipsHealth(t *testing.T) {
 	t.Run("with shedder", func(t *testing.T) {
 		testCallCounterSkipsHealth(t, grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1}))
 	})
+	t.Run("with the default shedder", func(t *testing.T) { // CPU and queueing limits: no count compared
+		testCallCounterSkipsHealth(t, grpcmgmt.WithLoadShed(loadshed.Config{}))
+	})
 }
 
 func testCallCounterSkipsHealth(t *testing.T, opts ...grpcmgmt.Option) {

@@ -457,8 +457,11 @@ func (s *Shedder) take(t *token, lim int64, adaptive, sample bool) (n int64, seq
 // sampler's count of it, taken with load.Calls.Enter.
 func (s *Shedder) takeUnary(t *token, lim int64, adaptive bool) (n int64, seq uint64, ok bool) {
 	k, n := s.calls.Enter()
-	n += int64(s.state.Load() & flightMask)
-	if lim != 0 && n > lim {
+	if lim == 0 { // the CPU and queueing limits only (the Manager's default): no count to compare
+		t.call = k
+		return n, k.Admit(), true
+	}
+	if n += int64(s.state.Load() & flightMask); n > lim {
 		if adaptive {
 			t.pred, t.queued = s.adaptive.mayQueue(n-lim, lim)
 		}
