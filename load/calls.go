@@ -32,9 +32,9 @@ import (
 // counter of their own, and neither does a concurrency limit that takes its
 // slots in the same word (Enter; the loadshed package's Shedder with
 // loadshed.Config.SharedCount, as the grpcmgmt Manager sets it). Up to
-// 2^20-1 unary calls may be in flight at once (and any number of streams). This is the one place a call's latency is
-// measured for the load signal: a lever that needs it reads the Snapshot,
-// never a clock of its own.
+// 2^20-1 unary calls may be in flight at once (and any number of streams).
+// This is the one place a call's latency is measured for the load signal:
+// a lever that needs it reads the Snapshot, never a clock of its own.
 type Calls struct {
 	_              cpu.CacheLinePad
 	flight         atomic.Uint64 // unary calls in flight (low countBits) and the sum of their start times in µs (high sumBits)
@@ -115,8 +115,8 @@ func (c *Calls) BeginUnary() Call {
 }
 
 // Enter begins a unary call for a concurrency limit that counts in the
-// same word as the sampler (the loadshed package's Shedder, given
-// loadshed.Config.Calls): the call is in flight and timed from now, as
+// same word as the sampler (the loadshed package's Shedder, with
+// loadshed.Config.SharedCount): the call is in flight and timed from now, as
 // with BeginUnary, and n is the unary calls in flight with it, itself
 // included, which the limit compares. It is not yet counted as started:
 // follow with Call.Admit if the limit lets it run (then End it as usual),

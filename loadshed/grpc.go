@@ -133,8 +133,9 @@ func (s *Shedder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 // Ticket is an admitted call's slot, returned by AdmitUnary and
 // AdmitStream: a value, so admitting allocates nothing. Call Done (or
 // Finish) exactly once when the call ends, typically deferred (so that a
-// panicking handler does not leak its slot). The zero Ticket (an exempt
-// method) holds no slot; its Done does nothing.
+// panicking handler does not leak its slot). An exempt method's Ticket
+// holds no slot (with Config.SharedCount its Done still ends the call's
+// count in the sampler); the zero Ticket's Done does nothing.
 type Ticket struct {
 	s *Shedder
 	t token
