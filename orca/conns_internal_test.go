@@ -33,11 +33,7 @@ func TestConnsEpochs(t *testing.T) {
 	if !c.due(b) || c.due(b) {
 		t.Fatal("epoch 3: want a report on b's first call after it was forgotten, and only then")
 	}
-	c.advance()
-	c.advance()
-	if c.n.Load() != 0 {
-		t.Fatalf("after two epochs without calls: %d connections remembered, want 0", c.n.Load())
-	}
+	wantForgotten(t, c)
 }
 
 // Past maxConns, calls on connections not remembered report, and nothing
@@ -61,10 +57,17 @@ func TestConnsBounded(t *testing.T) {
 	if !c.due(context.Background()) {
 		t.Error("a call without a peer did not report")
 	}
+	wantForgotten(t, c)
+}
+
+// wantForgotten checks that two epochs without calls leave c remembering
+// no connection.
+func wantForgotten(t *testing.T, c *conns) {
+	t.Helper()
 	c.advance()
 	c.advance()
 	if c.n.Load() != 0 {
-		t.Errorf("after two epochs without calls: %d connections remembered, want 0", c.n.Load())
+		t.Fatalf("after two epochs without calls: %d connections remembered, want 0", c.n.Load())
 	}
 }
 
