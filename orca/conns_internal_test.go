@@ -60,6 +60,41 @@ func TestConnsBounded(t *testing.T) {
 	wantForgotten(t, c)
 }
 
+// Exactly one report per connection per epoch with more connections than
+// slots in the cache of recent connections, their calls interleaved (so
+// that connections sharing a slot take it from each other between their
+// calls).
+func TestConnsManyExact(t *testing.T) {
+	c := newConns()
+	ctxs := make([]context.Context, 4*recentSlots)
+	for i := range ctxs {
+		ctxs[i] = connCtx(&peer.Peer{})
+	}
+	for epoch := range 3 {
+		reports := 0
+		for range 3 {
+			for _, ctx := range ctxs {
+				if c.due(ctx) {
+					reports++
+				}
+			}
+		}
+		if reports != len(ctxs) {
+			t.Fatalf("epoch %d: %d reports on %d connections, want one each", epoch+1, reports, len(ctxs))
+		}
+		if c.n.Load() != int64(len(ctxs)) {
+			t.Fatalf("epoch %d: %d connections remembered, want %d", epoch+1, c.n.Load(), len(ctxs))
+		}
+		c.advance()
+	}
+	wantForgotten(t, c)
+	for i := range c.recent {
+		if c.recent[i].Load() != nil {
+			t.Fatalf("slot %d of the recent connections still holds a forgotten one", i)
+		}
+	}
+}
+
 // wantForgotten checks that two epochs without calls leave c remembering
 // no connection.
 func wantForgotten(t *testing.T, c *conns) {
