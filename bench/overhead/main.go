@@ -7,15 +7,17 @@
 //	go -C bench run ./overhead                 # the Manager's default stack
 //	go -C bench run ./overhead -stack goaway   # only the GOAWAY credentials wrapper
 //	go -C bench run ./overhead -out out/results.json
-//	go -C bench run ./overhead -pairs 9 -in-process=false -server-profiles /tmp/prof
+//	go -C bench run ./overhead -in-process=false -server-profiles /tmp/prof
 //	                                          # pinned legs only, each server's CPU profile
 //
 // Unary legs run 64 closed-loop callers with 1 KiB requests and responses;
 // stream legs run 16 bidi streams exchanging 64 KiB messages.
 //
 // Where the machine has two CPUs and taskset, the unary legs run pinned
-// first (pinned.go: server and client in processes of their own, on one
-// CPU each), which is what resolves a few percent (BENCH.md): their
+// first (server and client in processes of their own, on one CPU each;
+// sliced.go: 11 pairs of legs, each leg 30 slices of 200 ms taken in turn
+// with the other kind's, about 3 minutes), which is what resolves a few
+// percent (BENCH.md): their
 // figures are overhead.unary_qps_ratio (the median of the per-pair ratios,
 // with _min and _max), overhead.unary_p99_ratio,
 // overhead.unary_cpu_per_call_ratio (server CPU time per call; _min,
@@ -28,9 +30,9 @@
 // medians, as before), and overhead.stream_mbps_ratio is measured so.
 //
 // For looking into the figures: -server-profiles writes each pinned
-// server's CPU profile over its measured window; -slice 250ms runs the
-// pinned legs as alternating short slices of two servers that stay up
-// (sliced.go); -base-exe, -base-kind and -base-args put another build or
+// server's CPU profile over its measured window; -slice 0 runs the pinned
+// legs whole, a pair of processes per leg of -leg (pinned.go, the method
+// before the ninth session); -base-exe, -base-kind and -base-args put another build or
 // setting in the bare role, e.g. the full stack of two builds:
 //
 //	go -C bench run ./overhead -in-process=false -base-kind on -base-exe /tmp/overhead.main
@@ -104,9 +106,10 @@ func main() {
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
 	inProcess := flag.Bool("in-process", true, "also run the in-process legs (client and server sharing the CPUs: the _unpinned unary figures and overhead.stream_mbps_ratio); false with pinned legs runs only those")
 	flag.StringVar(&serverProfiles, "server-profiles", "", "write a CPU profile of each pinned leg's server, over its measured window, into this directory (<kind>-<pair>.pprof; compare with go tool pprof -diff_base)")
-	slice := flag.Duration("slice", 0, "pinned legs in slices of this long, e.g. 250ms (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
-	sliceWarm := flag.Duration("slice-warmup", 100*time.Millisecond, "the uncounted start of each slice")
-	slicePairs := flag.Int("slice-pairs", 30, "pairs of sliced legs (at least 9)")
+	slice := flag.Duration("slice", 200*time.Millisecond, "pinned legs in slices of this long (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
+	sliceWarm := flag.Duration("slice-warmup", 50*time.Millisecond, "the uncounted start of each slice")
+	slicePairs := flag.Int("slice-pairs", 11, "pairs of sliced legs (at least 9)")
+	sliceRounds := flag.Int("slice-rounds", 30, "slices of each kind that make one sliced leg, taken in turn (at least 1)")
 	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
@@ -166,7 +169,10 @@ func main() {
 			if *slicePairs < 9 {
 				log.Fatal("overhead: -slice-pairs must be at least 9")
 			}
-			f, err = slicedFigures(*slicePairs, *stack, *sliceWarm, *slice)
+			if *sliceRounds < 1 {
+				log.Fatal("overhead: -slice-rounds must be at least 1")
+			}
+			f, err = slicedFigures(*slicePairs, *sliceRounds, *stack, *sliceWarm, *slice)
 		} else {
 			f, err = pinnedFigures(*pairs, *stack, *leg)
 		}

@@ -19,20 +19,27 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 )
 
-// Sliced pinned legs (-slice 250ms; the default, -slice 0, runs the
-// whole-leg pairs of pinned.go). On a machine shared with other work, a burst of
-// someone else's CPU use lasts seconds: with whole legs of 2 s one after
-// the other, it lands in one leg of a pair and not the other, and the
-// per-pair ratios spread by ±5 % (bench/NOTES.md). Here both servers (bare
-// and full stack) run for the whole measurement, each in a process of its
-// own on CPU 0, and each has a client process of its own on CPU 1; the
-// parent lets one client call at a time, in short slices (-slice, 250 ms
-// counted after a -slice-warmup of 100 ms), alternating bare and full
-// stack (pairs alternate which runs first). A pair's two slices are then
-// a few hundred milliseconds apart, and what disturbs one mostly disturbs
-// the other. The idle server of the moment costs nothing but its
-// background goroutines (the full stack's sampler), which count against
-// it in its own slices as before.
+// Sliced pinned legs (-slice 200ms; make bench runs them; -slice 0 runs
+// the whole-leg pairs of pinned.go). On this shared machine what disturbs a
+// measurement (other work, the hypervisor) comes and goes within seconds:
+// with whole legs of 2 s one after the other, it lands in one leg of a pair
+// and not the other. Here both servers (bare and full stack) run for the
+// whole measurement, each in a process of its own on CPU 0, and each has a
+// client process of its own on CPU 1; the parent lets one client call at a
+// time, in short slices (-slice counted after a -slice-warmup), and a leg
+// is the sum of -slice-rounds slices taken in turn with the other kind's
+// (which kind goes first alternates from round to round: A B B A …). A
+// pair's two legs are then spread over the same seconds, and what disturbs
+// one disturbs the other about as much. The first half of the pairs runs on
+// processes started bare first, the second half on new ones started the
+// other way round. The idle server of the moment costs nothing but its
+// background goroutines (the full stack's sampler), which count against it
+// in its own slices as before.
+//
+// Measured here (bench/NOTES.md, "Ninth session"): the spread of the
+// per-pair CPU-per-call ratios of the same build against itself was 0.04–
+// 0.06 (one standard deviation) with 6 rounds of 250 ms, against 0.07–0.13
+// with whole legs in the same hour; with 30–36 rounds it is 0.02–0.03.
 //
 // The server's protocol is pinned.go's ("mark", "report"). The client's:
 //
@@ -138,47 +145,75 @@ func (p *slicedProc) ask(toServer bool, cmd string) (string, error) {
 	return p.line(sc, who)
 }
 
+// sliceRaw is what one or more slices of a kind measured, summed, so
+// that the slices of a pair's rounds add up to one leg.
+type sliceRaw struct {
+	calls, elapsedNs, cliCPUNs         float64 // the client's
+	cpuNs, wallNs, mallocs, bytes, gcs float64 // the server's
+	p99us                              []float64
+}
+
+func (r *sliceRaw) add(o sliceRaw) {
+	r.calls += o.calls
+	r.elapsedNs += o.elapsedNs
+	r.cliCPUNs += o.cliCPUNs
+	r.cpuNs += o.cpuNs
+	r.wallNs += o.wallNs
+	r.mallocs += o.mallocs
+	r.bytes += o.bytes
+	r.gcs += o.gcs
+	r.p99us = append(r.p99us, o.p99us...)
+}
+
+// result is the leg the summed slices make: calls per second over the
+// client's counted time, per-call figures over the server's measured
+// windows (which differ from the client's by the coordination's few ms, as
+// in pinnedLeg), and the median of the slices' p99 latencies.
+func (r sliceRaw) result() pinnedResult {
+	qps := r.calls / r.elapsedNs * 1e9
+	perSec := 1e9 / r.wallNs
+	return pinnedResult{qps: qps, p99us: median(r.p99us), cliCPU: r.cliCPUNs / r.elapsedNs, srvCPU: r.cpuNs / r.wallNs,
+		cpuPerCall:  r.cpuNs * perSec / 1e3 / qps,
+		mallocsCall: r.mallocs * perSec / qps,
+		bytesCall:   r.bytes * perSec / qps,
+		gcsPer1k:    1e3 * r.gcs * perSec / qps}
+}
+
 // slice runs one slice: warm-up, then d counted, the server measured over
 // the same window.
-func (p *slicedProc) slice(warm, d time.Duration) (pinnedResult, error) {
+func (p *slicedProc) slice(warm, d time.Duration) (sliceRaw, error) {
 	if l, err := p.ask(false, "run"); err != nil || l != "ok" {
-		return pinnedResult{}, fmt.Errorf("%s client run: %q %v", p.kind, l, err)
+		return sliceRaw{}, fmt.Errorf("%s client run: %q %v", p.kind, l, err)
 	}
 	time.Sleep(warm)
 	if l, err := p.ask(false, "count"); err != nil || l != "ok" {
-		return pinnedResult{}, fmt.Errorf("%s client count: %q %v", p.kind, l, err)
+		return sliceRaw{}, fmt.Errorf("%s client count: %q %v", p.kind, l, err)
 	}
 	if l, err := p.ask(true, "mark"); err != nil || l != "ok" {
-		return pinnedResult{}, fmt.Errorf("%s server mark: %q %v", p.kind, l, err)
+		return sliceRaw{}, fmt.Errorf("%s server mark: %q %v", p.kind, l, err)
 	}
 	time.Sleep(d)
 	l, err := p.ask(true, "report")
 	if err != nil {
-		return pinnedResult{}, err
+		return sliceRaw{}, err
 	}
-	var cpuNs, wallNs, mallocs, bytes, gcs float64
-	if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &cpuNs, &wallNs, &mallocs, &bytes, &gcs); err != nil {
-		return pinnedResult{}, fmt.Errorf("%s server report %q: %v", p.kind, l, err)
+	var r sliceRaw
+	if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &r.cpuNs, &r.wallNs, &r.mallocs, &r.bytes, &r.gcs); err != nil {
+		return sliceRaw{}, fmt.Errorf("%s server report %q: %v", p.kind, l, err)
 	}
 	l, err = p.ask(false, "stop")
 	if err != nil {
-		return pinnedResult{}, err
+		return sliceRaw{}, err
 	}
-	var calls, elapsedNs, p99us, cliCPUNs float64
-	if _, err := fmt.Sscanf(l, "result %g %g %g %g", &calls, &elapsedNs, &p99us, &cliCPUNs); err != nil {
-		return pinnedResult{}, fmt.Errorf("%s client result %q: %v", p.kind, l, err)
+	var p99us float64
+	if _, err := fmt.Sscanf(l, "result %g %g %g %g", &r.calls, &r.elapsedNs, &p99us, &r.cliCPUNs); err != nil {
+		return sliceRaw{}, fmt.Errorf("%s client result %q: %v", p.kind, l, err)
 	}
-	if calls <= 0 || wallNs <= 0 || elapsedNs <= 0 {
-		return pinnedResult{}, fmt.Errorf("%s: no calls measured (%q)", p.kind, l)
+	if r.calls <= 0 || r.wallNs <= 0 || r.elapsedNs <= 0 {
+		return sliceRaw{}, fmt.Errorf("%s: no calls measured (%q)", p.kind, l)
 	}
-	qps := calls / elapsedNs * 1e9
-	// Per call over the server's own window, as in pinnedLeg.
-	perSec := 1e9 / wallNs
-	return pinnedResult{qps: qps, p99us: p99us, cliCPU: cliCPUNs / elapsedNs, srvCPU: cpuNs / wallNs,
-		cpuPerCall:  cpuNs * perSec / 1e3 / qps,
-		mallocsCall: mallocs * perSec / qps,
-		bytesCall:   bytes * perSec / qps,
-		gcsPer1k:    1e3 * gcs * perSec / qps}, nil
+	r.p99us = []float64{p99us}
+	return r, nil
 }
 
 func (p *slicedProc) close() {
@@ -197,58 +232,90 @@ func (p *slicedProc) close() {
 }
 
 // slicedFigures is pinnedFigures with sliced legs: pairs pairs of bare and
-// full-stack slices, then 5 slices of bare grpc-go with one no-op
-// interceptor (the allocation baseline), and the same figures.
-func slicedFigures(pairs int, stack string, warm, d time.Duration) (map[string]float64, error) {
+// full-stack legs, each leg the sum of rounds slices taken in turn with the
+// other kind's (the kind that goes first alternates from round to round,
+// and from pair to pair: ABBA), then 5 slices of bare grpc-go with one
+// no-op interceptor (the allocation baseline), and the same figures.
+func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[string]float64, error) {
 	procs := map[string]*slicedProc{}
-	defer func() {
-		for _, p := range procs {
+	stop := func() {
+		for k, p := range procs {
 			p.close()
+			delete(procs, k)
 		}
-	}()
-	for _, kind := range []string{"bare", "on", "bare1"} {
-		exe, serve, extra := "", kind, []string(nil)
-		if kind == "bare" {
-			exe, serve, extra = baseExe, baseKind, strings.Fields(baseArgs)
+	}
+	defer stop()
+	// start starts the servers and clients of kinds, in that order. The
+	// first half of the pairs runs on processes started bare first, the
+	// second half on new ones started the other way round, so that what
+	// the order of starting does (where the processes' memory lands, what
+	// the first one warmed) weighs on both roles alike.
+	start := func(set int, kinds ...string) error {
+		for _, kind := range kinds {
+			exe, serve, extra := "", kind, []string(nil)
+			if kind == "bare" {
+				exe, serve, extra = baseExe, baseKind, strings.Fields(baseArgs)
+			}
+			p, err := startSliced(exe, serve, stack, profilePath(kind, set), extra...)
+			if err != nil {
+				return err
+			}
+			procs[kind] = p
 		}
-		p, err := startSliced(exe, serve, stack, profilePath(kind, -1), extra...)
-		if err != nil {
-			return nil, err
-		}
-		procs[kind] = p
+		return nil
 	}
 	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
 	for i := range pairs {
-		order := []string{"bare", "on"}
-		if i%2 == 1 {
-			order = []string{"on", "bare"}
-		}
-		res := map[string]pinnedResult{}
-		for _, kind := range order {
-			r, err := procs[kind].slice(warm, d)
-			if err != nil {
-				return nil, fmt.Errorf("sliced pair %d: %w", i, err)
+		switch i {
+		case 0:
+			if err := start(0, "bare", "on"); err != nil {
+				return nil, err
 			}
-			res[kind] = r
+		case pairs / 2:
+			stop()
+			if err := start(1, "on", "bare"); err != nil {
+				return nil, err
+			}
+		}
+		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
+		for j := range rounds {
+			order := []string{"bare", "on"}
+			if (i+j)%2 == 1 {
+				order = []string{"on", "bare"}
+			}
+			for _, kind := range order {
+				r, err := procs[kind].slice(warm, d)
+				if err != nil {
+					return nil, fmt.Errorf("sliced pair %d round %d: %w", i, j, err)
+				}
+				raw[kind].add(r)
+			}
+		}
+		b, o := raw["bare"].result(), raw["on"].result()
+		for _, kind := range []string{"bare", "on"} {
+			r := map[string]pinnedResult{"bare": b, "on": o}[kind]
 			fmt.Printf("%-28s pair %2d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  CPU busy server %.2f client %.2f\n",
 				"overhead.unary (sliced)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.srvCPU, r.cliCPU)
 		}
-		b, o := res["bare"], res["on"]
 		qpsR = append(qpsR, o.qps/b.qps)
 		p99R = append(p99R, o.p99us/b.p99us)
 		cpuR = append(cpuR, o.cpuPerCall/b.cpuPerCall)
 		cpuBare, cpuOn = append(cpuBare, b.cpuPerCall), append(cpuOn, o.cpuPerCall)
 		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
 	}
+	stop()
+	if err := start(2, "bare1"); err != nil {
+		return nil, err
+	}
 	for i := range 5 {
 		r, err := procs["bare1"].slice(warm, d)
 		if err != nil {
 			return nil, fmt.Errorf("sliced bare1 slice %d: %w", i, err)
 		}
-		fmt.Printf("%-28s slice %d bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (sliced)", i, r.qps, r.mallocsCall)
-		allocBare1 = append(allocBare1, r.mallocsCall)
+		fmt.Printf("%-28s slice %d bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (sliced)", i, r.result().qps, r.result().mallocsCall)
+		allocBare1 = append(allocBare1, r.result().mallocsCall)
 	}
-	return overheadFigures("sliced", pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
+	return overheadFigures(fmt.Sprintf("sliced, %d rounds a pair", rounds), pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
 }
 
 // slicedClientMain is the -client -sliced child (see the protocol above).
