@@ -69,37 +69,15 @@ const maxExemptList = 8
 // grpcmgmt Manager (grpcmgmt.WithLoadShed). Create it with New; Close it
 // when done.
 type Shedder struct {
-	// Immutable after New:
-	cfg     Config
-	log     *slog.Logger
-	base    time.Time
-	load    *load.Sampler // nil: no CPU limit
-	clock   func() int64  // ns since base
-	static  [numPriorities]int64
-	cpuTh   [numPriorities]float64
-	queueTh [numPriorities]float64 // 0: no queueing limit
-	// queueMin is the sampler's QueueingMinDelay: a queueing share over the
-	// threshold sheds only when the delay is at least this long.
-	queueMin time.Duration
-	adaptive *adaptive // nil: off
-	methods  map[string]Priority
-	// The exempt methods and services: in exemptList when there are at most
-	// maxExemptList of them (exempt is then nil), else in exempt.
-	exemptList []string
-	exempt     map[string]bool
+	// Read by every call: first in the struct, so that they fill its first
+	// two cache lines and no more. Between two calls the server's own work
+	// has usually pushed them out of the CPU's caches, and each line a call
+	// reads then costs a miss (bench/NOTES.md, "Ninth session").
+	// Immutable after New, but for the flags and nShedding.
+
 	// loadLimits: the CPU or the queueing limit is on (load is not nil).
 	loadLimits bool
-	// calls is the sampler's call counter with Config.SharedCount: the
-	// unary calls admitted are counted there (its one in-flight word), and
-	// state counts only the streams. Nil: state counts every call.
-	calls   *load.Calls
-	header  string // "" when metadata is ignored
-	defPrio Priority
-	errs    [numReasons][numPriorities]error
-	trailer metadata.MD // nil: no pushback
-	tapMode bool        // rejections happen in the tap (no pushback)
-	metrics *instruments
-
+	defPrio    Priority
 	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
 	// dice, so the interceptors must not roll them again.
 	tapRollsCPU atomic.Bool
@@ -109,6 +87,37 @@ type Shedder struct {
 	// Set once the tap has seen a valid priority header: until then the
 	// interceptors do not look in the context.
 	sawHeader atomic.Bool
+	nShedding atomic.Int32 // limits in the shedding state
+	header    string       // "" when metadata is ignored
+	adaptive  *adaptive    // nil: off
+	// calls is the sampler's call counter with Config.SharedCount: the
+	// unary calls admitted are counted there (its one in-flight word), and
+	// state counts only the streams. Nil: state counts every call.
+	calls *load.Calls
+	// The exempt methods and services: in exemptList when there are at most
+	// maxExemptList of them (exempt is then nil), else in exempt.
+	exempt     map[string]bool
+	static     [numPriorities]int64
+	methods    map[string]Priority
+	exemptList []string
+
+	// Read by every call while the CPU or the queueing limit is on:
+	load    *load.Sampler // nil: no CPU limit
+	cpuTh   [numPriorities]float64
+	queueTh [numPriorities]float64 // 0: no queueing limit
+	// queueMin is the sampler's QueueingMinDelay: a queueing share over the
+	// threshold sheds only when the delay is at least this long.
+	queueMin time.Duration
+
+	// Immutable after New:
+	cfg     Config
+	log     *slog.Logger
+	base    time.Time
+	clock   func() int64 // ns since base
+	errs    [numReasons][numPriorities]error
+	trailer metadata.MD // nil: no pushback
+	tapMode bool        // rejections happen in the tap (no pushback)
+	metrics *instruments
 
 	// Updated on every call, on a cache line of its own: the calls in
 	// flight (low flightBits) and the calls done (high doneBits, modulo
@@ -144,9 +153,8 @@ type Shedder struct {
 	unlogged   atomic.Int64 // sheds since then
 	shedding   [numReasons]atomic.Bool
 	lastShed   [numReasons]atomic.Int64
-	nShedding  atomic.Int32 // limits in the shedding state
-	cpuOver    atomic.Bool  // owned by the sampler callback
-	queueOver  atomic.Bool  // owned by the sampler callback
+	cpuOver    atomic.Bool // owned by the sampler callback
+	queueOver  atomic.Bool // owned by the sampler callback
 	stopSample func()
 	closeOnce  sync.Once
 }

@@ -73,9 +73,12 @@ type connReport struct {
 
 func newConns() *conns {
 	c := &conns{}
-	c.epoch.Store(1)
+	c.init()
 	return c
 }
+
+// init starts the first epoch of a conns that is part of another struct.
+func (c *conns) init() { c.epoch.Store(1) }
 
 // due reports whether the unary call of ctx is the first of its connection
 // to end in this epoch, and so carries the report. A call whose connection

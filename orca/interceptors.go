@@ -77,7 +77,8 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 // TestWRRNodePerCall when reports rode on one call in eight of the
 // server's), and one that sends many is not sent a report it will parse
 // and discard on every few calls. The other calls cost a context lookup,
-// a lock-free map load and an atomic load (see conns).
+// a look in a cache of recent connections (a lock-free map load when the
+// connection is not there) and an atomic load (see conns).
 //
 // The report is the server-wide one of the latest sample (ServerMetrics),
 // marshalled once per sample period: adding it costs grpc-go's trailer
@@ -85,7 +86,7 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 // per-call recorder for the call instead (which makes grpc-go send the
 // report, with the handler's own values merged over the Reporter's).
 func (r *Reporter) AddCallReport(ctx context.Context) {
-	if r.cfg.DisablePerCall || !r.conns.due(ctx) {
+	if r.noPerCall || !r.conns.due(ctx) {
 		return
 	}
 	r.callReports.Add(1)

@@ -73,6 +73,15 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // CallMetricsServerOption) on the server, call Register to serve the
 // out-of-band service, and Close it when the server stops.
 type Reporter struct {
+	// Read by every unary call (AddCallReport), first in the struct so
+	// that they share a cache line (between two calls the server's own
+	// work has usually pushed them out of the CPU's caches, and each line
+	// a call reads then costs a miss): whether per-call reports are off,
+	// and the per-connection bookkeeping of the per-call reports
+	// (Config.PerCallInterval), written once per connection per epoch.
+	noPerCall bool
+	conns     conns
+
 	// Immutable after New:
 	cfg     Config
 	log     *slog.Logger
@@ -87,10 +96,7 @@ type Reporter struct {
 	oobStreams metric.Int64UpDownCounter
 	appUtil    metric.Float64Gauge
 
-	// conns is the per-connection bookkeeping of the per-call reports
-	// (Config.PerCallInterval): read by every unary call, written once per
-	// connection per epoch. epochEvery: the sampler periods in an epoch.
-	conns      *conns
+	// epochEvery: the sampler periods in an epoch of conns.
 	epochEvery int
 
 	// callReports and streamReports count the unary calls and the streams
@@ -141,8 +147,9 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(), conns: newConns(),
+	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(), noPerCall: cfg.DisablePerCall,
 		epochEvery: int(max(1, (cfg.PerCallInterval+s.Period()-1)/s.Period()))}
+	r.conns.init()
 	if err := r.instruments(o.mp); err != nil {
 		return nil, err
 	}
