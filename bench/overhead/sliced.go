@@ -36,10 +36,10 @@ import (
 // background goroutines (the full stack's sampler), which count against it
 // in its own slices as before.
 //
-// Measured here (bench/NOTES.md, "Ninth session"): the spread of the
-// per-pair CPU-per-call ratios of the same build against itself was 0.04–
-// 0.06 (one standard deviation) with 6 rounds of 250 ms, against 0.07–0.13
-// with whole legs in the same hour; with 30–36 rounds it is 0.02–0.03.
+// Measured here (bench/NOTES.md, "Ninth session"): one standard deviation
+// of the per-pair CPU-per-call ratios of a build against itself was
+// 0.03–0.06 with 6 rounds of 250 ms, against 0.07–0.13 with whole legs in
+// the same hour, and 0.014–0.024 with 30 rounds of 200 ms.
 //
 // The server's protocol is pinned.go's ("mark", "report"). The client's:
 //
@@ -234,7 +234,7 @@ func (p *slicedProc) close() {
 // slicedFigures is pinnedFigures with sliced legs: pairs pairs of bare and
 // full-stack legs, each leg the sum of rounds slices taken in turn with the
 // other kind's (the kind that goes first alternates from round to round,
-// and from pair to pair: ABBA), then 5 slices of bare grpc-go with one
+// and from pair to pair: ABBA), then three legs of bare grpc-go with one
 // no-op interceptor (the allocation baseline), and the same figures.
 func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[string]float64, error) {
 	procs := map[string]*slicedProc{}
@@ -307,13 +307,24 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 	if err := start(2, "bare1"); err != nil {
 		return nil, err
 	}
-	for i := range 5 {
-		r, err := procs["bare1"].slice(warm, d)
-		if err != nil {
-			return nil, fmt.Errorf("sliced bare1 slice %d: %w", i, err)
+	// The allocation baseline: three legs as long as the others, after a
+	// slice that warms the new process up (its first slices allocate
+	// more a call: pools and stacks still growing).
+	if _, err := procs["bare1"].slice(warm, d); err != nil {
+		return nil, fmt.Errorf("sliced bare1 warm-up: %w", err)
+	}
+	for i := range 3 {
+		var raw sliceRaw
+		for j := range rounds {
+			r, err := procs["bare1"].slice(warm, d)
+			if err != nil {
+				return nil, fmt.Errorf("sliced bare1 leg %d slice %d: %w", i, j, err)
+			}
+			raw.add(r)
 		}
-		fmt.Printf("%-28s slice %d bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (sliced)", i, r.result().qps, r.result().mallocsCall)
-		allocBare1 = append(allocBare1, r.result().mallocsCall)
+		r := raw.result()
+		fmt.Printf("%-28s leg %d  bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (sliced)", i, r.qps, r.mallocsCall)
+		allocBare1 = append(allocBare1, r.mallocsCall)
 	}
 	return overheadFigures(fmt.Sprintf("sliced, %d rounds a pair", rounds), pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
 }
