@@ -40,10 +40,8 @@ const maxConns = 1 << 16
 // connReport), sync.Map's walk four or five (in a CPU profile of a pinned
 // server, bench/NOTES.md "Ninth session", the lookup was ≈ 0.19 µs a call
 // where a warm benchmark reads 20 ns). An entry that advance forgets
-// leaves its slot too; one that a racing due put back after that stays in
-// its slot until another connection takes it, and keeps counting its
-// connection's reports exactly (its connection is then not in m, and is
-// not counted in n).
+// leaves its slot too: advance clears the slot, and a due that put the
+// entry back just then takes it out again.
 type conns struct {
 	epoch  atomic.Uint64 // the current epoch; starts at 1 (0: never reported)
 	n      atomic.Int64  // entries in m
@@ -104,6 +102,12 @@ func (c *conns) due(ctx context.Context) bool {
 		}
 		r = v.(*connReport)
 		slot.Store(r)
+		// advance may have forgotten r between the map's load and the
+		// store: then take it out again, so that the slot never keeps
+		// an entry the map no longer has (a miss pays a second load).
+		if cur, ok := c.m.Load(p); !ok || cur != any(r) {
+			slot.CompareAndSwap(r, nil)
+		}
 	}
 	last := r.epoch.Load()
 	return last != e && r.epoch.CompareAndSwap(last, e)

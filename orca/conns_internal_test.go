@@ -2,6 +2,8 @@ package orca
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/peer"
@@ -120,4 +122,64 @@ func BenchmarkConnsDue(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Calls on many connections from several goroutines while epochs advance
+// (run with -race): afterwards, in a quiet epoch, every connection again
+// reports exactly once, whatever the cache of recent connections kept, and
+// two epochs without calls forget every connection.
+func TestConnsConcurrentAdvance(t *testing.T) {
+	c := newConns()
+	ctxs := make([]context.Context, 2*recentSlots)
+	for i := range ctxs {
+		ctxs[i] = connCtx(&peer.Peer{})
+	}
+	var (
+		wg    sync.WaitGroup
+		calls atomic.Int64
+		stop  = make(chan struct{})
+		tick  = make(chan struct{}, 1) // every 20 calls
+	)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i += 7 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.due(ctxs[i%len(ctxs)])
+				if calls.Add(1)%20 == 0 {
+					select {
+					case tick <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	// Each epoch lasts about 20 calls or more (a twenty-fifth of the
+	// connections), so that entries are forgotten while calls fill the
+	// cache of recent connections.
+	for range 200 {
+		c.advance()
+		<-tick
+	}
+	close(stop)
+	wg.Wait()
+	c.advance()
+	reports := 0
+	for range 2 {
+		for _, ctx := range ctxs {
+			if c.due(ctx) {
+				reports++
+			}
+		}
+	}
+	if reports != len(ctxs) {
+		t.Fatalf("a quiet epoch after the concurrent ones: %d reports on %d connections, want one each", reports, len(ctxs))
+	}
+	wantForgotten(t, c)
 }
