@@ -68,20 +68,9 @@ func TestConnsBounded(t *testing.T) {
 // calls).
 func TestConnsManyExact(t *testing.T) {
 	c := newConns()
-	ctxs := make([]context.Context, 4*recentSlots)
-	for i := range ctxs {
-		ctxs[i] = connCtx(&peer.Peer{})
-	}
+	ctxs := manyConns(4 * recentSlots)
 	for epoch := range 3 {
-		reports := 0
-		for range 3 {
-			for _, ctx := range ctxs {
-				if c.due(ctx) {
-					reports++
-				}
-			}
-		}
-		if reports != len(ctxs) {
+		if reports := reportsIn(c, ctxs, 3); reports != len(ctxs) {
 			t.Fatalf("epoch %d: %d reports on %d connections, want one each", epoch+1, reports, len(ctxs))
 		}
 		if c.n.Load() != int64(len(ctxs)) {
@@ -95,6 +84,29 @@ func TestConnsManyExact(t *testing.T) {
 			t.Fatalf("slot %d of the recent connections still holds a forgotten one", i)
 		}
 	}
+}
+
+// manyConns returns the contexts of calls on n connections.
+func manyConns(n int) []context.Context {
+	ctxs := make([]context.Context, n)
+	for i := range ctxs {
+		ctxs[i] = connCtx(&peer.Peer{})
+	}
+	return ctxs
+}
+
+// reportsIn makes rounds calls on each connection of ctxs, in turn, and
+// returns how many of them reported.
+func reportsIn(c *conns, ctxs []context.Context, rounds int) int {
+	reports := 0
+	for range rounds {
+		for _, ctx := range ctxs {
+			if c.due(ctx) {
+				reports++
+			}
+		}
+	}
+	return reports
 }
 
 // wantForgotten checks that two epochs without calls leave c remembering
@@ -130,10 +142,7 @@ func BenchmarkConnsDue(b *testing.B) {
 // two epochs without calls forget every connection.
 func TestConnsConcurrentAdvance(t *testing.T) {
 	c := newConns()
-	ctxs := make([]context.Context, 2*recentSlots)
-	for i := range ctxs {
-		ctxs[i] = connCtx(&peer.Peer{})
-	}
+	ctxs := manyConns(2 * recentSlots)
 	var (
 		wg    sync.WaitGroup
 		calls atomic.Int64
@@ -170,15 +179,7 @@ func TestConnsConcurrentAdvance(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	c.advance()
-	reports := 0
-	for range 2 {
-		for _, ctx := range ctxs {
-			if c.due(ctx) {
-				reports++
-			}
-		}
-	}
-	if reports != len(ctxs) {
+	if reports := reportsIn(c, ctxs, 2); reports != len(ctxs) {
 		t.Fatalf("a quiet epoch after the concurrent ones: %d reports on %d connections, want one each", reports, len(ctxs))
 	}
 	wantForgotten(t, c)
