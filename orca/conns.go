@@ -69,12 +69,6 @@ type connReport struct {
 	epoch atomic.Uint64 // the epoch of its last report
 }
 
-func newConns() *conns {
-	c := &conns{}
-	c.init()
-	return c
-}
-
 // init starts the first epoch of a conns that is part of another struct.
 func (c *conns) init() { c.epoch.Store(1) }
 

@@ -9,6 +9,13 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
+// newConns returns a conns of its own (the Reporter's is part of it).
+func newConns() *conns {
+	c := &conns{}
+	c.init()
+	return c
+}
+
 // connCtx returns the context of a call on the connection p.
 func connCtx(p *peer.Peer) context.Context { return peer.NewContext(context.Background(), p) }
 

@@ -292,8 +292,11 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 			}
 		}
 		b, o := raw["bare"].result(), raw["on"].result()
-		for _, kind := range []string{"bare", "on"} {
-			r := map[string]pinnedResult{"bare": b, "on": o}[kind]
+		for _, leg := range []struct {
+			kind string
+			r    pinnedResult
+		}{{"bare", b}, {"on", o}} {
+			kind, r := leg.kind, leg.r
 			fmt.Printf("%-28s pair %2d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  CPU busy server %.2f client %.2f\n",
 				"overhead.unary (sliced)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.srvCPU, r.cliCPU)
 		}
