@@ -110,6 +110,7 @@ func main() {
 	sliceWarm := flag.Duration("slice-warmup", 50*time.Millisecond, "the uncounted start of each slice")
 	slicePairs := flag.Int("slice-pairs", 11, "pairs of sliced legs (at least 9)")
 	sliceRounds := flag.Int("slice-rounds", 30, "slices of each kind that make one sliced leg, taken in turn (at least 1)")
+	sliceRestart := flag.Int("slice-restart", 1, "sliced legs: new server and client processes every this many pairs, started in turn bare first and full stack first (0: two sets, the first half of the pairs and the second)")
 	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
@@ -118,6 +119,7 @@ func main() {
 	memRate := flag.Int("memprofilerate", 0, "with -serve: runtime.MemProfileRate (1 records every allocation, for the heap profiles a server writes when told \"heapprofile PATH\" on its stdin); 0 leaves the default")
 	client := flag.String("client", "", "internal: run a pinned leg's client against this address")
 	sliced := flag.Bool("sliced", false, "internal: with -client, the client of sliced legs")
+	slicedStream := flag.Bool("sliced-stream", false, "internal: with -client -sliced, bidi streams instead of unary calls")
 	flag.Parse()
 	if *cpuprofile != "" && *serve == "" {
 		f, err := os.Create(*cpuprofile)
@@ -140,7 +142,7 @@ func main() {
 	}
 	if *client != "" {
 		if *sliced {
-			slicedClientMain(*client)
+			slicedClientMain(*client, *slicedStream)
 		} else {
 			clientMain(*client, *leg)
 		}
@@ -172,7 +174,7 @@ func main() {
 			if *sliceRounds < 1 {
 				log.Fatal("overhead: -slice-rounds must be at least 1")
 			}
-			f, err = slicedFigures(*slicePairs, *sliceRounds, *stack, *sliceWarm, *slice)
+			f, err = slicedFigures(*slicePairs, *sliceRounds, *sliceRestart, *stack, *sliceWarm, *slice, false)
 		} else {
 			f, err = pinnedFigures(*pairs, *stack, *leg)
 		}
@@ -183,10 +185,22 @@ func main() {
 			figures[k] = v
 		}
 	}
+	// The stream legs pinned and sliced as well (-slice > 0): the same
+	// method, 16 bidi streams of 64 KiB exchanges for a client's load.
+	pinStream := *pinned && canPin() && *slice > 0 && (*only == "" || strings.Contains("overhead.stream_mbps_ratio", *only))
+	if pinStream {
+		f, err := slicedFigures(*slicePairs, *sliceRounds, *sliceRestart, *stack, *sliceWarm, *slice, true)
+		if err != nil {
+			log.Fatalf("overhead: %v", err)
+		}
+		for k, v := range f {
+			figures[k] = v
+		}
+	}
 	// The in-process legs: client and server share both CPUs. With pinned
-	// legs their unary figures keep the suffix _unpinned.
+	// legs of the same kind their figures keep the suffix _unpinned.
 	unpinned := func(name string) string {
-		if pin && strings.HasPrefix(name, "overhead.unary_") {
+		if pin && strings.HasPrefix(name, "overhead.unary_") || pinStream && strings.HasPrefix(name, "overhead.stream_") {
 			return name + "_unpinned"
 		}
 		return name
@@ -200,7 +214,7 @@ func main() {
 		{"overhead.unary_p99_ratio", "µs p99", unaryP99Leg},
 		{"overhead.stream_mbps_ratio", "MB/s", streamLeg},
 	} {
-		if pin && (m.figure == "overhead.unary_p99_ratio" || !*inProcess) {
+		if (pin || pinStream) && !*inProcess || pin && m.figure == "overhead.unary_p99_ratio" {
 			continue // measured by the pinned legs
 		}
 		m.figure = unpinned(m.figure)

@@ -76,7 +76,7 @@ var (
 // startSliced starts kind's server on CPU 0 and its client on CPU 1. exe is
 // the executable of the server ("" for this one); extra are more flags for
 // it.
-func startSliced(exe, kind, stack, profile string, extra ...string) (*slicedProc, error) {
+func startSliced(exe, kind, stack, profile string, stream bool, extra ...string) (*slicedProc, error) {
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
@@ -110,7 +110,7 @@ func startSliced(exe, kind, stack, profile string, extra ...string) (*slicedProc
 		p.close()
 		return nil, err
 	}
-	p.cli = exec.Command("taskset", "-c", "1", self, "-client", addr, "-sliced")
+	p.cli = exec.Command("taskset", "-c", "1", self, "-client", addr, "-sliced", "-sliced-stream="+strconv.FormatBool(stream))
 	p.cli.Stderr = os.Stderr
 	p.cliIn, _ = p.cli.StdinPipe()
 	cliOut, _ := p.cli.StdoutPipe()
@@ -236,7 +236,11 @@ func (p *slicedProc) close() {
 // other kind's (the kind that goes first alternates from round to round,
 // and from pair to pair: ABBA), then three legs of bare grpc-go with one
 // no-op interceptor (the allocation baseline), and the same figures.
-func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[string]float64, error) {
+func slicedFigures(pairs, rounds, perSet int, stack string, warm, d time.Duration, stream bool) (map[string]float64, error) {
+	figure, unit, prefix := "overhead.unary (sliced)", "calls/s", ""
+	if stream {
+		figure, unit, prefix = "overhead.stream (sliced)", "MB/s", "stream-"
+	}
 	procs := map[string]*slicedProc{}
 	stop := func() {
 		for k, p := range procs {
@@ -245,18 +249,18 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 		}
 	}
 	defer stop()
-	// start starts the servers and clients of kinds, in that order. The
-	// first half of the pairs runs on processes started bare first, the
-	// second half on new ones started the other way round, so that what
-	// the order of starting does (where the processes' memory lands, what
-	// the first one warmed) weighs on both roles alike.
+	// start starts the servers and clients of kinds, in that order. Each
+	// set of perSet pairs runs on new processes, started bare first in
+	// even sets and the other way round in odd ones (setOf), so that
+	// what a process draws when it starts (where its memory lands, what
+	// the first one warmed) weighs on both roles alike, and on many draws.
 	start := func(set int, kinds ...string) error {
 		for _, kind := range kinds {
 			exe, serve, extra := "", kind, []string(nil)
 			if kind == "bare" {
 				exe, serve, extra = baseExe, baseKind, strings.Fields(baseArgs)
 			}
-			p, err := startSliced(exe, serve, stack, profilePath(kind, set), extra...)
+			p, err := startSliced(exe, serve, stack, profilePath(prefix+kind, set), stream, extra...)
 			if err != nil {
 				return err
 			}
@@ -266,15 +270,23 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 	}
 	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
 	for i := range pairs {
-		switch i {
-		case 0:
-			if err := start(0, "bare", "on"); err != nil {
+		if set, first := setOf(i, pairs, perSet); first {
+			stop()
+			kinds := []string{"bare", "on"}
+			if set%2 == 1 {
+				kinds = []string{"on", "bare"}
+			}
+			if err := start(set, kinds...); err != nil {
 				return nil, err
 			}
-		case pairs / 2:
-			stop()
-			if err := start(1, "on", "bare"); err != nil {
-				return nil, err
+			// New processes' first slices allocate more a call (pools
+			// and stacks still growing): uncounted, as for bare1 below.
+			for range 2 {
+				for _, kind := range kinds {
+					if _, err := procs[kind].slice(warm, d); err != nil {
+						return nil, fmt.Errorf("sliced set %d warm-up: %w", set, err)
+					}
+				}
 			}
 		}
 		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
@@ -296,9 +308,12 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 			kind string
 			r    pinnedResult
 		}{{"bare", b}, {"on", o}} {
-			kind, r := leg.kind, leg.r
-			fmt.Printf("%-28s pair %2d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  CPU busy server %.2f client %.2f\n",
-				"overhead.unary (sliced)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.srvCPU, r.cliCPU)
+			kind, r, rate := leg.kind, leg.r, leg.r.qps
+			if stream {
+				rate = r.qps * streamMsg / 1e6
+			}
+			fmt.Printf("%-28s pair %2d %-4s %10.1f %s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  CPU busy server %.2f client %.2f\n",
+				figure, i, kind, rate, unit, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.srvCPU, r.cliCPU)
 		}
 		qpsR = append(qpsR, o.qps/b.qps)
 		p99R = append(p99R, o.p99us/b.p99us)
@@ -307,7 +322,10 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
 	}
 	stop()
-	if err := start(2, "bare1"); err != nil {
+	if stream {
+		return streamFigures(pairs, qpsR, cpuR), nil
+	}
+	if err := start(-1, "bare1"); err != nil {
 		return nil, err
 	}
 	// The allocation baseline: three legs as long as the others, after a
@@ -333,7 +351,11 @@ func slicedFigures(pairs, rounds int, stack string, warm, d time.Duration) (map[
 }
 
 // slicedClientMain is the -client -sliced child (see the protocol above).
-func slicedClientMain(addr string) {
+// With stream, its callers are 16 bidi streams, each sending a 64 KiB
+// message and receiving 64 KiB back in turn, and a "call" is one such
+// exchange (streamLeg's load, in slices); otherwise 64 callers of 1 KiB
+// unary calls (unaryRun's).
+func slicedClientMain(addr string, stream bool) {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "overhead -client:", err)
@@ -341,8 +363,10 @@ func slicedClientMain(addr string) {
 	}
 	defer cc.Close()
 	client := testgrpc.NewTestServiceClient(cc)
-	payload := make([]byte, 1024)
-	const callers = 64
+	callers, newOp := 64, unaryOp
+	if stream {
+		callers, newOp = 16, streamOp
+	}
 	var (
 		mu       sync.Mutex
 		resume   = sync.NewCond(&mu) // callers wait on it while paused
@@ -351,12 +375,16 @@ func slicedClientMain(addr string) {
 		quit     bool
 		parked   int
 		counting atomic.Bool
-		lats     [callers][]time.Duration // each caller's, while counting; read when all are parked
+		lats     = make([][]time.Duration, callers) // each caller's, while counting; read when all are parked
 		failed   atomic.Pointer[error]
 	)
 	for i := range callers {
 		go func() {
-			req := &testgrpc.SimpleRequest{ResponseSize: 1024, Payload: &testgrpc.Payload{Body: payload}}
+			op, end, err := newOp(client)
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+			defer end()
 			lats[i] = make([]time.Duration, 0, 4096)
 			for {
 				if !running.Load() {
@@ -375,7 +403,7 @@ func slicedClientMain(addr string) {
 					}
 				}
 				t0 := time.Now()
-				if _, err := client.UnaryCall(context.Background(), req); err != nil {
+				if err := op(); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					time.Sleep(10 * time.Millisecond)
 					continue
@@ -394,6 +422,10 @@ func slicedClientMain(addr string) {
 		mu.Unlock()
 	}
 	waitParked()
+	if e := failed.Load(); e != nil {
+		fmt.Fprintln(os.Stderr, "overhead -client:", *e)
+		os.Exit(1)
+	}
 	fmt.Println("ready")
 	var start time.Time
 	var cpu0 time.Duration
@@ -438,4 +470,76 @@ func slicedClientMain(addr string) {
 	quit = true
 	resume.Broadcast()
 	mu.Unlock()
+}
+
+// setOf returns the process set pair i of pairs runs on, perSet pairs a
+// set (0: two sets, the first half of the pairs and the second, as before
+// -slice-restart), and whether i is the set's first pair.
+func setOf(i, pairs, perSet int) (set int, first bool) {
+	if perSet <= 0 {
+		if i < pairs/2 {
+			return 0, i == 0
+		}
+		return 1, i == pairs/2
+	}
+	return i / perSet, i%perSet == 0
+}
+
+// unaryOp returns a sliced client's caller's call: one 1 KiB unary call.
+func unaryOp(client testgrpc.TestServiceClient) (op func() error, end func(), err error) {
+	req := &testgrpc.SimpleRequest{ResponseSize: 1024, Payload: &testgrpc.Payload{Body: make([]byte, 1024)}}
+	return func() error {
+		_, err := client.UnaryCall(context.Background(), req)
+		return err
+	}, func() {}, nil
+}
+
+// streamOp opens a sliced client's caller's bidi stream and returns its
+// "call": one 64 KiB message sent and one received. end closes the stream.
+func streamOp(client testgrpc.TestServiceClient) (op func() error, end func(), err error) {
+	const size = 64 << 10
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := client.FullDuplexCall(ctx)
+	if err != nil {
+		cancel()
+		return func() error { return err }, func() {}, err
+	}
+	req := &testgrpc.StreamingOutputCallRequest{
+		ResponseParameters: []*testgrpc.ResponseParameters{{Size: size}},
+		Payload:            &testgrpc.Payload{Body: make([]byte, size)},
+	}
+	return func() error {
+			if err := s.Send(req); err != nil {
+				return err
+			}
+			r, err := s.Recv()
+			if err == nil && len(r.GetPayload().GetBody()) != size {
+				err = fmt.Errorf("stream: %d bytes received, want %d", len(r.GetPayload().GetBody()), size)
+			}
+			return err
+		}, func() {
+			_ = s.CloseSend()
+			cancel()
+		}, nil
+}
+
+// streamMsg is the bytes a sliced stream "call" receives (streamOp).
+const streamMsg = 64 << 10
+
+// streamFigures returns the sliced stream legs' figures from the per-pair
+// ratios of exchanges per second (= MB/s) and server CPU per exchange, and
+// prints their summary.
+func streamFigures(pairs int, rateR, cpuR []float64) map[string]float64 {
+	f := map[string]float64{
+		"overhead.stream_mbps_ratio":           median(rateR),
+		"overhead.stream_mbps_ratio_min":       slices.Min(rateR),
+		"overhead.stream_mbps_ratio_max":       slices.Max(rateR),
+		"overhead.stream_cpu_per_mb_ratio":     median(cpuR),
+		"overhead.stream_cpu_per_mb_ratio_min": slices.Min(cpuR),
+		"overhead.stream_cpu_per_mb_ratio_max": slices.Max(cpuR),
+	}
+	fmt.Printf("overhead.stream (sliced, %d pairs): MB/s ratio median %.3f (min %.3f, max %.3f); CPU/MB ratio %.3f (min %.3f, max %.3f)\n",
+		pairs, f["overhead.stream_mbps_ratio"], f["overhead.stream_mbps_ratio_min"], f["overhead.stream_mbps_ratio_max"],
+		f["overhead.stream_cpu_per_mb_ratio"], f["overhead.stream_cpu_per_mb_ratio_min"], f["overhead.stream_cpu_per_mb_ratio_max"])
+	return f
 }
