@@ -109,8 +109,8 @@ func main() {
 	slice := flag.Duration("slice", 200*time.Millisecond, "pinned legs in slices of this long (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
 	sliceWarm := flag.Duration("slice-warmup", 50*time.Millisecond, "the uncounted start of each slice")
 	slicePairs := flag.Int("slice-pairs", 11, "pairs of sliced legs (at least 9)")
-	sliceRounds := flag.Int("slice-rounds", 30, "slices of each kind that make one sliced leg, taken in turn (at least 1)")
-	sliceRestart := flag.Int("slice-restart", 1, "sliced legs: new server and client processes every this many pairs, started in turn bare first and full stack first (0: two sets, the first half of the pairs and the second)")
+	sliceRounds := flag.Int("slice-rounds", 32, "slices of each kind that make one sliced leg, taken in turn (at least 1)")
+	sliceSets := flag.Int("slice-sets", 4, "sliced legs: each pair's rounds run on this many sets of new server and client processes in turn, started bare first and full stack first by turns (at least 1, at most -slice-rounds)")
 	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
@@ -174,7 +174,10 @@ func main() {
 			if *sliceRounds < 1 {
 				log.Fatal("overhead: -slice-rounds must be at least 1")
 			}
-			f, err = slicedFigures(*slicePairs, *sliceRounds, *sliceRestart, *stack, *sliceWarm, *slice, false)
+			if *sliceSets < 1 || *sliceSets > *sliceRounds {
+				log.Fatal("overhead: -slice-sets must be 1..-slice-rounds")
+			}
+			f, err = slicedFigures(*slicePairs, *sliceRounds, *sliceSets, *stack, *sliceWarm, *slice, false)
 		} else {
 			f, err = pinnedFigures(*pairs, *stack, *leg)
 		}
@@ -189,7 +192,7 @@ func main() {
 	// method, 16 bidi streams of 64 KiB exchanges for a client's load.
 	pinStream := *pinned && canPin() && *slice > 0 && (*only == "" || strings.Contains("overhead.stream_mbps_ratio", *only))
 	if pinStream {
-		f, err := slicedFigures(*slicePairs, *sliceRounds, *sliceRestart, *stack, *sliceWarm, *slice, true)
+		f, err := slicedFigures(*slicePairs, *sliceRounds, *sliceSets, *stack, *sliceWarm, *slice, true)
 		if err != nil {
 			log.Fatalf("overhead: %v", err)
 		}

@@ -236,7 +236,7 @@ func (p *slicedProc) close() {
 // other kind's (the kind that goes first alternates from round to round,
 // and from pair to pair: ABBA), then three legs of bare grpc-go with one
 // no-op interceptor (the allocation baseline), and the same figures.
-func slicedFigures(pairs, rounds, perSet int, stack string, warm, d time.Duration, stream bool) (map[string]float64, error) {
+func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration, stream bool) (map[string]float64, error) {
 	figure, unit, prefix := "overhead.unary (sliced)", "calls/s", ""
 	if stream {
 		figure, unit, prefix = "overhead.stream (sliced)", "MB/s", "stream-"
@@ -250,10 +250,12 @@ func slicedFigures(pairs, rounds, perSet int, stack string, warm, d time.Duratio
 	}
 	defer stop()
 	// start starts the servers and clients of kinds, in that order. Each
-	// set of perSet pairs runs on new processes, started bare first in
-	// even sets and the other way round in odd ones (setOf), so that
-	// what a process draws when it starts (where its memory lands, what
-	// the first one warmed) weighs on both roles alike, and on many draws.
+	// pair's rounds run on sets new processes in turn (sets of rounds ÷
+	// sets rounds), started bare first in even sets and the other way
+	// round in odd ones, so that what a process draws when it starts
+	// (where its memory lands, what the first one warmed; ≈ 2 % of CPU a
+	// call from one draw to the next, bench/NOTES.md "Tenth session")
+	// weighs on both roles alike, and on many draws in every pair.
 	start := func(set int, kinds ...string) error {
 		for _, kind := range kinds {
 			exe, serve, extra := "", kind, []string(nil)
@@ -268,29 +270,37 @@ func slicedFigures(pairs, rounds, perSet int, stack string, warm, d time.Duratio
 		}
 		return nil
 	}
-	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
-	for i := range pairs {
-		if set, first := setOf(i, pairs, perSet); first {
-			stop()
-			kinds := []string{"bare", "on"}
-			if set%2 == 1 {
-				kinds = []string{"on", "bare"}
-			}
-			if err := start(set, kinds...); err != nil {
-				return nil, err
-			}
-			// New processes' first slices allocate more a call (pools
-			// and stacks still growing): uncounted, as for bare1 below.
-			for range 2 {
-				for _, kind := range kinds {
-					if _, err := procs[kind].slice(warm, d); err != nil {
-						return nil, fmt.Errorf("sliced set %d warm-up: %w", set, err)
-					}
+	// restart stops the processes and starts new ones for process set
+	// set, bare first in even sets, and runs their first slices
+	// uncounted (a new process's first slices allocate more a call: pools
+	// and stacks still growing; as for bare1 below).
+	restart := func(set int) error {
+		stop()
+		kinds := []string{"bare", "on"}
+		if set%2 == 1 {
+			kinds = []string{"on", "bare"}
+		}
+		if err := start(set, kinds...); err != nil {
+			return err
+		}
+		for range 2 {
+			for _, kind := range kinds {
+				if _, err := procs[kind].slice(warm, d); err != nil {
+					return fmt.Errorf("sliced set %d warm-up: %w", set, err)
 				}
 			}
 		}
+		return nil
+	}
+	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
+	for i := range pairs {
 		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
 		for j := range rounds {
+			if j*sets%rounds < sets { // the first round of each of the pair's sets
+				if err := restart(i*sets + j*sets/rounds); err != nil {
+					return nil, err
+				}
+			}
 			order := []string{"bare", "on"}
 			if (i+j)%2 == 1 {
 				order = []string{"on", "bare"}
@@ -472,17 +482,25 @@ func slicedClientMain(addr string, stream bool) {
 	mu.Unlock()
 }
 
-// setOf returns the process set pair i of pairs runs on, perSet pairs a
-// set (0: two sets, the first half of the pairs and the second, as before
-// -slice-restart), and whether i is the set's first pair.
-func setOf(i, pairs, perSet int) (set int, first bool) {
-	if perSet <= 0 {
-		if i < pairs/2 {
-			return 0, i == 0
-		}
-		return 1, i == pairs/2
+// streamMsg is the bytes a sliced stream "call" receives (streamOp).
+const streamMsg = 64 << 10
+
+// streamFigures returns the sliced stream legs' figures from the per-pair
+// ratios of exchanges per second (= MB/s) and server CPU per exchange, and
+// prints their summary.
+func streamFigures(pairs int, rateR, cpuR []float64) map[string]float64 {
+	f := map[string]float64{
+		"overhead.stream_mbps_ratio":           median(rateR),
+		"overhead.stream_mbps_ratio_min":       slices.Min(rateR),
+		"overhead.stream_mbps_ratio_max":       slices.Max(rateR),
+		"overhead.stream_cpu_per_mb_ratio":     median(cpuR),
+		"overhead.stream_cpu_per_mb_ratio_min": slices.Min(cpuR),
+		"overhead.stream_cpu_per_mb_ratio_max": slices.Max(cpuR),
 	}
-	return i / perSet, i%perSet == 0
+	fmt.Printf("overhead.stream (sliced, %d pairs): MB/s ratio median %.3f (min %.3f, max %.3f); CPU/MB ratio %.3f (min %.3f, max %.3f)\n",
+		pairs, f["overhead.stream_mbps_ratio"], f["overhead.stream_mbps_ratio_min"], f["overhead.stream_mbps_ratio_max"],
+		f["overhead.stream_cpu_per_mb_ratio"], f["overhead.stream_cpu_per_mb_ratio_min"], f["overhead.stream_cpu_per_mb_ratio_max"])
+	return f
 }
 
 // unaryOp returns a sliced client's caller's call: one 1 KiB unary call.
@@ -521,25 +539,4 @@ func streamOp(client testgrpc.TestServiceClient) (op func() error, end func(), e
 			_ = s.CloseSend()
 			cancel()
 		}, nil
-}
-
-// streamMsg is the bytes a sliced stream "call" receives (streamOp).
-const streamMsg = 64 << 10
-
-// streamFigures returns the sliced stream legs' figures from the per-pair
-// ratios of exchanges per second (= MB/s) and server CPU per exchange, and
-// prints their summary.
-func streamFigures(pairs int, rateR, cpuR []float64) map[string]float64 {
-	f := map[string]float64{
-		"overhead.stream_mbps_ratio":           median(rateR),
-		"overhead.stream_mbps_ratio_min":       slices.Min(rateR),
-		"overhead.stream_mbps_ratio_max":       slices.Max(rateR),
-		"overhead.stream_cpu_per_mb_ratio":     median(cpuR),
-		"overhead.stream_cpu_per_mb_ratio_min": slices.Min(cpuR),
-		"overhead.stream_cpu_per_mb_ratio_max": slices.Max(cpuR),
-	}
-	fmt.Printf("overhead.stream (sliced, %d pairs): MB/s ratio median %.3f (min %.3f, max %.3f); CPU/MB ratio %.3f (min %.3f, max %.3f)\n",
-		pairs, f["overhead.stream_mbps_ratio"], f["overhead.stream_mbps_ratio_min"], f["overhead.stream_mbps_ratio_max"],
-		f["overhead.stream_cpu_per_mb_ratio"], f["overhead.stream_cpu_per_mb_ratio_min"], f["overhead.stream_cpu_per_mb_ratio_max"])
-	return f
 }
