@@ -13,21 +13,24 @@
 // Unary legs run 64 closed-loop callers with 1 KiB requests and responses;
 // stream legs run 16 bidi streams exchanging 64 KiB messages.
 //
-// Where the machine has two CPUs and taskset, the unary legs run pinned
-// first (server and client in processes of their own, on one CPU each;
-// sliced.go: 11 pairs of legs, each leg 30 slices of 200 ms taken in turn
-// with the other kind's, about 3 minutes), which is what resolves a few
-// percent (BENCH.md): their
+// Where the machine has two CPUs and taskset, the unary and the stream
+// legs run pinned first (server and client in processes of their own, on
+// one CPU each; sliced.go: 11 pairs of legs, each leg 32 slices of 200 ms
+// taken in turn with the other kind's, on four sets of new processes a
+// pair; about 4.5 minutes each), which is what resolves a few percent
+// (BENCH.md): their
 // figures are overhead.unary_qps_ratio (the median of the per-pair ratios,
 // with _min and _max), overhead.unary_p99_ratio,
 // overhead.unary_cpu_per_call_ratio (server CPU time per call; _min,
 // _max), overhead.unary_extra_allocs (server allocations per call, full
 // stack − bare grpc-go with one no-op interceptor) and the per-leg values
 // behind them (overhead.unary_cpu_us_per_call_bare/_on,
-// overhead.unary_allocs_per_call_bare/_bare1/_on). Then every leg runs in
-// this process (client and server sharing the CPUs): those unary figures
-// get the suffix _unpinned (overhead.unary_qps_ratio_unpinned, a ratio of
-// medians, as before), and overhead.stream_mbps_ratio is measured so.
+// overhead.unary_allocs_per_call_bare/_bare1/_on), and
+// overhead.stream_mbps_ratio (_min, _max) with
+// overhead.stream_cpu_per_mb_ratio. Then every leg runs in this process
+// (client and server sharing the CPUs): those figures get the suffix
+// _unpinned (overhead.unary_qps_ratio_unpinned,
+// overhead.stream_mbps_ratio_unpinned: ratios of medians, as before).
 //
 // For looking into the figures: -server-profiles writes each pinned
 // server's CPU profile over its measured window; -slice 0 runs the pinned
