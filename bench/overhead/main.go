@@ -162,6 +162,17 @@ func main() {
 	if *stack != "manager" && *stack != "goaway" {
 		log.Fatalf("overhead: -stack must be manager or goaway, got %q", *stack)
 	}
+	if *slice > 0 {
+		if *slicePairs < 9 {
+			log.Fatal("overhead: -slice-pairs must be at least 9")
+		}
+		if *sliceRounds < 1 {
+			log.Fatal("overhead: -slice-rounds must be at least 1")
+		}
+		if *sliceSets < 1 || *sliceSets > *sliceRounds {
+			log.Fatal("overhead: -slice-sets must be 1..-slice-rounds")
+		}
+	}
 	figures := map[string]float64{}
 	pin := *pinned && canPin() && (*only == "" || strings.Contains("overhead.unary_qps_ratio", *only))
 	if *pinned && !canPin() {
@@ -171,15 +182,6 @@ func main() {
 		var f map[string]float64
 		var err error
 		if *slice > 0 {
-			if *slicePairs < 9 {
-				log.Fatal("overhead: -slice-pairs must be at least 9")
-			}
-			if *sliceRounds < 1 {
-				log.Fatal("overhead: -slice-rounds must be at least 1")
-			}
-			if *sliceSets < 1 || *sliceSets > *sliceRounds {
-				log.Fatal("overhead: -slice-sets must be 1..-slice-rounds")
-			}
 			f, err = slicedFigures(*slicePairs, *sliceRounds, *sliceSets, *stack, *sliceWarm, *slice, false)
 		} else {
 			f, err = pinnedFigures(*pairs, *stack, *leg)
