@@ -30,16 +30,21 @@ import (
 // is the sum of -slice-rounds slices taken in turn with the other kind's
 // (which kind goes first alternates from round to round: A B B A …). A
 // pair's two legs are then spread over the same seconds, and what disturbs
-// one disturbs the other about as much. The first half of the pairs runs on
-// processes started bare first, the second half on new ones started the
-// other way round. The idle server of the moment costs nothing but its
-// background goroutines (the full stack's sampler), which count against it
-// in its own slices as before.
+// one disturbs the other about as much. Each pair's rounds run on
+// -slice-sets sets of new processes in turn, started bare first and full
+// stack first by turns: a process's draw when it starts moves its CPU per
+// call by ≈ 2 %, and a pair then averages several draws. The idle server
+// of the moment costs nothing but its background goroutines (the full
+// stack's sampler), which count against it in its own slices as before.
+// With stream, the clients run streamOp's bidi streams instead of unary
+// calls, and the figures are the stream ones.
 //
-// Measured here (bench/NOTES.md, "Ninth session"): one standard deviation
-// of the per-pair CPU-per-call ratios of a build against itself was
-// 0.03–0.06 with 6 rounds of 250 ms, against 0.07–0.13 with whole legs in
-// the same hour, and 0.014–0.024 with 30 rounds of 200 ms.
+// Measured here (bench/NOTES.md, "Ninth session", "Tenth session"): one
+// standard deviation of the per-pair CPU-per-call ratios of a build against
+// itself was 0.03–0.06 with 6 rounds of 250 ms, against 0.07–0.13 with
+// whole legs in the same hour, 0.014–0.024 with 30 rounds of 200 ms on two
+// process sets a run (whose centre then moved with those two draws: 1.012,
+// 1.014), and 0.017 with 32 rounds on four sets a pair (centre 0.992).
 //
 // The server's protocol is pinned.go's ("mark", "report"). The client's:
 //
@@ -234,8 +239,10 @@ func (p *slicedProc) close() {
 // slicedFigures is pinnedFigures with sliced legs: pairs pairs of bare and
 // full-stack legs, each leg the sum of rounds slices taken in turn with the
 // other kind's (the kind that goes first alternates from round to round,
-// and from pair to pair: ABBA), then three legs of bare grpc-go with one
-// no-op interceptor (the allocation baseline), and the same figures.
+// and from pair to pair: ABBA) on sets sets of processes, then, for the
+// unary figures, three legs of bare grpc-go with one no-op interceptor
+// (the allocation baseline), and the same figures. With stream, the
+// stream legs and their figures (streamFigures).
 func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration, stream bool) (map[string]float64, error) {
 	figure, unit, prefix := "overhead.unary (sliced)", "calls/s", ""
 	if stream {
