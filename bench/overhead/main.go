@@ -6,6 +6,7 @@
 //
 //	go -C bench run ./overhead                 # the Manager's default stack
 //	go -C bench run ./overhead -stack goaway   # only the GOAWAY credentials wrapper
+//	go -C bench run ./overhead -stack insecure # grpc-go's insecure credentials, unwrapped
 //	go -C bench run ./overhead -out out/results.json
 //	go -C bench run ./overhead -in-process=false -server-profiles /tmp/prof
 //	                                          # pinned legs only, each server's CPU profile
@@ -97,7 +98,7 @@ var (
 func main() {
 	pairs := flag.Int("pairs", 3, "interleaved bare/on pairs per figure (at least 3)")
 	leg := flag.Duration("leg", 2*time.Second, "measured time of one leg (after a 300ms warm-up)")
-	stack := flag.String("stack", "manager", `what "on" means: "manager" (grpcmgmt.New() defaults) or "goaway" (only the credentials wrapper)`)
+	stack := flag.String("stack", "manager", `what "on" means: "manager" (grpcmgmt.New() defaults), "goaway" (only the credentials wrapper) or "insecure" (grpc-go's own insecure credentials, unwrapped: the control for "goaway")`)
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
 	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
@@ -159,8 +160,8 @@ func main() {
 			log.Fatalf("overhead: -server-profiles: %v", err)
 		}
 	}
-	if *stack != "manager" && *stack != "goaway" {
-		log.Fatalf("overhead: -stack must be manager or goaway, got %q", *stack)
+	if *stack != "manager" && *stack != "goaway" && *stack != "insecure" {
+		log.Fatalf("overhead: -stack must be manager, goaway or insecure, got %q", *stack)
 	}
 	if *slice > 0 {
 		if *slicePairs < 9 {
@@ -370,6 +371,11 @@ func startServer(kind, stack string) (string, func(), error) {
 			}
 			mgr = m
 			opts = m.ServerOptions()
+		case "insecure":
+			// What grpc-go does with credentials of any kind (a handshake,
+			// an AuthInfo): the control for "goaway", so that the wrapper's
+			// share is goaway ÷ insecure.
+			opts = []grpc.ServerOption{grpc.Creds(insecure.NewCredentials())}
 		case "goaway":
 			t, err := goaway.NewTracker(goaway.Config{Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
