@@ -303,8 +303,10 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 	for i := range pairs {
 		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
 		for j := range rounds {
-			if j*sets%rounds < sets { // the first round of each of the pair's sets
-				if err := restart(i*sets + j*sets/rounds); err != nil {
+			// Round j runs on the pair's set j·sets/rounds: new processes
+			// at the first round of each.
+			if set := j * sets / rounds; j == 0 || set != (j-1)*sets/rounds {
+				if err := restart(i*sets + set); err != nil {
 					return nil, err
 				}
 			}
