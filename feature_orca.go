@@ -36,7 +36,13 @@ func (m *Manager) buildORCA(s *settings) error {
 		sh := m.shedder
 		cfg.Limit = orca.LimitFunc(func() int { return int(min(sh.Limit(), orca.MaxCapacity)) })
 	}
-	r, err := orca.New(m.sampler, cfg, orca.WithLogger(m.log), orca.WithMeterProvider(s.meterProvider))
+	opts := []orca.Option{orca.WithLogger(m.log), orca.WithMeterProvider(s.meterProvider)}
+	if m.tracker != nil {
+		// Calls skip the per-connection lookup of the per-call report
+		// once every connection has had its report (orca.WithConnections).
+		opts = append(opts, orca.WithConnections(m.tracker))
+	}
+	r, err := orca.New(m.sampler, cfg, opts...)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,13 @@ func (t *Tracker) Audit(served uint64) uint64 {
 			"(pass yours with grpcmgmt.WithCredentials instead), or the server also serves through ServeHTTP",
 			"untracked_calls", n, "tracked_streams", seen, "tracked_connections", t.Len())
 	}
+	first := t.untracked == 0
 	t.untracked = n
+	if first { // Count is no longer complete: see Count
+		t.mu.Lock()
+		t.gen.Add(1)
+		t.mu.Unlock()
+	}
 	return n
 }
 

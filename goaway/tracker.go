@@ -116,6 +116,9 @@ type Tracker struct {
 
 	mu    sync.Mutex // guards conns
 	conns map[uint64]*conn
+	// gen changes (under mu) whenever a connection is added to conns or
+	// removed, and when Audit first finds untracked calls: see Generation.
+	gen atomic.Uint64
 	// closedCalls counts the calls of connections no longer in conns (see
 	// conn.sawHeaders for the race it tolerates).
 	closedCalls atomic.Uint64
@@ -183,6 +186,7 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 	c.prefaceLeft = clientPrefaceLen
 	t.mu.Lock()
 	t.conns[c.id] = c
+	t.gen.Add(1)
 	t.mu.Unlock()
 	indexAdd(c)
 	t.m.connOpened()
@@ -195,6 +199,7 @@ func (t *Tracker) remove(c *conn, how string) {
 	indexRemove(c)
 	t.mu.Lock()
 	delete(t.conns, c.id)
+	t.gen.Add(1)
 	t.closedCalls.Add(c.calls.Load())
 	t.mu.Unlock()
 	t.m.connClosed(c.age(), c.draining())
@@ -233,6 +238,32 @@ func (t *Tracker) Len() int {
 	defer t.mu.Unlock()
 	return len(t.conns)
 }
+
+// Count returns the number of live connections (as Len does), their
+// generation (as Generation returns it, read with the count), and whether
+// the count is complete: false once Audit has found calls on connections
+// the Tracker does not wrap. It implements orca.Connections, with
+// Generation: the ORCA Reporter skips a call's per-connection lookup while
+// every connection counted has had its report (orca.WithConnections).
+func (t *Tracker) Count() (n int, gen uint64, complete bool) {
+	t.sweep()
+	t.mu.Lock()
+	n, gen = len(t.conns), t.gen.Load()
+	t.mu.Unlock()
+	// After the generation: Audit marks the calls untracked before it
+	// moves the generation, so a count that calls it complete after the
+	// mark has the generation from before the move, and goes stale.
+	t.auditMu.Lock()
+	complete = t.untracked == 0
+	t.auditMu.Unlock()
+	return n, gen, complete
+}
+
+// Generation returns a number that changes whenever a connection is added
+// to the live set or leaves it, and when Audit first finds calls on
+// connections the Tracker does not wrap. Equal generations mean the same
+// live connections. It is one atomic load.
+func (t *Tracker) Generation() uint64 { return t.gen.Load() }
 
 // Conns returns a snapshot of every live connection, oldest first.
 func (t *Tracker) Conns() []ConnInfo {

@@ -29,7 +29,9 @@ const maxConns = 1 << 16
 // pointer (grpc-go 1.72 to 1.85 at least; read with peer.FromContext). A
 // call pays a context lookup, a look in recent (or, when the connection is
 // not there, a lock-free map load) and an atomic load; only the calls that
-// report write, once per connection per epoch.
+// report write, once per connection per epoch. With a source of the open
+// connections (src), the calls of an epoch in which every open connection
+// has reported skip all that (skip.go).
 //
 // recent is a direct-mapped cache of m: slot slotOf(p) holds the entry of
 // the connection last looked up there. It is there for the cache misses,
@@ -43,9 +45,15 @@ const maxConns = 1 << 16
 // leaves its slot too: advance clears the slot, and a due that put the
 // entry back just then takes it out again.
 type conns struct {
-	epoch  atomic.Uint64 // the current epoch; starts at 1 (0: never reported)
-	n      atomic.Int64  // entries in m
-	m      sync.Map      // *peer.Peer → *connReport
+	epoch atomic.Uint64 // the current epoch; starts at 1 (0: never reported)
+	// The skip (see skip): what every call reads of it is here, on the
+	// Reporter's first cache line with epoch.
+	skipping atomic.Pointer[skipTarget] // nil: no call skips
+	tally    atomic.Uint64              // the current epoch's reports (skip)
+	src      Connections                // nil: never skip; immutable after init
+
+	n      atomic.Int64 // entries in m
+	m      sync.Map     // *peer.Peer → *connReport
 	recent [recentSlots]atomic.Pointer[connReport]
 }
 
@@ -69,16 +77,25 @@ type connReport struct {
 	epoch atomic.Uint64 // the epoch of its last report
 }
 
-// init starts the first epoch of a conns that is part of another struct.
-func (c *conns) init() { c.epoch.Store(1) }
+// init starts the first epoch of a conns that is part of another struct;
+// src, when not nil, turns the skip on.
+func (c *conns) init(src Connections) {
+	c.src = src
+	c.epoch.Store(1)
+	c.tally.Store(tallyOf(1))
+}
 
 // due reports whether the unary call of ctx is the first of its connection
 // to end in this epoch, and so carries the report. A call whose connection
 // is unknown (no peer in ctx) or cannot be remembered (maxConns) does.
 func (c *conns) due(ctx context.Context) bool {
+	if c.skip() {
+		return false
+	}
 	e := c.epoch.Load()
 	p, ok := peer.FromContext(ctx)
 	if !ok {
+		c.taint(e)
 		return true
 	}
 	slot := &c.recent[slotOf(p)]
@@ -87,11 +104,13 @@ func (c *conns) due(ctx context.Context) bool {
 		v, ok := c.m.Load(p)
 		if !ok {
 			if c.n.Load() >= maxConns {
+				c.taint(e)
 				return true
 			}
 			var loaded bool
 			if v, loaded = c.m.LoadOrStore(p, &connReport{p: p}); !loaded {
 				c.n.Add(1)
+				c.taint(e)
 			}
 		}
 		r = v.(*connReport)
@@ -104,14 +123,21 @@ func (c *conns) due(ctx context.Context) bool {
 		}
 	}
 	last := r.epoch.Load()
-	return last != e && r.epoch.CompareAndSwap(last, e)
+	if last == e || !r.epoch.CompareAndSwap(last, e) {
+		return false
+	}
+	c.reported(e)
+	return true
 }
 
 // advance starts the next epoch and forgets the connections without a
 // report in the last one (closed, or idle: a connection that comes back is
 // new again, and its first call reports). Sampler goroutine only.
 func (c *conns) advance() {
+	c.skipping.Store(nil) // before the epoch moves: see skip
 	e := c.epoch.Add(1)
+	c.tally.Store(tallyOf(e))
+	c.startSkip(e)
 	c.m.Range(func(k, v any) bool {
 		if r := v.(*connReport); r.epoch.Load()+1 < e && c.m.CompareAndDelete(k, v) {
 			c.n.Add(-1)

@@ -12,7 +12,7 @@ import (
 // newConns returns a conns of its own (the Reporter's is part of it).
 func newConns() *conns {
 	c := &conns{}
-	c.init()
+	c.init(nil)
 	return c
 }
 

@@ -112,7 +112,10 @@
 // a weight almost no calls, below), and one that sends thousands a second
 // is not sent thousands of identical reports (each costs the server
 // grpc-go's trailer bookkeeping and its allocations, and grpc-js about 10 ms
-// of CPU to parse). The other calls pay a context lookup and two loads.
+// of CPU to parse). The other calls pay a context lookup and two loads;
+// given the open connections (WithConnections: the grpcmgmt Manager passes
+// its goaway.Tracker), the calls of an interval in which every open
+// connection already had its report skip even that (skip.go).
 // (grpc-go's own orca.CallMetricsServerOption sends a report only for calls whose
 // handler asked for the recorder, and costs each reporting call a recorder,
 // a copy of the report and a marshal: 9 allocations a call, measured.)

@@ -6,10 +6,23 @@ import (
 )
 
 // What every unary call reads of the Reporter (whether per-call reports
-// are off, the current epoch) shares its first cache line.
+// are off, the skip's target, tally and source, the current epoch) shares
+// its first cache line.
 func TestReporterHotFieldsFirst(t *testing.T) {
 	var r Reporter
-	if end := unsafe.Offsetof(r.conns) + unsafe.Offsetof(r.conns.epoch) + 8; unsafe.Offsetof(r.noPerCall) >= 64 || end > 64 {
-		t.Errorf("noPerCall at byte %d and the epoch ending at byte %d of the Reporter, want both within its first 64", unsafe.Offsetof(r.noPerCall), end)
+	at := unsafe.Offsetof(r.conns)
+	for _, f := range []struct {
+		name     string
+		from, to uintptr
+	}{
+		{"noPerCall", unsafe.Offsetof(r.noPerCall), unsafe.Offsetof(r.noPerCall) + 1},
+		{"conns.epoch", at + unsafe.Offsetof(r.conns.epoch), at + unsafe.Offsetof(r.conns.epoch) + 8},
+		{"conns.skipping", at + unsafe.Offsetof(r.conns.skipping), at + unsafe.Offsetof(r.conns.skipping) + 8},
+		{"conns.tally", at + unsafe.Offsetof(r.conns.tally), at + unsafe.Offsetof(r.conns.tally) + 8},
+		{"conns.src", at + unsafe.Offsetof(r.conns.src), at + unsafe.Offsetof(r.conns.src) + unsafe.Sizeof(r.conns.src)},
+	} {
+		if f.to > 64 {
+			t.Errorf("%s at bytes %d..%d of the Reporter, want it within its first 64", f.name, f.from, f.to)
+		}
 	}
 }

@@ -37,6 +37,7 @@ type Option func(*options)
 type options struct {
 	logger *slog.Logger
 	mp     metric.MeterProvider
+	conns  Connections
 	errs   []error
 }
 
@@ -149,7 +150,7 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 	cfg = cfg.WithDefaults()
 	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(), noPerCall: cfg.DisablePerCall,
 		epochEvery: int(max(1, (cfg.PerCallInterval+s.Period()-1)/s.Period()))}
-	r.conns.init()
+	r.conns.init(o.conns)
 	if err := r.instruments(o.mp); err != nil {
 		return nil, err
 	}

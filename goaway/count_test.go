@@ -1,0 +1,68 @@
+package goaway_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/grpcmgmt/grpcmgmt/goaway"
+)
+
+// Count follows the live connections, the generation moves with every
+// open and close (and only then), and the count is incomplete once Audit
+// has found calls on connections the Tracker does not wrap.
+func TestCountAndGeneration(t *testing.T) {
+	tr := newTracker(t, goaway.Config{Logger: slog.New(slog.DiscardHandler)})
+	addr, _ := startServer(t, grpc.Creds(tr.WrapCredentials(insecure.NewCredentials())))
+	count := func(wantN int) uint64 {
+		t.Helper()
+		n, gen, complete := tr.Count()
+		if n != wantN || !complete || gen != tr.Generation() {
+			t.Fatalf("Count() = %d, %d, %v with Generation() %d; want %d connections, complete, the same generation",
+				n, gen, complete, tr.Generation(), wantN)
+		}
+		return gen
+	}
+	call := func(cc *grpc.ClientConn) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+			t.Fatalf("UnaryCall: %v", err)
+		}
+	}
+
+	g0 := count(0)
+	a := dial(t, addr, insecure.NewCredentials())
+	call(a)
+	g1 := count(1)
+	call(a)
+	if g := count(1); g1 == g0 || g != g1 {
+		t.Fatalf("generations %d (none open), %d (one), %d (one, after another call): want the open to move it, the call not", g0, g1, g)
+	}
+	b := dial(t, addr, insecure.NewCredentials())
+	call(b)
+	g2 := count(2)
+	_ = b.Close()
+	waitFor(t, 5*time.Second, "the closed connection to leave the count", func() bool { n, _, _ := tr.Count(); return n == 1 })
+	if g3 := count(1); g2 == g1 || g3 == g2 {
+		t.Fatalf("generations %d, %d (open), %d (close): want each to move it", g1, g2, g3)
+	}
+
+	before := tr.Generation()
+	if tr.Audit(1 << 20); tr.Generation() == before {
+		t.Fatal("Audit found untracked calls and the generation did not move")
+	}
+	if _, _, complete := tr.Count(); complete {
+		t.Fatal("Audit found untracked calls and the count is still complete")
+	}
+	moved := tr.Generation()
+	if tr.Audit(1 << 21); tr.Generation() != moved {
+		t.Fatal("a second Audit with untracked calls moved the generation again")
+	}
+}

@@ -1,0 +1,40 @@
+package orca
+
+import "errors"
+
+// Connections is the set of client connections a server has open, as the
+// goaway.Tracker that wraps its credentials knows them. Given one
+// (WithConnections), the Reporter stops looking up the connection of each
+// unary call once every open connection has had its per-call report in
+// the current Config.PerCallInterval: from then until the interval ends,
+// or a connection opens or closes, no call is due a report, and the call
+// path skips the lookup (see conns.skip). *goaway.Tracker implements it;
+// the grpcmgmt Manager passes its own when both levers are on.
+type Connections interface {
+	// Count returns the number of connections open now and their
+	// generation, a number that changes whenever one opens or closes.
+	// complete is false when calls may arrive on connections the count
+	// does not include (goaway.Tracker: once its Audit has found such
+	// calls); the Reporter then never skips.
+	Count() (n int, gen uint64, complete bool)
+	// Generation returns the generation Count would return now. It is
+	// read on every unary call once the skip is on: make it one atomic
+	// load.
+	Generation() uint64
+}
+
+// WithConnections tells the Reporter which connections the server has
+// open, so that the calls of an interval in which every connection already
+// had its report skip the per-call connection lookup (Connections). The
+// reports sent are the same as without it. Without a grpcmgmt Manager,
+// call the Tracker's Audit once per sample period, as the Manager does, so
+// that connections the Tracker does not wrap turn the skip off.
+func WithConnections(c Connections) Option {
+	return func(o *options) {
+		if c == nil {
+			o.errs = append(o.errs, errors.New("orca: WithConnections: argument must not be nil"))
+			return
+		}
+		o.conns = c
+	}
+}

@@ -1,0 +1,109 @@
+package orca
+
+// The skip: once every connection the server has open has had its report
+// in the current epoch, no call of the epoch is due one, and due returns
+// false without looking the call's connection up (a context walk, a cache
+// slot and the connection's entry: in a profile of a pinned server under
+// load, ≈ 0.5 % of its CPU; bench/NOTES.md "Eleventh session"). It needs
+// to know which connections are open (conns.src, a goaway.Tracker), and is
+// safe only while the reports counted are those of the connections
+// counted. At each epoch's start (startSkip) the sampler goroutine takes
+// the count n of open connections and their generation; a call skips
+// while
+//
+//   - the generation has not moved (no connection opened or closed since
+//     the count), and
+//   - n calls of the epoch reported, on n different connections, and
+//   - no call of the epoch came on a connection that conns did not know
+//     (taint): a connection new to conns, one past maxConns, or a call
+//     without a peer.
+//
+// Then the n reports were on n connections open at the count (a report
+// counts only on the first due of an entry in the epoch, and a connection
+// that opened later moved the generation), and conns knew each of them
+// before the epoch began or had its call taint it. Every connection open
+// has reported: skipping is exact. A server that also serves calls the
+// count does not include (grpc.Server.ServeHTTP, where every call has its
+// own peer, or a server whose credentials the Tracker does not wrap) taints
+// every epoch with its first such call, and Connections.Count reports
+// itself incomplete once goaway.Tracker.Audit has seen them.
+//
+// Any open or close stops the skip until the next epoch, so a server whose
+// connections churn every few seconds rarely skips: it then costs two loads
+// a call. A connection that has only streams never reports (streams
+// report on every stream, not through conns), so a server with one never
+// skips.
+
+// skipTarget is what a call compares the tally with: the epoch's tally
+// with n reports (lo) and with the taint bit (hi), and the generation of
+// the count. Immutable once stored.
+type skipTarget struct {
+	lo, hi uint64
+	gen    uint64
+}
+
+// The tally of an epoch, one word so that a report is counted in the epoch
+// it was made in: the epoch's low 32 bits, a taint bit, and 31 bits of
+// reports.
+const (
+	tallyTaint = 1 << 31
+	tallyCount = tallyTaint - 1
+)
+
+// tallyOf returns the tally of epoch e with no report.
+func tallyOf(e uint64) uint64 { return uint64(uint32(e)) << 32 }
+
+// skip reports whether the call may skip the lookup: every connection open
+// has reported in this epoch.
+func (c *conns) skip() bool {
+	t := c.skipping.Load()
+	if t == nil {
+		return false
+	}
+	tl := c.tally.Load()
+	return tl >= t.lo && tl < t.hi && c.src.Generation() == t.gen
+}
+
+// startSkip counts the open connections at the start of epoch e and turns
+// the skip on for it. Sampler goroutine only (advance), after the tally of
+// e is stored.
+func (c *conns) startSkip(e uint64) {
+	if c.src == nil {
+		return
+	}
+	n, gen, complete := c.src.Count()
+	if !complete || n <= 0 || n > tallyCount {
+		return
+	}
+	lo := tallyOf(e) | uint64(n)
+	c.skipping.Store(&skipTarget{lo: lo, hi: tallyOf(e) | tallyTaint, gen: gen})
+}
+
+// reported counts a report of epoch e, unless the epoch has moved on (the
+// report then counts in none: the skip waits for one more) or the tally
+// is full.
+func (c *conns) reported(e uint64) {
+	for {
+		tl := c.tally.Load()
+		if tl>>32 != uint64(uint32(e)) || tl&tallyCount == tallyCount {
+			return
+		}
+		if c.tally.CompareAndSwap(tl, tl+1) {
+			return
+		}
+	}
+}
+
+// taint turns the skip off for the rest of epoch e: a call came on a
+// connection conns did not know.
+func (c *conns) taint(e uint64) {
+	for {
+		tl := c.tally.Load()
+		if tl>>32 != uint64(uint32(e)) || tl&tallyTaint != 0 {
+			return
+		}
+		if c.tally.CompareAndSwap(tl, tl|tallyTaint) {
+			return
+		}
+	}
+}
