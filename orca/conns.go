@@ -48,9 +48,10 @@ type conns struct {
 	epoch atomic.Uint64 // the current epoch; starts at 1 (0: never reported)
 	// The skip (see skip): what every call reads of it is here, on the
 	// Reporter's first cache line with epoch.
-	skipping atomic.Pointer[skipTarget] // nil: no call skips
-	tally    atomic.Uint64              // the current epoch's reports (skip)
-	src      Connections                // nil: never skip; immutable after init
+	target atomic.Uint64 // the tally at which calls skip; 0: none skips
+	gen0   atomic.Uint64 // src's generation when target was set
+	tally  atomic.Uint64 // the current epoch's reports
+	src    Connections   // nil: never skip; immutable after init
 
 	n      atomic.Int64 // entries in m
 	m      sync.Map     // *peer.Peer → *connReport
@@ -134,7 +135,7 @@ func (c *conns) due(ctx context.Context) bool {
 // report in the last one (closed, or idle: a connection that comes back is
 // new again, and its first call reports). Sampler goroutine only.
 func (c *conns) advance() {
-	c.skipping.Store(nil) // before the epoch moves: see skip
+	c.target.Store(0) // before the epoch moves: see skip
 	e := c.epoch.Add(1)
 	c.tally.Store(tallyOf(e))
 	c.startSkip(e)

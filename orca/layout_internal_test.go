@@ -6,7 +6,7 @@ import (
 )
 
 // What every unary call reads of the Reporter (whether per-call reports
-// are off, the skip's target, tally and source, the current epoch) shares
+// are off, the skip's target, generation, tally and source, the current epoch) shares
 // its first cache line.
 func TestReporterHotFieldsFirst(t *testing.T) {
 	var r Reporter
@@ -17,7 +17,8 @@ func TestReporterHotFieldsFirst(t *testing.T) {
 	}{
 		{"noPerCall", unsafe.Offsetof(r.noPerCall), unsafe.Offsetof(r.noPerCall) + 1},
 		{"conns.epoch", at + unsafe.Offsetof(r.conns.epoch), at + unsafe.Offsetof(r.conns.epoch) + 8},
-		{"conns.skipping", at + unsafe.Offsetof(r.conns.skipping), at + unsafe.Offsetof(r.conns.skipping) + 8},
+		{"conns.target", at + unsafe.Offsetof(r.conns.target), at + unsafe.Offsetof(r.conns.target) + 8},
+		{"conns.gen0", at + unsafe.Offsetof(r.conns.gen0), at + unsafe.Offsetof(r.conns.gen0) + 8},
 		{"conns.tally", at + unsafe.Offsetof(r.conns.tally), at + unsafe.Offsetof(r.conns.tally) + 8},
 		{"conns.src", at + unsafe.Offsetof(r.conns.src), at + unsafe.Offsetof(r.conns.src) + unsafe.Sizeof(r.conns.src)},
 	} {

@@ -34,17 +34,15 @@ package orca
 // report on every stream, not through conns), so a server with one never
 // skips.
 
-// skipTarget is what a call compares the tally with: the epoch's tally
-// with n reports (lo) and with the taint bit (hi), and the generation of
-// the count. Immutable once stored.
-type skipTarget struct {
-	lo, hi uint64
-	gen    uint64
-}
-
 // The tally of an epoch, one word so that a report is counted in the epoch
 // it was made in: the epoch's low 32 bits, a taint bit, and 31 bits of
-// reports.
+// reports. conns.target is the tally of the epoch with as many reports as
+// connections counted, and no taint; conns.gen0 the generation of the
+// count. Both are in the Reporter's first cache line with the tally, so
+// that a call that skips reads that line and the source's generation:
+// advance clears target before the epoch moves and stores gen0 before
+// target, and skip loads target, then gen0, then the tally, so a call that
+// reads a target and a tally of the same epoch reads that epoch's gen0.
 const (
 	tallyTaint = 1 << 31
 	tallyCount = tallyTaint - 1
@@ -56,12 +54,14 @@ func tallyOf(e uint64) uint64 { return uint64(uint32(e)) << 32 }
 // skip reports whether the call may skip the lookup: every connection open
 // has reported in this epoch.
 func (c *conns) skip() bool {
-	t := c.skipping.Load()
-	if t == nil {
+	t := c.target.Load()
+	if t == 0 {
 		return false
 	}
+	g := c.gen0.Load()
 	tl := c.tally.Load()
-	return tl >= t.lo && tl < t.hi && c.src.Generation() == t.gen
+	// The same epoch, at least the reports counted, no taint.
+	return tl >= t && tl < t&^tallyCount|tallyTaint && c.src.Generation() == g
 }
 
 // startSkip counts the open connections at the start of epoch e and turns
@@ -75,8 +75,8 @@ func (c *conns) startSkip(e uint64) {
 	if !complete || n <= 0 || n > tallyCount {
 		return
 	}
-	lo := tallyOf(e) | uint64(n)
-	c.skipping.Store(&skipTarget{lo: lo, hi: tallyOf(e) | tallyTaint, gen: gen})
+	c.gen0.Store(gen)
+	c.target.Store(tallyOf(e) | uint64(n))
 }
 
 // reported counts a report of epoch e, unless the epoch has moved on (the
