@@ -87,6 +87,9 @@ var (
 	// serverProfiles is the -server-profiles flag: "" or the directory for
 	// the pinned servers' CPU profiles.
 	serverProfiles string
+	// profileHz is the -server-profile-hz flag: the servers' profiling
+	// rate (0: Go's default).
+	profileHz int
 	// without is the -without flag: levers the on server turns off
 	// (grpcmgmt.Without), comma-separated.
 	without string
@@ -109,6 +112,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (split the legs with pprof -tagfocus leg=on or leg=bare); with -serve, of the measured window only")
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
 	inProcess := flag.Bool("in-process", true, "also run the in-process legs (client and server sharing the CPUs: the _unpinned unary figures and overhead.stream_mbps_ratio); false with pinned legs runs only those")
+	flag.IntVar(&profileHz, "server-profile-hz", 0, "with -server-profiles: the profiles' sampling rate in Hz (runtime.SetCPUProfileRate; both roles' servers must be builds that have this flag); 0: Go's 100 Hz, too coarse for items under 1 % of a leg's CPU")
 	flag.StringVar(&serverProfiles, "server-profiles", "", "write a CPU profile of each pinned leg's server, over its measured window, into this directory (<kind>-<pair>.pprof; compare with go tool pprof -diff_base)")
 	slice := flag.Duration("slice", 200*time.Millisecond, "pinned legs in slices of this long (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
 	sliceWarm := flag.Duration("slice-warmup", 50*time.Millisecond, "the uncounted start of each slice")

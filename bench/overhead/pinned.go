@@ -193,6 +193,11 @@ func serveMain(kind, stack, profile string, profileAll bool) {
 			if profile != "" && !profiling {
 				f, err := os.Create(profile)
 				if err == nil {
+					if profileHz > 0 {
+						// Before StartCPUProfile, which then keeps this
+						// rate (and prints that it cannot set its own).
+						runtime.SetCPUProfileRate(profileHz)
+					}
 					err = pprof.StartCPUProfile(f)
 				}
 				if err != nil {
@@ -365,6 +370,9 @@ func serverFlags() []string {
 	}
 	if without != "" {
 		f = append(f, "-without", without)
+	}
+	if profileHz != 0 {
+		f = append(f, "-server-profile-hz", strconv.Itoa(profileHz))
 	}
 	return f
 }
