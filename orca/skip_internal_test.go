@@ -207,3 +207,24 @@ func TestSkipConcurrent(t *testing.T) {
 		t.Fatal("second quiet epoch: every connection reported, no skip")
 	}
 }
+
+// BenchmarkConnsSkip is a call that does not report, as BenchmarkConnsDue,
+// with the skip on (every open connection has reported): warm, it reads
+// three words of conns and the source's generation instead of the
+// connection's entry.
+func BenchmarkConnsSkip(b *testing.B) {
+	c, _, ctxs := skippingConns(1)
+	c.advance()
+	c.due(ctxs[0])
+	if !c.skip() {
+		b.Fatal("the skip is not on")
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if c.due(ctxs[0]) {
+				b.Fatal("reported twice in one epoch")
+			}
+		}
+	})
+}
