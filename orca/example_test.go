@@ -15,7 +15,9 @@ import (
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/clientconfig"
+	"github.com/grpcmgmt/grpcmgmt/goaway"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
+	"github.com/grpcmgmt/grpcmgmt/load"
 	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
@@ -68,4 +70,52 @@ func Example() {
 	}
 	fmt.Println("per-call load report:", len(trailer.Get("endpoint-load-metrics-bin")) == 1)
 	// Output: per-call load report: true
+}
+
+// Without the grpcmgmt Manager: a Reporter told the open connections by
+// the goaway.Tracker that wraps the server's credentials skips the
+// per-call report's connection lookup once every connection has had its
+// report in the interval. The sampler's hook runs the Tracker's Audit, as
+// the Manager does, so that calls on connections the Tracker cannot see
+// turn the skip off.
+func ExampleWithConnections() {
+	s, err := load.NewSampler(load.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	tracker, err := goaway.NewTracker(goaway.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	stopAudit := s.OnSample(func(load.Snapshot) { tracker.Audit(s.Calls().Started()) })
+	defer stopAudit()
+	r, err := orca.New(s, orca.Config{}, orca.WithConnections(tracker), orca.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		panic(err)
+	}
+	defer r.Close()
+
+	srv := grpc.NewServer(append(r.ServerOptions(), grpc.Creds(tracker.WrapCredentials(insecure.NewCredentials())))...)
+	replica.New(replica.Config{Name: "a"}).Register(srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		panic(err)
+	}
+	defer cc.Close()
+	var trailer metadata.MD
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Trailer(&trailer)); err != nil {
+		panic(err)
+	}
+	fmt.Println("the connection's first call carries a report:", len(trailer.Get(orca.TrailerKey)) == 1)
+	// Output: the connection's first call carries a report: true
 }
