@@ -150,6 +150,22 @@ func BenchmarkConnsDue(b *testing.B) {
 func TestConnsConcurrentAdvance(t *testing.T) {
 	c := newConns()
 	ctxs := manyConns(2 * recentSlots)
+	// Each epoch lasts about 20 calls or more (a twenty-fifth of the
+	// connections), so that entries are forgotten while calls fill the
+	// cache of recent connections.
+	callWhileAdvancing(c, ctxs, 200, nil)
+	c.advance()
+	if reports := reportsIn(c, ctxs, 2); reports != len(ctxs) {
+		t.Fatalf("a quiet epoch after the concurrent ones: %d reports on %d connections, want one each", reports, len(ctxs))
+	}
+	wantForgotten(t, c)
+}
+
+// callWhileAdvancing makes calls on ctxs from four goroutines while the
+// test's goroutine starts epochs epochs, each after about 20 calls or more;
+// before each epoch it calls between(i), when not nil. It returns when the
+// calls have stopped.
+func callWhileAdvancing(c *conns, ctxs []context.Context, epochs int, between func(i int)) {
 	var (
 		wg    sync.WaitGroup
 		calls atomic.Int64
@@ -176,18 +192,13 @@ func TestConnsConcurrentAdvance(t *testing.T) {
 			}
 		}()
 	}
-	// Each epoch lasts about 20 calls or more (a twenty-fifth of the
-	// connections), so that entries are forgotten while calls fill the
-	// cache of recent connections.
-	for range 200 {
+	for i := range epochs {
+		if between != nil {
+			between(i)
+		}
 		c.advance()
 		<-tick
 	}
 	close(stop)
 	wg.Wait()
-	c.advance()
-	if reports := reportsIn(c, ctxs, 2); reports != len(ctxs) {
-		t.Fatalf("a quiet epoch after the concurrent ones: %d reports on %d connections, want one each", reports, len(ctxs))
-	}
-	wantForgotten(t, c)
 }

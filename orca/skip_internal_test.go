@@ -154,41 +154,11 @@ func TestSkipCountsOnlyTheEpochsOwn(t *testing.T) {
 // after it.
 func TestSkipConcurrent(t *testing.T) {
 	c, o, ctxs := skippingConns(2 * recentSlots)
-	var (
-		wg    sync.WaitGroup
-		calls atomic.Int64
-		stop  = make(chan struct{})
-		tick  = make(chan struct{}, 1)
-	)
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; ; i += 7 {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c.due(ctxs[i%len(ctxs)])
-				if calls.Add(1)%20 == 0 {
-					select {
-					case tick <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	for i := range 200 {
+	callWhileAdvancing(c, ctxs, 200, func(i int) {
 		if i%10 == 0 {
 			o.change(0) // an open and a close
 		}
-		c.advance()
-		<-tick
-	}
-	close(stop)
-	wg.Wait()
+	})
 	// The first quiet epoch may meet connections the concurrent ones
 	// forgot (their calls taint it); the second knows them all.
 	for epoch := range 2 {
