@@ -8,7 +8,8 @@ import "errors"
 // unary call once every open connection has had its per-call report in
 // the current Config.PerCallInterval: from then until the interval ends,
 // or a connection opens or closes, no call is due a report, and the call
-// path skips the lookup (see conns.skip). *goaway.Tracker implements it;
+// path skips the lookup (skip.go; a call on a connection the Reporter did
+// not know turns it off for the interval). *goaway.Tracker implements it;
 // the grpcmgmt Manager passes its own when both levers are on.
 type Connections interface {
 	// Count returns the number of connections open now and their
