@@ -80,7 +80,8 @@ func (r *Reporter) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInf
 // a look in a cache of recent connections (a lock-free map load when the
 // connection is not there) and an atomic load (see conns); with
 // WithConnections, once every open connection has had its report in the
-// interval, three atomic loads instead (see skip.go).
+// interval, four atomic loads instead, three of them on the Reporter's
+// first cache line (see skip.go).
 //
 // The report is the server-wide one of the latest sample (ServerMetrics),
 // marshalled once per sample period: adding it costs grpc-go's trailer
