@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -158,6 +159,16 @@ type sliceRaw struct {
 	p99us                              []float64
 }
 
+// sliceLine is one counted slice in the -slice-log file.
+type sliceLine struct {
+	Pair, Round, Set int
+	Kind             string
+	Stream           bool
+	Calls, ClientNs  float64
+	CPUNs, WallNs    float64
+	GCs              float64
+}
+
 func (r *sliceRaw) add(o sliceRaw) {
 	r.calls += o.calls
 	r.elapsedNs += o.elapsedNs
@@ -299,6 +310,15 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 		}
 		return nil
 	}
+	var lines *json.Encoder // -slice-log; main truncated the file
+	if sliceLog != "" {
+		f, err := os.OpenFile(sliceLog, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		lines = json.NewEncoder(f)
+	}
 	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
 	for i := range pairs {
 		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
@@ -320,6 +340,12 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 					return nil, fmt.Errorf("sliced pair %d round %d: %w", i, j, err)
 				}
 				raw[kind].add(r)
+				if lines != nil {
+					if err := lines.Encode(sliceLine{Pair: i, Round: j, Set: j * sets / rounds, Kind: kind, Stream: stream,
+						Calls: r.calls, ClientNs: r.elapsedNs, CPUNs: r.cpuNs, WallNs: r.wallNs, GCs: r.gcs}); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
 		b, o := raw["bare"].result(), raw["on"].result()
