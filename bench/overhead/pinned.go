@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -27,7 +29,7 @@ import (
 // per call. The parent only coordinates, over the children's stdin and
 // stdout:
 //
-//	server: "addr A" | parent "mark" -> "ok" | parent "report" -> "cpu_ns C wall_ns W mallocs M bytes B gcs G"
+//	server: "addr A" | parent "mark" -> "ok" | parent "report" -> "cpu_ns C wall_ns W mallocs M bytes B gcs G gc_ns GC"
 //	        (and "heap" -> the live heap after a collection, for a look by hand)
 //	client: "start" -> parent marks the server -> "go" | "end" -> parent reads the server -> "go" | "result QPS P99US"
 
@@ -39,6 +41,7 @@ type pinnedResult struct {
 	mallocsCall float64 // server heap allocations per call
 	bytesCall   float64 // server heap bytes allocated per call
 	gcsPer1k    float64 // server garbage collections per 1000 calls
+	gcPerCall   float64 // server CPU µs per call spent by the garbage collector (NaN: a -base-exe that does not say)
 	// Sliced legs: the share of its CPU the server and the client used.
 	srvCPU, cliCPU float64
 }
@@ -107,7 +110,7 @@ func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResul
 	}
 	defer func() { _ = cliIn.Close(); _ = cli.Wait() }()
 	cliOut := bufio.NewScanner(cliOutPipe)
-	var cpuNs, wallNs, mallocs, bytes, gcs float64
+	var rep serverReport
 	for {
 		l, err := line(cliOut, "client")
 		if err != nil {
@@ -127,25 +130,26 @@ func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResul
 			if err != nil {
 				return pinnedResult{}, err
 			}
-			if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &cpuNs, &wallNs, &mallocs, &bytes, &gcs); err != nil {
-				return pinnedResult{}, fmt.Errorf("server report %q: %v", l, err)
+			if rep, err = parseReport(l); err != nil {
+				return pinnedResult{}, err
 			}
 			fmt.Fprintln(cliIn, "go")
 		case len(f) == 3 && f[0] == "result":
 			qps, _ := strconv.ParseFloat(f[1], 64)
 			p99, _ := strconv.ParseFloat(f[2], 64)
-			if qps <= 0 || wallNs <= 0 {
+			if qps <= 0 || rep.wallNs <= 0 {
 				return pinnedResult{}, fmt.Errorf("no calls measured (%q)", l)
 			}
 			// Per call over the server's own window: its CPU time and
 			// allocations per second, over the calls per second the client
 			// saw (the two windows differ by the coordination's few ms).
-			perSec := 1e9 / wallNs
+			perSec := 1e9 / rep.wallNs
 			return pinnedResult{qps: qps, p99us: p99,
-				cpuPerCall:  cpuNs * perSec / 1e3 / qps,
-				mallocsCall: mallocs * perSec / qps,
-				bytesCall:   bytes * perSec / qps,
-				gcsPer1k:    1e3 * gcs * perSec / qps}, nil
+				cpuPerCall:  rep.cpuNs * perSec / 1e3 / qps,
+				mallocsCall: rep.mallocs * perSec / qps,
+				bytesCall:   rep.bytes * perSec / qps,
+				gcsPer1k:    1e3 * rep.gcs * perSec / qps,
+				gcPerCall:   rep.gcNs * perSec / 1e3 / qps}, nil
 		default:
 			return pinnedResult{}, fmt.Errorf("client said %q", l)
 		}
@@ -169,6 +173,7 @@ func serveMain(kind, stack, profile string, profileAll bool) {
 	var cpu0 time.Duration
 	var wall0 time.Time
 	var mallocs0, bytes0, gcs0 uint64
+	var gc0 float64
 	profiling := false
 	defer func() {
 		if profiling {
@@ -207,17 +212,19 @@ func serveMain(kind, stack, profile string, profileAll bool) {
 				profiling = true
 			}
 			mallocs0, bytes0, gcs0 = mallocs()
+			gc0 = gcCPUSeconds()
 			wall0, cpu0 = time.Now(), cpuTime()
 			fmt.Println("ok")
 		case "report":
 			cpu, wall := cpuTime()-cpu0, time.Since(wall0)
 			m, b, g := mallocs()
 			m, b, g = m-mallocs0, b-bytes0, g-gcs0
+			gcNs := (gcCPUSeconds() - gc0) * 1e9
 			if profiling && !profileAll {
 				pprof.StopCPUProfile()
 				profiling = false
 			}
-			fmt.Printf("cpu_ns %d wall_ns %d mallocs %d bytes %d gcs %d\n", cpu.Nanoseconds(), wall.Nanoseconds(), m, b, g)
+			fmt.Printf("cpu_ns %d wall_ns %d mallocs %d bytes %d gcs %d gc_ns %.0f\n", cpu.Nanoseconds(), wall.Nanoseconds(), m, b, g, gcNs)
 		case "heap":
 			// For a look at what the garbage collector works on: the live
 			// heap after a collection, the goroutines (their stacks are
@@ -270,6 +277,39 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// gcCPUSeconds returns the CPU time the garbage collector has spent so far
+// (runtime/metrics' estimate: mark assists, mark workers and pauses), so
+// that a leg can say how much of its CPU per call is collection.
+func gcCPUSeconds() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return math.NaN()
+	}
+	return s[0].Value.Float64()
+}
+
+// serverReport is a server's "report" line: its CPU time, wall time,
+// allocations, bytes, collections and the collector's CPU time over the
+// measured window.
+type serverReport struct{ cpuNs, wallNs, mallocs, bytes, gcs, gcNs float64 }
+
+// parseReport reads a "report" line. gc_ns came last: a -base-exe built
+// before it leaves it out, and gcNs is then NaN (no GC figures).
+func parseReport(l string) (serverReport, error) {
+	var r serverReport
+	if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &r.cpuNs, &r.wallNs, &r.mallocs, &r.bytes, &r.gcs); err != nil {
+		return serverReport{}, fmt.Errorf("server report %q: %v", l, err)
+	}
+	r.gcNs = math.NaN()
+	if _, v, ok := strings.Cut(l, " gc_ns "); ok {
+		if x, err := strconv.ParseFloat(v, 64); err == nil {
+			r.gcNs = x
+		}
+	}
+	return r, nil
+}
+
 // mallocs returns the heap allocations the process has made, their bytes
 // and the garbage collections so far.
 func mallocs() (n, bytes, gcs uint64) {
@@ -284,7 +324,7 @@ func mallocs() (n, bytes, gcs uint64) {
 // figures: per-pair ratios' median, min and max for calls per second, the
 // medians of the p99 and CPU-per-call ratios, and allocations per call.
 func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64, error) {
-	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
+	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1, gcBare, gcOn []float64
 	for i := range pairs {
 		order := []string{"bare", "on"}
 		if i%2 == 1 {
@@ -297,8 +337,8 @@ func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64
 				return nil, fmt.Errorf("pinned pair %d %s: %w", i, kind, err)
 			}
 			res[kind] = r
-			fmt.Printf("%-28s pair %d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls\n",
-				"overhead.unary (pinned)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k)
+			fmt.Printf("%-28s pair %d %-4s %10.1f calls/s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  %5.2f µs GC/call\n",
+				"overhead.unary (pinned)", i, kind, r.qps, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.gcPerCall)
 		}
 		b, o := res["bare"], res["on"]
 		qpsR = append(qpsR, o.qps/b.qps)
@@ -306,6 +346,7 @@ func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64
 		cpuR = append(cpuR, o.cpuPerCall/b.cpuPerCall)
 		cpuBare, cpuOn = append(cpuBare, b.cpuPerCall), append(cpuOn, o.cpuPerCall)
 		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
+		gcBare, gcOn = append(gcBare, b.gcPerCall), append(gcOn, o.gcPerCall)
 	}
 	for i := range 3 {
 		r, err := pinnedLeg("bare1", stack, d, profilePath("bare1", i))
@@ -315,7 +356,9 @@ func pinnedFigures(pairs int, stack string, d time.Duration) (map[string]float64
 		fmt.Printf("%-28s leg %d  bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (pinned)", i, r.qps, r.mallocsCall)
 		allocBare1 = append(allocBare1, r.mallocsCall)
 	}
-	return overheadFigures("pinned", pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
+	f := overheadFigures("pinned", pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1)
+	gcFigures(f, gcBare, gcOn, cpuBare, cpuOn)
+	return f, nil
 }
 
 // overheadFigures returns the pinned figures from the per-pair ratios and
@@ -342,6 +385,32 @@ func overheadFigures(how string, pairs int, qpsR, p99R, cpuR, cpuBare, cpuOn, al
 		f["overhead.unary_cpu_per_call_ratio"], f["overhead.unary_cpu_per_call_ratio_min"], f["overhead.unary_cpu_per_call_ratio_max"],
 		median(allocBare), median(allocBare1), median(allocOn))
 	return f
+}
+
+// gcFigures adds to f the collector's CPU per call in each leg (medians
+// over pairs), and its share of the full stack's extra CPU per call (the
+// per-pair differences summed, on − bare, the collector's over the
+// process's), when every leg said it (a -base-exe built before gc_ns does
+// not): how much of the overhead is collection rather than the library's
+// own work.
+func gcFigures(f map[string]float64, gcBare, gcOn, cpuBare, cpuOn []float64) {
+	var dGC, dCPU float64
+	for i := range gcBare {
+		if math.IsNaN(gcBare[i]) || math.IsNaN(gcOn[i]) {
+			return
+		}
+		dGC += gcOn[i] - gcBare[i]
+		dCPU += cpuOn[i] - cpuBare[i]
+	}
+	f["overhead.unary_gc_us_per_call_bare"] = median(gcBare)
+	f["overhead.unary_gc_us_per_call_on"] = median(gcOn)
+	share := math.NaN()
+	if dCPU > 0 {
+		share = dGC / dCPU
+		f["overhead.unary_gc_share_of_extra_cpu"] = share
+	}
+	fmt.Printf("overhead.unary: the collector's CPU per call: bare %.3f µs, on %.3f µs (medians); %.0f %% of the extra CPU per call\n",
+		f["overhead.unary_gc_us_per_call_bare"], f["overhead.unary_gc_us_per_call_on"], 100*share)
 }
 
 // profilePath returns the file for the CPU profile of pinned leg i of kind,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -156,6 +157,7 @@ func (p *slicedProc) ask(toServer bool, cmd string) (string, error) {
 type sliceRaw struct {
 	calls, elapsedNs, cliCPUNs         float64 // the client's
 	cpuNs, wallNs, mallocs, bytes, gcs float64 // the server's
+	gcNs                               float64 // the server's collector's CPU time (NaN: not said)
 	p99us                              []float64
 }
 
@@ -167,6 +169,15 @@ type sliceLine struct {
 	Calls, ClientNs  float64
 	CPUNs, WallNs    float64
 	GCs              float64
+	GCNs             float64 `json:",omitempty"` // the collector's CPU time; absent when the server did not say
+}
+
+// zeroNaN returns v, or 0 for NaN (which JSON cannot carry).
+func zeroNaN(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
 }
 
 func (r *sliceRaw) add(o sliceRaw) {
@@ -178,6 +189,7 @@ func (r *sliceRaw) add(o sliceRaw) {
 	r.mallocs += o.mallocs
 	r.bytes += o.bytes
 	r.gcs += o.gcs
+	r.gcNs += o.gcNs
 	r.p99us = append(r.p99us, o.p99us...)
 }
 
@@ -192,7 +204,8 @@ func (r sliceRaw) result() pinnedResult {
 		cpuPerCall:  r.cpuNs * perSec / 1e3 / qps,
 		mallocsCall: r.mallocs * perSec / qps,
 		bytesCall:   r.bytes * perSec / qps,
-		gcsPer1k:    1e3 * r.gcs * perSec / qps}
+		gcsPer1k:    1e3 * r.gcs * perSec / qps,
+		gcPerCall:   r.gcNs * perSec / 1e3 / qps}
 }
 
 // slice runs one slice: warm-up, then d counted, the server measured over
@@ -213,10 +226,11 @@ func (p *slicedProc) slice(warm, d time.Duration) (sliceRaw, error) {
 	if err != nil {
 		return sliceRaw{}, err
 	}
-	var r sliceRaw
-	if _, err := fmt.Sscanf(l, "cpu_ns %g wall_ns %g mallocs %g bytes %g gcs %g", &r.cpuNs, &r.wallNs, &r.mallocs, &r.bytes, &r.gcs); err != nil {
-		return sliceRaw{}, fmt.Errorf("%s server report %q: %v", p.kind, l, err)
+	rep, err := parseReport(l)
+	if err != nil {
+		return sliceRaw{}, fmt.Errorf("%s: %w", p.kind, err)
 	}
+	r := sliceRaw{cpuNs: rep.cpuNs, wallNs: rep.wallNs, mallocs: rep.mallocs, bytes: rep.bytes, gcs: rep.gcs, gcNs: rep.gcNs}
 	l, err = p.ask(false, "stop")
 	if err != nil {
 		return sliceRaw{}, err
@@ -319,7 +333,7 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 		defer f.Close()
 		lines = json.NewEncoder(f)
 	}
-	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1 []float64
+	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1, gcBare, gcOn []float64
 	for i := range pairs {
 		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
 		for j := range rounds {
@@ -342,7 +356,7 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 				raw[kind].add(r)
 				if lines != nil {
 					if err := lines.Encode(sliceLine{Pair: i, Round: j, Set: j * sets / rounds, Kind: kind, Stream: stream,
-						Calls: r.calls, ClientNs: r.elapsedNs, CPUNs: r.cpuNs, WallNs: r.wallNs, GCs: r.gcs}); err != nil {
+						Calls: r.calls, ClientNs: r.elapsedNs, CPUNs: r.cpuNs, WallNs: r.wallNs, GCs: r.gcs, GCNs: zeroNaN(r.gcNs)}); err != nil {
 						return nil, err
 					}
 				}
@@ -357,14 +371,15 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 			if stream {
 				rate = r.qps * streamMsg / 1e6
 			}
-			fmt.Printf("%-28s pair %2d %-4s %10.1f %s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  CPU busy server %.2f client %.2f\n",
-				figure, i, kind, rate, unit, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.srvCPU, r.cliCPU)
+			fmt.Printf("%-28s pair %2d %-4s %10.1f %s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  %5.2f µs GC/call  CPU busy server %.2f client %.2f\n",
+				figure, i, kind, rate, unit, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.gcPerCall, r.srvCPU, r.cliCPU)
 		}
 		qpsR = append(qpsR, o.qps/b.qps)
 		p99R = append(p99R, o.p99us/b.p99us)
 		cpuR = append(cpuR, o.cpuPerCall/b.cpuPerCall)
 		cpuBare, cpuOn = append(cpuBare, b.cpuPerCall), append(cpuOn, o.cpuPerCall)
 		allocBare, allocOn = append(allocBare, b.mallocsCall), append(allocOn, o.mallocsCall)
+		gcBare, gcOn = append(gcBare, b.gcPerCall), append(gcOn, o.gcPerCall)
 	}
 	stop()
 	if stream {
@@ -392,7 +407,9 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 		fmt.Printf("%-28s leg %d  bare1 %10.1f calls/s  server %6.2f allocs/call\n", "overhead.unary (sliced)", i, r.qps, r.mallocsCall)
 		allocBare1 = append(allocBare1, r.mallocsCall)
 	}
-	return overheadFigures(fmt.Sprintf("sliced, %d rounds a pair", rounds), pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1), nil
+	f := overheadFigures(fmt.Sprintf("sliced, %d rounds a pair", rounds), pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1)
+	gcFigures(f, gcBare, gcOn, cpuBare, cpuOn)
+	return f, nil
 }
 
 // slicedClientMain is the -client -sliced child (see the protocol above).
