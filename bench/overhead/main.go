@@ -26,7 +26,10 @@
 // _max), overhead.unary_extra_allocs (server allocations per call, full
 // stack − bare grpc-go with one no-op interceptor) and the per-leg values
 // behind them (overhead.unary_cpu_us_per_call_bare/_on,
-// overhead.unary_allocs_per_call_bare/_bare1/_on), and
+// overhead.unary_allocs_per_call_bare/_bare1/_on), the garbage
+// collector's part of the CPU per call (overhead.unary_gc_us_per_call_bare/_on,
+// and overhead.unary_gc_share_of_extra_cpu: the collector's share of the
+// full stack's extra CPU per call), and
 // overhead.stream_mbps_ratio (_min, _max) with
 // overhead.stream_cpu_per_mb_ratio. Then every leg runs in this process
 // (client and server sharing the CPUs): those figures get the suffix
