@@ -21,7 +21,10 @@
 // pair; about 4.5 minutes each), which is what resolves a few percent
 // (BENCH.md): their
 // figures are overhead.unary_qps_ratio (the median of the per-pair ratios,
-// with _min and _max), overhead.unary_p99_ratio,
+// with _min and _max), overhead.unary_p99_ratio (sliced legs: the
+// geometric mean over every round of the ratio of its two neighbouring
+// slices' p99s; _legs: the median over pairs of the legs' ratio, the
+// figure before the fourteenth session),
 // overhead.unary_cpu_per_call_ratio (server CPU time per call; _min,
 // _max), overhead.unary_extra_allocs (server allocations per call, full
 // stack − bare grpc-go with one no-op interceptor) and the per-leg values
@@ -119,7 +122,7 @@ func main() {
 	pinned := flag.Bool("pinned", true, "also run the unary legs pinned (server on CPU 0, client on CPU 1, separate processes) where the machine has 2 CPUs and taskset; their figures take the main names, the in-process ones get the suffix _unpinned")
 	inProcess := flag.Bool("in-process", true, "also run the in-process legs (client and server sharing the CPUs: the _unpinned unary figures and overhead.stream_mbps_ratio); false with pinned legs runs only those")
 	flag.IntVar(&profileHz, "server-profile-hz", 0, "with -server-profiles: the profiles' sampling rate in Hz (runtime.SetCPUProfileRate; both roles' servers must be builds that have this flag); 0: Go's 100 Hz, too coarse for items under 1 % of a leg's CPU")
-	flag.StringVar(&sliceLog, "slice-log", "", "sliced legs: write each counted slice's raw figures to this file, one JSON object a line (pair, round, set, kind, calls, client ns, server CPU ns, server wall ns, GCs, the collector's CPU ns)")
+	flag.StringVar(&sliceLog, "slice-log", "", "sliced legs: write each counted slice's raw figures to this file, one JSON object a line (pair, round, set, kind, calls, client ns, server CPU ns, server wall ns, GCs, the collector's CPU ns, the client's p99 µs)")
 	flag.StringVar(&serverProfiles, "server-profiles", "", "write a CPU profile of each pinned leg's server, over its measured window, into this directory (<kind>-<pair>.pprof; compare with go tool pprof -diff_base)")
 	slice := flag.Duration("slice", 200*time.Millisecond, "pinned legs in slices of this long (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
 	sliceWarm := flag.Duration("slice-warmup", 50*time.Millisecond, "the uncounted start of each slice")

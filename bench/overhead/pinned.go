@@ -379,7 +379,7 @@ func overheadFigures(how string, pairs int, qpsR, p99R, cpuR, cpuBare, cpuOn, al
 		"overhead.unary_allocs_per_call_on":     median(allocOn),
 		"overhead.unary_extra_allocs":           median(allocOn) - median(allocBare1),
 	}
-	fmt.Printf("overhead.unary (%s, %d pairs): calls/s ratio median %.3f (min %.3f, max %.3f); p99 ratio %.3f (min %.3f, max %.3f); CPU/call ratio %.3f (min %.3f, max %.3f); allocs/call bare %.2f, bare+1 interceptor %.2f, on %.2f\n",
+	fmt.Printf("overhead.unary (%s, %d pairs): calls/s ratio median %.3f (min %.3f, max %.3f); p99 ratio of the legs %.3f (min %.3f, max %.3f); CPU/call ratio %.3f (min %.3f, max %.3f); allocs/call bare %.2f, bare+1 interceptor %.2f, on %.2f\n",
 		how, pairs, f["overhead.unary_qps_ratio"], f["overhead.unary_qps_ratio_min"], f["overhead.unary_qps_ratio_max"],
 		f["overhead.unary_p99_ratio"], slices.Min(p99R), slices.Max(p99R),
 		f["overhead.unary_cpu_per_call_ratio"], f["overhead.unary_cpu_per_call_ratio_min"], f["overhead.unary_cpu_per_call_ratio_max"],

@@ -170,6 +170,16 @@ type sliceLine struct {
 	CPUNs, WallNs    float64
 	GCs              float64
 	GCNs             float64 `json:",omitempty"` // the collector's CPU time; absent when the server did not say
+	P99us            float64 // the client's p99 latency over the slice
+}
+
+// mean returns the mean of v.
+func mean(v []float64) float64 {
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
 }
 
 // zeroNaN returns v, or 0 for NaN (which JSON cannot carry).
@@ -334,8 +344,17 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 		lines = json.NewEncoder(f)
 	}
 	var qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1, gcBare, gcOn []float64
+	// The logs of every round's p99 ratio, full stack ÷ bare, of the two
+	// slices taken next to each other (overhead.unary_p99_ratio is their
+	// mean, exponentiated). A slice's p99 is mostly whether a stall of the
+	// host fell in it (it ranges over 3× within a leg on this machine), so
+	// only neighbouring slices compare like with like, and the mean over
+	// some 350 rounds resolves what the median of 11 pairs of legs does
+	// not (bench/NOTES.md, "Fourteenth session").
+	var p99LogR []float64
 	for i := range pairs {
 		raw := map[string]*sliceRaw{"bare": {}, "on": {}}
+		var pairLogR []float64
 		for j := range rounds {
 			// Round j runs on the pair's set j·sets/rounds: new processes
 			// at the first round of each.
@@ -348,20 +367,24 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 			if (i+j)%2 == 1 {
 				order = []string{"on", "bare"}
 			}
+			p99 := map[string]float64{}
 			for _, kind := range order {
 				r, err := procs[kind].slice(warm, d)
 				if err != nil {
 					return nil, fmt.Errorf("sliced pair %d round %d: %w", i, j, err)
 				}
 				raw[kind].add(r)
+				p99[kind] = max(r.p99us[0], 1)
 				if lines != nil {
 					if err := lines.Encode(sliceLine{Pair: i, Round: j, Set: j * sets / rounds, Kind: kind, Stream: stream,
-						Calls: r.calls, ClientNs: r.elapsedNs, CPUNs: r.cpuNs, WallNs: r.wallNs, GCs: r.gcs, GCNs: zeroNaN(r.gcNs)}); err != nil {
+						Calls: r.calls, ClientNs: r.elapsedNs, CPUNs: r.cpuNs, WallNs: r.wallNs, GCs: r.gcs, GCNs: zeroNaN(r.gcNs), P99us: r.p99us[0]}); err != nil {
 						return nil, err
 					}
 				}
 			}
+			pairLogR = append(pairLogR, math.Log(p99["on"]/p99["bare"]))
 		}
+		p99LogR = append(p99LogR, pairLogR...)
 		b, o := raw["bare"].result(), raw["on"].result()
 		for _, leg := range []struct {
 			kind string
@@ -373,6 +396,10 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 			}
 			fmt.Printf("%-28s pair %2d %-4s %10.1f %s  p99 %6.0f µs  server %6.2f µs CPU/call  %6.2f allocs/call  %6.0f B/call  %5.2f GCs/1k calls  %5.2f µs GC/call  CPU busy server %.2f client %.2f\n",
 				figure, i, kind, rate, unit, r.p99us, r.cpuPerCall, r.mallocsCall, r.bytesCall, r.gcsPer1k, r.gcPerCall, r.srvCPU, r.cliCPU)
+		}
+		if !stream {
+			fmt.Printf("%-28s pair %2d p99 ratio %.3f (the geometric mean of its rounds' ratios; of its legs' p99s %.3f)\n",
+				figure, i, math.Exp(mean(pairLogR)), o.p99us/b.p99us)
 		}
 		qpsR = append(qpsR, o.qps/b.qps)
 		p99R = append(p99R, o.p99us/b.p99us)
@@ -409,6 +436,12 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 	}
 	f := overheadFigures(fmt.Sprintf("sliced, %d rounds a pair", rounds), pairs, qpsR, p99R, cpuR, cpuBare, cpuOn, allocBare, allocOn, allocBare1)
 	gcFigures(f, gcBare, gcOn, cpuBare, cpuOn)
+	// overheadFigures's p99 ratio is the legs' (the figure before the
+	// fourteenth session), kept for comparison.
+	f["overhead.unary_p99_ratio_legs"] = f["overhead.unary_p99_ratio"]
+	f["overhead.unary_p99_ratio"] = math.Exp(mean(p99LogR))
+	fmt.Printf("overhead.unary p99 ratio: %.3f, the geometric mean of %d rounds' ratios of neighbouring slices (of the legs' p99s, the earlier figure: %.3f)\n",
+		f["overhead.unary_p99_ratio"], len(p99LogR), f["overhead.unary_p99_ratio_legs"])
 	return f, nil
 }
 
