@@ -321,6 +321,15 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// mean returns the mean of v.
+func mean(v []float64) float64 {
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
+}
+
 // measure starts a server (bare or with the library), runs one leg against
 // it and stops everything.
 func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientConn, time.Duration) (float64, error)) (float64, error) {

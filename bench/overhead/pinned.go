@@ -140,16 +140,7 @@ func pinnedLeg(kind, stack string, d time.Duration, profile string) (pinnedResul
 			if qps <= 0 || rep.wallNs <= 0 {
 				return pinnedResult{}, fmt.Errorf("no calls measured (%q)", l)
 			}
-			// Per call over the server's own window: its CPU time and
-			// allocations per second, over the calls per second the client
-			// saw (the two windows differ by the coordination's few ms).
-			perSec := 1e9 / rep.wallNs
-			return pinnedResult{qps: qps, p99us: p99,
-				cpuPerCall:  rep.cpuNs * perSec / 1e3 / qps,
-				mallocsCall: rep.mallocs * perSec / qps,
-				bytesCall:   rep.bytes * perSec / qps,
-				gcsPer1k:    1e3 * rep.gcs * perSec / qps,
-				gcPerCall:   rep.gcNs * perSec / 1e3 / qps}, nil
+			return rep.perCall(qps, p99), nil
 		default:
 			return pinnedResult{}, fmt.Errorf("client said %q", l)
 		}
@@ -293,6 +284,30 @@ func gcCPUSeconds() float64 {
 // allocations, bytes, collections and the collector's CPU time over the
 // measured window.
 type serverReport struct{ cpuNs, wallNs, mallocs, bytes, gcs, gcNs float64 }
+
+// add sums o into r (the windows of a leg's slices).
+func (r *serverReport) add(o serverReport) {
+	r.cpuNs += o.cpuNs
+	r.wallNs += o.wallNs
+	r.mallocs += o.mallocs
+	r.bytes += o.bytes
+	r.gcs += o.gcs
+	r.gcNs += o.gcNs
+}
+
+// perCall returns the leg that r measured with qps calls a second and the
+// given p99: per call over the server's own window, its CPU time and
+// allocations per second over the calls per second the client saw (the
+// two windows differ by the coordination's few ms).
+func (r serverReport) perCall(qps, p99us float64) pinnedResult {
+	perSec := 1e9 / r.wallNs
+	return pinnedResult{qps: qps, p99us: p99us,
+		cpuPerCall:  r.cpuNs * perSec / 1e3 / qps,
+		mallocsCall: r.mallocs * perSec / qps,
+		bytesCall:   r.bytes * perSec / qps,
+		gcsPer1k:    1e3 * r.gcs * perSec / qps,
+		gcPerCall:   r.gcNs * perSec / 1e3 / qps}
+}
 
 // parseReport reads a "report" line. gc_ns came last: a -base-exe built
 // before it leaves it out, and gcNs is then NaN (no GC figures).

@@ -155,10 +155,9 @@ func (p *slicedProc) ask(toServer bool, cmd string) (string, error) {
 // sliceRaw is what one or more slices of a kind measured, summed, so
 // that the slices of a pair's rounds add up to one leg.
 type sliceRaw struct {
-	calls, elapsedNs, cliCPUNs         float64 // the client's
-	cpuNs, wallNs, mallocs, bytes, gcs float64 // the server's
-	gcNs                               float64 // the server's collector's CPU time (NaN: not said)
-	p99us                              []float64
+	calls, elapsedNs, cliCPUNs float64 // the client's
+	serverReport                       // the server's
+	p99us                      []float64
 }
 
 // sliceLine is one counted slice in the -slice-log file.
@@ -173,15 +172,6 @@ type sliceLine struct {
 	P99us            float64 // the client's p99 latency over the slice
 }
 
-// mean returns the mean of v.
-func mean(v []float64) float64 {
-	var sum float64
-	for _, x := range v {
-		sum += x
-	}
-	return sum / float64(len(v))
-}
-
 // zeroNaN returns v, or 0 for NaN (which JSON cannot carry).
 func zeroNaN(v float64) float64 {
 	if math.IsNaN(v) {
@@ -194,12 +184,7 @@ func (r *sliceRaw) add(o sliceRaw) {
 	r.calls += o.calls
 	r.elapsedNs += o.elapsedNs
 	r.cliCPUNs += o.cliCPUNs
-	r.cpuNs += o.cpuNs
-	r.wallNs += o.wallNs
-	r.mallocs += o.mallocs
-	r.bytes += o.bytes
-	r.gcs += o.gcs
-	r.gcNs += o.gcNs
+	r.serverReport.add(o.serverReport)
 	r.p99us = append(r.p99us, o.p99us...)
 }
 
@@ -208,14 +193,9 @@ func (r *sliceRaw) add(o sliceRaw) {
 // windows (which differ from the client's by the coordination's few ms, as
 // in pinnedLeg), and the median of the slices' p99 latencies.
 func (r sliceRaw) result() pinnedResult {
-	qps := r.calls / r.elapsedNs * 1e9
-	perSec := 1e9 / r.wallNs
-	return pinnedResult{qps: qps, p99us: median(r.p99us), cliCPU: r.cliCPUNs / r.elapsedNs, srvCPU: r.cpuNs / r.wallNs,
-		cpuPerCall:  r.cpuNs * perSec / 1e3 / qps,
-		mallocsCall: r.mallocs * perSec / qps,
-		bytesCall:   r.bytes * perSec / qps,
-		gcsPer1k:    1e3 * r.gcs * perSec / qps,
-		gcPerCall:   r.gcNs * perSec / 1e3 / qps}
+	res := r.perCall(r.calls/r.elapsedNs*1e9, median(r.p99us))
+	res.cliCPU, res.srvCPU = r.cliCPUNs/r.elapsedNs, r.cpuNs/r.wallNs
+	return res
 }
 
 // slice runs one slice: warm-up, then d counted, the server measured over
@@ -240,7 +220,7 @@ func (p *slicedProc) slice(warm, d time.Duration) (sliceRaw, error) {
 	if err != nil {
 		return sliceRaw{}, fmt.Errorf("%s: %w", p.kind, err)
 	}
-	r := sliceRaw{cpuNs: rep.cpuNs, wallNs: rep.wallNs, mallocs: rep.mallocs, bytes: rep.bytes, gcs: rep.gcs, gcNs: rep.gcNs}
+	r := sliceRaw{serverReport: rep}
 	l, err = p.ask(false, "stop")
 	if err != nil {
 		return sliceRaw{}, err
