@@ -96,8 +96,8 @@
 //
 // A per-call report is the endpoint-load-metrics-bin trailer (TrailerKey).
 // Every report of a sample period carries the same server-wide values, so
-// the Reporter marshals the trailer once per period (publish, in
-// reporter.go) and adds it with grpc.SetTrailer when the handler returns
+// the Reporter encodes the trailer once per period (publish, in
+// reporter.go; the encoding is in wire.go) and adds it with grpc.SetTrailer when the handler returns
 // (AddCallReport, AddStreamReport in interceptors.go; the grpcmgmt
 // Manager's interceptor calls them): on each client connection, its first
 // unary call and then its first unary call to end after each

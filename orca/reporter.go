@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/cpu"
 	"google.golang.org/grpc/metadata"
 	grpcorca "google.golang.org/grpc/orca"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/grpcmgmt/grpcmgmt/load"
 )
@@ -298,15 +297,7 @@ func (r *Reporter) onSample(snap load.Snapshot) {
 // from it, once for every call until the next sample.
 func (r *Reporter) publish(sm *grpcorca.ServerMetrics) {
 	r.metrics.Store(sm)
-	b, err := proto.Marshal(loadReport(sm))
-	if err != nil { // cannot happen for this message; keep the last trailer
-		r.log.Warn("orca: marshalling the per-call report", "err", err)
-		if r.trailer.Load() == nil {
-			r.trailer.Store(&metadata.MD{})
-		}
-		return
-	}
-	md := metadata.MD{TrailerKey: {string(b)}}
+	md := metadata.MD{TrailerKey: {string(appendLoadReport(nil, sm))}}
 	r.trailer.Store(&md)
 }
 
