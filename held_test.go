@@ -3,24 +3,16 @@ package grpcmgmt_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
-	"github.com/grpcmgmt/grpcmgmt"
-	"github.com/grpcmgmt/grpcmgmt/goaway"
-	"github.com/grpcmgmt/grpcmgmt/health"
 	"github.com/grpcmgmt/grpcmgmt/internal/replica"
-	"github.com/grpcmgmt/grpcmgmt/load"
-	"github.com/grpcmgmt/grpcmgmt/loadshed"
-	"github.com/grpcmgmt/grpcmgmt/orca"
 )
 
 // heldBudget is the most live heap, in bytes, that the full stack (a
@@ -28,11 +20,11 @@ import (
 // keep beyond a bare grpc-go server (issue 15). On a server whose live heap
 // is under Go's 4 MiB minimum heap goal, every kilobyte kept makes the
 // collector run more often and mark more (bench/NOTES.md, "Fourteenth
-// session" and "Fifteenth session"). Measured when this was written: 34.2
-// to 34.7 KB in 8 runs out of 8, with OpenTelemetry's global delegating
-// meter (no MeterProvider set); with the per-call ORCA trailer marshalled
-// by proto.Marshal, which builds protobuf's tables for OrcaLoadReport,
-// 57.5 to 57.8 KB.
+// session" and "Fifteenth session"). Measured when this was written: 29.4
+// to 35.1 KB in 28 runs out of 28 (two modes, ≈ 29.5 and ≈ 35 KB), with
+// OpenTelemetry's global delegating meter (no MeterProvider set); with the
+// per-call ORCA trailer marshalled by proto.Marshal, which builds
+// protobuf's tables for OrcaLoadReport, 57.5 to 57.8 KB.
 const heldBudget = 44 << 10
 
 // heldProcessEnv makes TestAllocHeldProcess, run in a process of its own,
@@ -97,17 +89,7 @@ func TestAllocHeldProcess(t *testing.T) {
 	server(grpc.ChainUnaryInterceptor(noop))
 	h1 := liveHeap()
 
-	fixed := load.SourceFunc(func() (float64, error) { return 0.1, nil })
-	m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
-		grpcmgmt.WithLoad(load.Config{Period: 10 * time.Second, CPU: fixed, Memory: fixed}),
-		grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
-		grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
-		grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off}),
-		grpcmgmt.WithORCA(orca.Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = m.Shutdown(context.Background()) }()
+	m := fullStack(t)
 	if err := m.Register(server(m.ServerOptions()...)); err != nil {
 		t.Fatal(err)
 	}
