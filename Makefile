@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: test test-deps test-grpc-oldest check-deps vet lint demo bench scenarios simulate
+.PHONY: test test-deps test-grpc-oldest check-deps vet lint demo bench report scenarios simulate
 
 ## GRPC_OLDEST: the oldest grpc-go release the library supports (README, "Versions and
 ## stability"): the lowest its packages build with and pass their tests against. go.mod
@@ -75,6 +75,11 @@ lint: vet
 ## (the bench module's commands run in bench/: their relative paths start there)
 bench:
 	$(GO) -C bench run ./cmd/bench
+
+## report: add bench/out/results.json to docs/benchmarks.md as its newest run (the page's
+## earlier runs are read back from the page itself; bench/cmd/report)
+report:
+	$(GO) -C bench run ./cmd/report -base ../docs/benchmarks.md -in out/results.json
 
 ## simulate: the fleet simulation of the rebalancing and load-policy decisions (n = 10, 100, 1000 replicas; bench/sim)
 simulate:

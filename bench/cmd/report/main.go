@@ -8,10 +8,19 @@
 // replaces an earlier one's), every figure names the run it comes from, and
 // the page lists the runs with their dates and commits: a page assembled
 // from scenarios run at different commits says so figure by figure.
+//
+// The results files stay on the machine that ran them, so the committed
+// page is also read back as a source: -base ../docs/benchmarks.md takes its
+// runs (every figure with the run it names, and its charts) before the -in
+// files, so that
+//
+//	go -C bench run ./cmd/report -base ../docs/benchmarks.md -in out/results.json
+//
+// adds a run to the page, and with -in "" writes the page again unchanged
+// (TestCommittedPage).
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -178,10 +187,12 @@ func init() {
 }
 
 func main() {
-	in := flag.String("in", "out/results.json", "results file, or several comma-separated (a later file's figure replaces an earlier one's; paths are relative to bench/, where it runs)")
+	in := flag.String("in", "out/results.json", `results file, or several comma-separated (a later file's figure replaces an earlier one's; paths are relative to bench/, where it runs); "" for none`)
+	base := flag.String("base", "", "a page this command wrote (e.g. ../docs/benchmarks.md): its runs come first, as if their results files were given before -in")
+	notes := flag.String("notes", "NOTES.md", "the hand-written reading of the figures, appended after them")
 	doc := flag.String("doc", "../docs/benchmarks.md", "page to write")
 	flag.Parse()
-	if err := run(*in, *doc); err != nil {
+	if err := run(*base, *in, *notes, *doc); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
@@ -195,27 +206,37 @@ func runName(i int) string {
 	return runName(i/26-1) + string(rune('A'+i%26))
 }
 
-func run(in, doc string) error {
-	res := map[string]any{}
-	src := map[string]int{} // figure -> index of its run in runs
-	var runs []string       // "date, commit" of each results file
-	var dirs []string
-	for i, f := range strings.Split(in, ",") {
-		b, err := os.ReadFile(f)
+// run writes the page doc from the runs of the page base (fromPage; none
+// if base is ""), then the results files in (comma-separated; none if ""),
+// a later run's figure replacing an earlier one's, with the notes file
+// after the figures.
+func run(base, in, notes, doc string) error {
+	var sets []results
+	if base != "" {
+		rs, err := fromPage(base)
 		if err != nil {
 			return err
 		}
-		var one map[string]any
-		if err := json.Unmarshal(b, &one); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
+		sets = rs
+	}
+	if in != "" {
+		for _, f := range strings.Split(in, ",") {
+			r, err := fromFile(f)
+			if err != nil {
+				return err
+			}
+			sets = append(sets, r)
 		}
-		m, ok := one["meta.machine"].(string)
-		if !ok {
-			m = machine()
-		}
-		runs = append(runs, fmt.Sprintf("%v, commit %v, %v", one["meta.date"], one["meta.commit"], m))
-		dirs = append(dirs, filepath.Dir(f))
-		for k, v := range one {
+	}
+	if len(sets) == 0 {
+		return fmt.Errorf("no runs: give -in, -base or both")
+	}
+	res := map[string]any{}
+	src := map[string]int{} // figure -> index of its run in runs
+	var runs []string       // "date, commit" of each run
+	for i, r := range sets {
+		runs = append(runs, r.label)
+		for k, v := range r.figs {
 			res[k] = v
 			src[k] = i
 		}
@@ -226,9 +247,8 @@ func run(in, doc string) error {
 	}
 	var charts []string // a later run's chart replaces an earlier one's of the same name
 	byName := map[string]int{}
-	for _, d := range dirs {
-		cs, _ := filepath.Glob(filepath.Join(d, "*.svg"))
-		for _, c := range cs {
+	for _, r := range sets {
+		for _, c := range r.charts {
 			if i, ok := byName[filepath.Base(c)]; ok {
 				charts[i] = c
 				continue
@@ -249,7 +269,6 @@ func run(in, doc string) error {
 		}
 		return " " + runName(src[k]) + " |"
 	}
-	in = strings.Split(in, ",")[0] // NOTES.md sits beside the first file's directory
 	var w strings.Builder
 	what := "Figures of one run"
 	if len(runs) > 1 {
@@ -304,8 +323,8 @@ func run(in, doc string) error {
 		fmt.Fprintf(&w, "%s%s\n", head, strings.Join(extra, "\n"))
 	}
 	// The hand-written reading of the figures (aims not met, and why).
-	if notes, err := os.ReadFile(filepath.Join(filepath.Dir(in), "..", "NOTES.md")); err == nil {
-		fmt.Fprintf(&w, "\n%s\n", strings.TrimSpace(string(notes)))
+	if text, err := os.ReadFile(notes); err == nil {
+		fmt.Fprintf(&w, "\n%s\n", strings.TrimSpace(string(text)))
 	}
 	if len(charts) > 0 {
 		fmt.Fprintf(&w, "\n## Charts\n\n")
@@ -337,7 +356,14 @@ func format(v float64) string {
 	}
 }
 
+// copyFile copies src to dst; nothing when they are the same file (a
+// chart of the page's own, with -base).
 func copyFile(src, dst string) error {
+	if a, err := os.Stat(src); err == nil {
+		if b, err := os.Stat(dst); err == nil && os.SameFile(a, b) {
+			return nil
+		}
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err
