@@ -1,7 +1,6 @@
 package grpcmgmt_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,8 +32,9 @@ const heldProcessEnv = "GRPCMGMT_HELD_PROCESS"
 
 // TestAllocHeldBudget measures, in a fresh process (TestAllocHeldProcess:
 // nothing of an earlier test on its heap), the live heap the full stack
-// keeps beyond a bare grpc-go server, and fails above heldBudget. Skipped under the race detector,
-// which allocates on its own account; make test runs it without it.
+// keeps beyond a bare grpc-go server, and fails above heldBudget. Skipped
+// under the race detector, which allocates on its own account; make test
+// runs it without it.
 func TestAllocHeldBudget(t *testing.T) {
 	if raceEnabled {
 		t.Skip("heap sizes are not the program's own under -race; make test runs this test without it")
@@ -74,9 +74,6 @@ func TestAllocHeldProcess(t *testing.T) {
 	if os.Getenv(heldProcessEnv) == "" {
 		t.Skip("the measuring process of TestAllocHeldBudget")
 	}
-	noop := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		return h(ctx, req)
-	}
 	var keep []*grpc.Server
 	server := func(opts ...grpc.ServerOption) *grpc.Server {
 		srv := grpc.NewServer(opts...)
@@ -84,9 +81,9 @@ func TestAllocHeldProcess(t *testing.T) {
 		keep = append(keep, srv)
 		return srv
 	}
-	server(grpc.ChainUnaryInterceptor(noop))
+	server(grpc.ChainUnaryInterceptor(noopUnary))
 	h0 := liveHeap()
-	server(grpc.ChainUnaryInterceptor(noop))
+	server(grpc.ChainUnaryInterceptor(noopUnary))
 	h1 := liveHeap()
 
 	m := fullStack(t)

@@ -97,10 +97,11 @@
 // A per-call report is the endpoint-load-metrics-bin trailer (TrailerKey).
 // Every report of a sample period carries the same server-wide values, so
 // the Reporter encodes the trailer once per period (publish, in
-// reporter.go; the encoding is in wire.go) and adds it with grpc.SetTrailer when the handler returns
-// (AddCallReport, AddStreamReport in interceptors.go; the grpcmgmt
-// Manager's interceptor calls them): on each client connection, its first
-// unary call and then its first unary call to end after each
+// reporter.go; the encoding in wire.go) and adds it with grpc.SetTrailer
+// when the handler returns (AddCallReport, AddStreamReport in
+// interceptors.go; the grpcmgmt Manager's interceptor calls them): on
+// each client connection, its first unary call and then its first unary
+// call to end after each
 // Config.PerCallInterval (default 1s), and every stream, carry it, whatever
 // the handler does (conns.go decides which call). Per connection, because a
 // weighted_round_robin client weighs each of its connections by the last

@@ -232,10 +232,8 @@ func run(base, in, notes, doc string) error {
 		return fmt.Errorf("no runs: give -in, -base or both")
 	}
 	res := map[string]any{}
-	src := map[string]int{} // figure -> index of its run in runs
-	var runs []string       // "date, commit" of each run
+	src := map[string]int{} // figure -> index of its run in sets
 	for i, r := range sets {
-		runs = append(runs, r.label)
 		for k, v := range r.figs {
 			res[k] = v
 			src[k] = i
@@ -264,25 +262,25 @@ func run(base, in, notes, doc string) error {
 	}
 	// run names the run a figure comes from, when there are several.
 	run := func(k string) string {
-		if len(runs) < 2 {
+		if len(sets) < 2 {
 			return ""
 		}
 		return " " + runName(src[k]) + " |"
 	}
 	var w strings.Builder
 	what := "Figures of one run"
-	if len(runs) > 1 {
+	if len(sets) > 1 {
 		what = "Figures of several runs"
 	}
 	fmt.Fprintf(&w, "# Benchmarks\n\n%s of `make bench` and `make scenarios` (each scenario is described in\n", what)
 	fmt.Fprintf(&w, "`bench/cmd/scenarios`, the cluster they run on in `bench/cluster`), written by `go -C bench run ./cmd/report`.\n\n")
-	if len(runs) < 2 {
+	if len(sets) < 2 {
 		fmt.Fprintf(&w, "- date: %v\n- commit: %v\n- machine: %v CPUs, %s\n\n", res["meta.date"], res["meta.commit"], res["meta.cpus"], machine())
 		fmt.Fprintf(&w, "| figure | meaning | value | aim | met |\n|---|---|---|---|---|\n")
 	} else {
-		fmt.Fprintf(&w, "The figures come from %d runs, each on a machine of %v CPUs (its CPU model beside it), named in the last column:\n\n", len(runs), res["meta.cpus"])
-		for i, r := range runs {
-			fmt.Fprintf(&w, "- %s: %s\n", runName(i), r)
+		fmt.Fprintf(&w, "The figures come from %d runs, each on a machine of %v CPUs (its CPU model beside it), named in the last column:\n\n", len(sets), res["meta.cpus"])
+		for i, r := range sets {
+			fmt.Fprintf(&w, "- %s: %s\n", runName(i), r.label)
 		}
 		fmt.Fprintf(&w, "\n| figure | meaning | value | aim | met | run |\n|---|---|---|---|---|---|\n")
 	}
@@ -317,7 +315,7 @@ func run(base, in, notes, doc string) error {
 	if len(extra) > 0 {
 		sortStrings(extra)
 		head := "\nOther figures of the same run:\n\n| figure | value |\n|---|---|\n"
-		if len(runs) > 1 {
+		if len(sets) > 1 {
 			head = "\nOther figures of the same runs:\n\n| figure | value | run |\n|---|---|---|\n"
 		}
 		fmt.Fprintf(&w, "%s%s\n", head, strings.Join(extra, "\n"))
