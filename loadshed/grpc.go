@@ -190,8 +190,8 @@ func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (tk 
 	}
 	p := s.callPriority(ctx, method)
 	if r := s.admitInto(&tk.t, p, unary, !s.tapRollsCPU.Load()); r != admitted {
-		if s.trailer != nil {
-			_ = grpc.SetTrailer(ctx, s.trailer)
+		if md := s.pushbackTrailer(); md != nil {
+			_ = grpc.SetTrailer(ctx, md)
 		}
 		return Ticket{}, s.rejected(r, p, method)
 	}

@@ -2,6 +2,7 @@ package loadshed
 
 import (
 	"context"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -39,29 +40,25 @@ func newInstruments(mp metric.MeterProvider, s *Shedder) (*instruments, error) {
 	if err != nil {
 		return nil, err
 	}
-	var prioOpts [numPriorities]metric.ObserveOption
-	var shedOpts [numReasons][numPriorities]metric.ObserveOption
-	for p := Priority(0); p < numPriorities; p++ {
-		prioOpts[p] = metric.WithAttributes(attribute.String("priority", p.String()))
-		for r := reasonStatic; r < numReasons; r++ {
-			shedOpts[r][p] = metric.WithAttributes(attribute.String("reason", reasonNames[r]), attribute.String("priority", p.String()))
-		}
-	}
-	staticOpt := metric.WithAttributes(attribute.String("limit", "static"))
-	adaptiveOpt := metric.WithAttributes(attribute.String("limit", "adaptive"))
+	// The attribute sets are made at the first collection, not here: with
+	// no MeterProvider set, or before one is, the callback never runs, and
+	// a server keeps nothing for them (see shedError).
+	var opts *observeOpts
+	var once sync.Once
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		once.Do(func() { opts = newObserveOpts() })
 		adm := s.admittedBy()
 		for p := Priority(0); p < numPriorities; p++ {
-			o.ObserveInt64(admittedC, int64(adm[p]), prioOpts[p])
+			o.ObserveInt64(admittedC, int64(adm[p]), opts.prio[p])
 			for r := reasonStatic; r < numReasons; r++ {
-				o.ObserveInt64(shedC, int64(s.shed[r][p].Load()), shedOpts[r][p])
+				o.ObserveInt64(shedC, int64(s.shed[r][p].Load()), opts.shed[r][p])
 			}
 		}
 		if s.static[Critical] > 0 {
-			o.ObserveInt64(limitG, s.static[Critical], staticOpt)
+			o.ObserveInt64(limitG, s.static[Critical], opts.static)
 		}
 		if s.adaptive != nil {
-			o.ObserveInt64(limitG, s.adaptive.limit.Load(), adaptiveOpt)
+			o.ObserveInt64(limitG, s.adaptive.limit.Load(), opts.adaptive)
 		}
 		o.ObserveInt64(inFlightG, s.InFlight())
 		return nil
@@ -70,6 +67,26 @@ func newInstruments(mp metric.MeterProvider, s *Shedder) (*instruments, error) {
 		return nil, err
 	}
 	return &instruments{reg: reg}, nil
+}
+
+// observeOpts are the attribute sets of the instruments' observations.
+type observeOpts struct {
+	prio             [numPriorities]metric.ObserveOption
+	shed             [numReasons][numPriorities]metric.ObserveOption
+	static, adaptive metric.ObserveOption
+}
+
+func newObserveOpts() *observeOpts {
+	o := new(observeOpts)
+	for p := Priority(0); p < numPriorities; p++ {
+		o.prio[p] = metric.WithAttributes(attribute.String("priority", p.String()))
+		for r := reasonStatic; r < numReasons; r++ {
+			o.shed[r][p] = metric.WithAttributes(attribute.String("reason", reasonNames[r]), attribute.String("priority", p.String()))
+		}
+	}
+	o.static = metric.WithAttributes(attribute.String("limit", "static"))
+	o.adaptive = metric.WithAttributes(attribute.String("limit", "adaptive"))
+	return o
 }
 
 func (i *instruments) close() { _ = i.reg.Unregister() }

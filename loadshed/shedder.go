@@ -110,14 +110,19 @@ type Shedder struct {
 	queueMin time.Duration
 
 	// Immutable after New:
-	cfg     Config
-	log     *slog.Logger
-	base    time.Time
-	clock   func() int64 // ns since base
-	errs    [numReasons][numPriorities]error
-	trailer metadata.MD // nil: no pushback
-	tapMode bool        // rejections happen in the tap (no pushback)
-	metrics *instruments
+	cfg      Config
+	log      *slog.Logger
+	base     time.Time
+	clock    func() int64 // ns since base
+	pushback string       // grpc-retry-pushback-ms value; "" when none (tap mode)
+	tapMode  bool         // rejections happen in the tap (no pushback)
+	metrics  *instruments
+
+	// Set once each, by the first call shed that needs it (most servers
+	// never shed): the status errors a shed call returns, and the pushback
+	// trailer it carries (see shedError and pushbackTrailer).
+	errs    [numReasons][numPriorities]atomic.Pointer[error]
+	trailer atomic.Pointer[metadata.MD]
 
 	// Updated on every call, on a cache line of its own: the calls in
 	// flight (low flightBits) and the calls done (high doneBits, modulo
@@ -192,9 +197,6 @@ func New(cfg Config) (*Shedder, error) {
 		if cfg.QueueingThreshold != Off {
 			s.queueTh[p] = min(cfg.QueueingThreshold*p.Share(), 0.99)
 		}
-		for r := reasonStatic; r < numReasons; r++ {
-			s.errs[r][p] = status.Error(cfg.Code, "loadshed: call shed: "+reasonMessages[r]+"; priority "+p.String())
-		}
 	}
 	if cfg.Adaptive != nil {
 		s.adaptive = newAdaptive(*cfg.Adaptive, s.log, s.now, s.counts)
@@ -221,7 +223,7 @@ func New(cfg Config) (*Shedder, error) {
 	if cfg.Pushback == Off {
 		s.tapMode = true
 	} else {
-		s.trailer = metadata.Pairs(PushbackHeader, strconv.FormatInt(cfg.Pushback.Milliseconds(), 10))
+		s.pushback = strconv.FormatInt(cfg.Pushback.Milliseconds(), 10)
 	}
 	mp := cfg.MeterProvider
 	if mp == nil {
@@ -614,7 +616,36 @@ func (s *Shedder) rejected(r reason, p Priority, method string) error {
 				"in_flight", s.InFlight(), "limit", s.Limit(), "shed_since_last_log", s.unlogged.Swap(0))
 		}
 	}
-	return s.errs[r][p]
+	return s.shedError(r, p)
+}
+
+// shedError returns the status error of a call shed by limit r at priority
+// p, made on first use and kept: most servers never shed, and what a server
+// keeps the garbage collector marks on every cycle. Made up front, these
+// errors, the pushback trailer and the metrics' attribute sets were a fifth
+// of the heap a full grpcmgmt stack keeps (bench/NOTES.md, "Sixteenth
+// session").
+func (s *Shedder) shedError(r reason, p Priority) error {
+	if e := s.errs[r][p].Load(); e != nil {
+		return *e
+	}
+	err := status.Error(s.cfg.Code, "loadshed: call shed: "+reasonMessages[r]+"; priority "+p.String())
+	s.errs[r][p].CompareAndSwap(nil, &err)
+	return *s.errs[r][p].Load()
+}
+
+// pushbackTrailer returns the trailer that tells a client when to retry a
+// shed call (PushbackHeader), made on first use; nil without a pushback.
+func (s *Shedder) pushbackTrailer() metadata.MD {
+	if s.pushback == "" {
+		return nil
+	}
+	if md := s.trailer.Load(); md != nil {
+		return *md
+	}
+	md := metadata.Pairs(PushbackHeader, s.pushback)
+	s.trailer.CompareAndSwap(nil, &md)
+	return *s.trailer.Load()
 }
 
 // checkClear logs the limits that have shed nothing for a while as clear.
