@@ -132,6 +132,7 @@ func main() {
 	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
+	poolLogs := flag.Bool("pool", false, "measure nothing: read the slice logs (-slice-log) named as arguments and print each run's unary figures and all of them pooled (per-pair ratios: median, mean, standard error; the p99 ratio over every round)")
 	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, bare1tap, on) for a pinned leg")
 	profileAll := flag.Bool("profile-all", false, "internal: with -serve and -cpuprofile, profile from the first measured window to the end")
 	memRate := flag.Int("memprofilerate", 0, "with -serve: runtime.MemProfileRate (1 records every allocation, for the heap profiles a server writes when told \"heapprofile PATH\" on its stdin); 0 leaves the default")
@@ -148,6 +149,15 @@ func main() {
 			log.Fatalf("overhead: -cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *poolLogs {
+		if flag.NArg() == 0 {
+			log.Fatal("overhead: -pool: name the slice logs to pool")
+		}
+		if err := pool(os.Stdout, flag.Args()); err != nil {
+			log.Fatalf("overhead: -pool: %v", err)
+		}
+		return
 	}
 	// A pinned leg's children (pinned.go); with -cpuprofile, the profile is
 	// theirs (the server's covers its measured window only).
