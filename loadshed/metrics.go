@@ -43,10 +43,9 @@ func newInstruments(mp metric.MeterProvider, s *Shedder) (*instruments, error) {
 	// The attribute sets are made at the first collection, not here: with
 	// no MeterProvider set, or before one is, the callback never runs, and
 	// a server keeps nothing for them (see shedError).
-	var opts *observeOpts
-	var once sync.Once
+	observeOptions := sync.OnceValue(newObserveOpts)
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		once.Do(func() { opts = newObserveOpts() })
+		opts := observeOptions()
 		adm := s.admittedBy()
 		for p := Priority(0); p < numPriorities; p++ {
 			o.ObserveInt64(admittedC, int64(adm[p]), opts.prio[p])

@@ -626,12 +626,9 @@ func (s *Shedder) rejected(r reason, p Priority, method string) error {
 // of the heap a full grpcmgmt stack keeps (bench/NOTES.md, "Sixteenth
 // session").
 func (s *Shedder) shedError(r reason, p Priority) error {
-	if e := s.errs[r][p].Load(); e != nil {
-		return *e
-	}
-	err := status.Error(s.cfg.Code, "loadshed: call shed: "+reasonMessages[r]+"; priority "+p.String())
-	s.errs[r][p].CompareAndSwap(nil, &err)
-	return *s.errs[r][p].Load()
+	return madeOnce(&s.errs[r][p], func() error {
+		return status.Error(s.cfg.Code, "loadshed: call shed: "+reasonMessages[r]+"; priority "+p.String())
+	})
 }
 
 // pushbackTrailer returns the trailer that tells a client when to retry a
@@ -640,12 +637,19 @@ func (s *Shedder) pushbackTrailer() metadata.MD {
 	if s.pushback == "" {
 		return nil
 	}
-	if md := s.trailer.Load(); md != nil {
-		return *md
+	return madeOnce(&s.trailer, func() metadata.MD { return metadata.Pairs(PushbackHeader, s.pushback) })
+}
+
+// madeOnce returns the value kept in p, made by build and kept there by the
+// first caller: callers that race each make one, and all return the one
+// kept.
+func madeOnce[T any](p *atomic.Pointer[T], build func() T) T {
+	if v := p.Load(); v != nil {
+		return *v
 	}
-	md := metadata.Pairs(PushbackHeader, s.pushback)
-	s.trailer.CompareAndSwap(nil, &md)
-	return *s.trailer.Load()
+	v := build()
+	p.CompareAndSwap(nil, &v)
+	return *p.Load()
 }
 
 // checkClear logs the limits that have shed nothing for a while as clear.

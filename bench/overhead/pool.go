@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"sort"
 )
 
 // pool reads the slice logs of earlier runs (-slice-log) and writes to w
@@ -17,8 +16,8 @@ import (
 // reads them), of calls a second, of the collector's CPU per call and of
 // collections per call, each as median, mean, standard error of the mean,
 // min and max; and the p99 ratio over every round (the geometric mean of
-// neighbouring slices' ratios, overhead.unary_p99_ratio). One run's pairs
-// differ by about two of their own standard errors from the next run's on
+// neighbouring slices' ratios, overhead.unary_p99_ratio). Two runs of the
+// same code differ by up to about four of their own standard errors on
 // this machine (bench/NOTES.md, "Twelfth session"), so a claim about a
 // difference under 1 % pools several runs; this is the command that pools
 // them.
@@ -96,7 +95,7 @@ func (r *sliceRun) pairs() pooled {
 	for id := range r.raw {
 		ids = append(ids, id)
 	}
-	sort.Ints(ids)
+	slices.Sort(ids)
 	for _, id := range ids {
 		b, o := r.raw[id]["bare"], r.raw[id]["on"]
 		if b.calls == 0 || o.calls == 0 {
