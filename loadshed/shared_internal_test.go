@@ -96,6 +96,14 @@ func TestSharedCountNeverExceedsLimit(t *testing.T) {
 						} else {
 							streamN.Add(1)
 						}
+						// Until the first shed, every admitted call holds
+						// its slot: with 8 callers and 3 slots the 4th
+						// caller is then refused, whatever the scheduler
+						// does (yielding alone let a run on 2 CPUs admit
+						// all 8000 calls without ever filling the limit).
+						for shedN.Load() == 0 {
+							runtime.Gosched()
+						}
 						holdSlot(&cur, &peak)
 						s.done(tok, false)
 					}
