@@ -39,7 +39,7 @@ import (
 // interceptors, which re-check the limits atomically.
 func (s *Shedder) TapHandle() tap.ServerInHandle {
 	if s.header != "" {
-		s.tapReadsHeader.Store(true)
+		s.flags.Or(flagTapReadsHeader)
 	}
 	if !s.tapMode {
 		if s.header == "" {
@@ -47,7 +47,7 @@ func (s *Shedder) TapHandle() tap.ServerInHandle {
 		}
 		return s.priorityTap
 	}
-	s.tapRollsCPU.Store(true)
+	s.flags.Or(flagTapRollsCPU)
 	return s.tap
 }
 
@@ -67,8 +67,8 @@ func (s *Shedder) headerPriority(ctx context.Context, info *tap.Info) (context.C
 	if !ok {
 		return ctx, 0, false
 	}
-	if !s.sawHeader.Load() {
-		s.sawHeader.Store(true)
+	if s.flags.Load()&flagSawHeader == 0 {
+		s.flags.Or(flagSawHeader)
 	}
 	return context.WithValue(ctx, priorityKey{}, p), p, true
 }
@@ -189,7 +189,7 @@ func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (tk 
 		return Ticket{}, nil
 	}
 	p := s.callPriority(ctx, method)
-	if r := s.admitInto(&tk.t, p, unary, !s.tapRollsCPU.Load()); r != admitted {
+	if r := s.admitInto(&tk.t, p, unary, s.flags.Load()&flagTapRollsCPU == 0); r != admitted {
 		if md := s.pushbackTrailer(); md != nil {
 			_ = grpc.SetTrailer(ctx, md)
 		}
@@ -201,6 +201,9 @@ func (s *Shedder) admitCall(ctx context.Context, method string, unary bool) (tk 
 
 func (s *Shedder) isExempt(method string) bool {
 	svc := serviceOf(method)
+	if s.exemptMask&(lengthBit(method)|lengthBit(svc)) == 0 {
+		return false // no exempt entry is as long as either
+	}
 	if s.exempt == nil {
 		// A few entries: comparing strings (mostly their lengths) is cheaper
 		// than hashing the method twice.
@@ -214,6 +217,24 @@ func (s *Shedder) isExempt(method string) bool {
 	return s.exempt[method] || s.exempt[svc]
 }
 
+// lengthBit returns the bit of Shedder.exemptMask for a string of v's
+// length.
+func lengthBit(v string) uint32 { return 1 << (len(v) % 32) }
+
+// The bits of Shedder.flags.
+const (
+	// flagTapRollsCPU: TapHandle was called in tap mode; the tap rolls the
+	// CPU dice, so the interceptors must not roll them again.
+	flagTapRollsCPU = 1 << iota
+	// flagTapReadsHeader: TapHandle was called with a priority header
+	// configured; the tap reads the header and passes the priority in the
+	// context.
+	flagTapReadsHeader
+	// flagSawHeader: the tap has seen a valid priority header; until then
+	// the interceptors do not look in the context.
+	flagSawHeader
+)
+
 // priorityOf returns a call's priority: a valid header, else its method's
 // or its service's entry in Config.Methods, else the default.
 func (s *Shedder) priorityOf(method string, header []string) Priority {
@@ -222,7 +243,7 @@ func (s *Shedder) priorityOf(method string, header []string) Priority {
 			return p
 		}
 	}
-	if len(s.methods) > 0 {
+	if s.hasMethods {
 		if p, ok := s.methods[method]; ok {
 			return p
 		}
@@ -240,8 +261,8 @@ func (s *Shedder) callPriority(ctx context.Context, method string) Priority {
 	if s.header == "" {
 		return s.priorityOf(method, nil)
 	}
-	if s.tapReadsHeader.Load() {
-		if s.sawHeader.Load() {
+	if f := s.flags.Load(); f&flagTapReadsHeader != 0 {
+		if f&flagSawHeader != 0 {
 			if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
 				return p
 			}

@@ -54,7 +54,7 @@ func newInstruments(mp metric.MeterProvider, s *Shedder) (*instruments, error) {
 			}
 		}
 		if s.static[Critical] > 0 {
-			o.ObserveInt64(limitG, s.static[Critical], opts.static)
+			o.ObserveInt64(limitG, int64(s.static[Critical]), opts.static)
 		}
 		if s.adaptive != nil {
 			o.ObserveInt64(limitG, s.adaptive.limit.Load(), opts.adaptive)

@@ -69,35 +69,40 @@ const maxExemptList = 8
 // grpcmgmt Manager (grpcmgmt.WithLoadShed). Create it with New; Close it
 // when done.
 type Shedder struct {
-	// Read by every call: first in the struct, so that they fill its first
-	// two cache lines and no more. Between two calls the server's own work
-	// has usually pushed them out of the CPU's caches, and each line a call
-	// reads then costs a miss (bench/NOTES.md, "Ninth session").
-	// Immutable after New, but for the flags and nShedding.
+	// Read by every call: the first 56 bytes, one cache line. Between two
+	// calls the server's own work has usually pushed the Shedder out of
+	// the CPU's caches, and each line a call reads then costs a miss
+	// (bench/NOTES.md, "Ninth session", "Seventeenth session"). A Shedder
+	// is larger than 512 bytes, so Go's allocator puts it 8 bytes into a
+	// 64-byte aligned slot (its malloc header first): its first line is
+	// bytes 0 to 55 (TestShedderHotFieldsFirst). Immutable after New, but
+	// for flags and nShedding.
 
 	// loadLimits: the CPU or the queueing limit is on (load is not nil).
-	loadLimits bool
-	defPrio    Priority
-	// Set once when TapHandle is called in tap mode: the tap rolls the CPU
-	// dice, so the interceptors must not roll them again.
-	tapRollsCPU atomic.Bool
-	// Set once when TapHandle is called with a priority header configured:
-	// the tap reads the header and passes the priority in the context.
-	tapReadsHeader atomic.Bool
-	// Set once the tap has seen a valid priority header: until then the
-	// interceptors do not look in the context.
-	sawHeader atomic.Bool
+	loadLimits  bool
+	defPrio     Priority
+	hasAdaptive bool // adaptive is not nil
+	hasMethods  bool // methods is not empty
+	// flagTapRollsCPU, flagTapReadsHeader and flagSawHeader, each set once.
+	flags     atomic.Uint32
 	nShedding atomic.Int32 // limits in the shedding state
-	header    string       // "" when metadata is ignored
-	adaptive  *adaptive    // nil: off
+	// exemptMask has bit len(e)%32 set for every exempt method or service
+	// e (every bit when they are in the exempt map): a call whose method's
+	// and service's lengths have no bit set is not exempt, and reads
+	// nothing else (isExempt).
+	exemptMask uint32
+	header     string // "" when metadata is ignored
 	// calls is the sampler's call counter with Config.SharedCount: the
 	// unary calls admitted are counted there (its one in-flight word), and
 	// state counts only the streams. Nil: state counts every call.
-	calls *load.Calls
+	calls  *load.Calls
+	static [numPriorities]int32 // MaxInFlight's share for each priority; 0: none
+
+	// Read by the calls that need them:
+	adaptive *adaptive // nil: off
 	// The exempt methods and services: in exemptList when there are at most
 	// maxExemptList of them (exempt is then nil), else in exempt.
 	exempt     map[string]bool
-	static     [numPriorities]int64
 	methods    map[string]Priority
 	exemptList []string
 
@@ -188,7 +193,7 @@ func New(cfg Config) (*Shedder, error) {
 	}
 	for p := Priority(0); p < numPriorities; p++ {
 		if cfg.MaxInFlight > 0 {
-			s.static[p] = max(1, int64(float64(cfg.MaxInFlight)*p.Share()))
+			s.static[p] = max(1, int32(float64(cfg.MaxInFlight)*p.Share()))
 		}
 		s.cpuTh[p] = min(cfg.CPUThreshold*p.Share(), 1)
 		if !cpuOn {
@@ -200,15 +205,19 @@ func New(cfg Config) (*Shedder, error) {
 	}
 	if cfg.Adaptive != nil {
 		s.adaptive = newAdaptive(*cfg.Adaptive, s.log, s.now, s.counts)
+		s.hasAdaptive = true
 	}
-	s.methods = cfg.Methods
+	s.methods, s.hasMethods = cfg.Methods, len(cfg.Methods) > 0
 	s.exemptList = append([]string{healthService, orcaService}, cfg.Exempt...)
+	for _, e := range s.exemptList {
+		s.exemptMask |= lengthBit(e)
+	}
 	if len(s.exemptList) > maxExemptList {
 		s.exempt = map[string]bool{}
 		for _, m := range s.exemptList {
 			s.exempt[m] = true
 		}
-		s.exemptList = nil
+		s.exemptList, s.exemptMask = nil, ^uint32(0)
 	}
 	s.loadLimits = s.load != nil && (cpuOn || cfg.QueueingThreshold != Off)
 	if cfg.SharedCount {
@@ -282,8 +291,8 @@ func (s *Shedder) InFlight() int64 {
 // Limit returns the concurrency limit a Critical call sees now: the lower
 // of MaxInFlight and the adaptive limit, or 0 if neither is configured.
 func (s *Shedder) Limit() int64 {
-	l := s.static[Critical]
-	if s.adaptive != nil {
+	l := int64(s.static[Critical])
+	if s.hasAdaptive {
 		if a := s.adaptive.limit.Load(); l == 0 || a < l {
 			l = a
 		}
@@ -371,8 +380,8 @@ func (s *Shedder) admitInto(t *token, p Priority, sample, rollCPU bool) reason {
 			return r
 		}
 	}
-	lim, r := s.static[p], reasonStatic
-	if s.adaptive != nil {
+	lim, r := int64(s.static[p]), reasonStatic
+	if s.hasAdaptive {
 		if a := s.adaptive.limitFor(p); lim == 0 || a < lim {
 			lim, r = a, reasonAdaptive
 		}
@@ -384,7 +393,7 @@ func (s *Shedder) admitInto(t *token, p Priority, sample, rollCPU bool) reason {
 	if p != s.defPrio {
 		s.other[p].Add(1)
 	}
-	if s.adaptive != nil {
+	if s.hasAdaptive {
 		s.adaptive.admitted(n)
 		switch {
 		case t.queued:
@@ -523,8 +532,8 @@ func (s *Shedder) queueing(snap *load.Snapshot) bool {
 
 // wouldShed is the tap's read-only pre-check of the concurrency limits.
 func (s *Shedder) wouldShed(p Priority) reason {
-	lim, r := s.static[p], reasonStatic
-	if s.adaptive != nil {
+	lim, r := int64(s.static[p]), reasonStatic
+	if s.hasAdaptive {
 		if a := s.adaptive.limitFor(p); lim == 0 || a < lim {
 			lim, r = a, reasonAdaptive
 		}
@@ -570,7 +579,8 @@ func (s *Shedder) done(t token, failed bool) {
 		}
 	}
 	var now int64
-	if a := s.adaptive; a != nil {
+	if s.hasAdaptive {
+		a := s.adaptive
 		n := int64(w&flightMask) + s.unaryInFlight()
 		if !t.call.IsZero() {
 			n = s.InFlight()
