@@ -46,6 +46,10 @@ type callPath struct {
 	calls       *load.Calls // always on: the sampler's in-flight, QPS, EPS and queueing signal
 	orca        *orca.Reporter
 	trackStream grpc.StreamServerInterceptor // goaway's stream accounting
+	// To 64 bytes: Go's allocator then places a callPath on a cache line
+	// of its own (size class 64), where at 40 bytes (class 48) one in four
+	// would straddle two, and each call would read both.
+	_ [24]byte
 }
 
 // unary sheds or admits the call, counts and times it for the sampler (the
