@@ -39,8 +39,9 @@ func (t *Tracker) Audit(served uint64) uint64 {
 	t.untracked = n
 	if first { // Count is no longer complete: see Count
 		t.mu.Lock()
-		t.gen.Add(1)
+		g := t.gen.Add(1)
 		t.mu.Unlock()
+		t.moved(g)
 	}
 	return n
 }

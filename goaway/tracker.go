@@ -116,8 +116,9 @@ type Tracker struct {
 
 	mu    sync.Mutex // guards conns
 	conns map[uint64]*conn
-	// gen changes (under mu) whenever a connection is added to conns or
-	// removed, and when Audit first finds untracked calls: see Generation.
+	// gen grows (under mu) whenever a connection is added to conns or
+	// removed, and when Audit first finds untracked calls: see Generation
+	// and OnGeneration.
 	gen atomic.Uint64
 	// closedCalls counts the calls of connections no longer in conns (see
 	// conn.sawHeaders for the race it tolerates).
@@ -125,6 +126,17 @@ type Tracker struct {
 
 	auditMu   sync.Mutex // guards untracked
 	untracked uint64     // calls Audit found on untracked connections
+
+	// The functions OnGeneration registered, called after gen moves: copy
+	// on write, so moving it takes no lock of theirs. Never nil.
+	gens   atomic.Pointer[[]*genWatch]
+	gensMu sync.Mutex // serialises writers of gens
+}
+
+// genWatch is one OnGeneration registration.
+type genWatch struct {
+	f         func(gen uint64)
+	cancelled atomic.Bool
 }
 
 // NewTracker validates cfg and returns a Tracker.
@@ -145,13 +157,15 @@ func NewTracker(cfg Config) (*Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tracker{
+	t := &Tracker{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "goaway"),
 		m:     m,
 		epoch: time.Now(),
 		conns: map[uint64]*conn{},
-	}, nil
+	}
+	t.gens.Store(&[]*genWatch{})
+	return t, nil
 }
 
 // since returns the time since t was made (monotonic).
@@ -186,8 +200,9 @@ func (t *Tracker) track(nc net.Conn) net.Conn {
 	c.prefaceLeft = clientPrefaceLen
 	t.mu.Lock()
 	t.conns[c.id] = c
-	t.gen.Add(1)
+	g := t.gen.Add(1)
 	t.mu.Unlock()
+	t.moved(g) // before the server has the connection: before its first call
 	indexAdd(c)
 	t.m.connOpened()
 	return out
@@ -199,9 +214,10 @@ func (t *Tracker) remove(c *conn, how string) {
 	indexRemove(c)
 	t.mu.Lock()
 	delete(t.conns, c.id)
-	t.gen.Add(1)
+	g := t.gen.Add(1)
 	t.closedCalls.Add(c.calls.Load())
 	t.mu.Unlock()
+	t.moved(g)
 	t.m.connClosed(c.age(), c.draining())
 	if how != "closed" {
 		t.log.Debug("goaway: connection ended without its Close, forgotten", "conn", c.id, "how", how,
@@ -243,8 +259,9 @@ func (t *Tracker) Len() int {
 // generation (as Generation returns it, read with the count), and whether
 // the count is complete: false once Audit has found calls on connections
 // the Tracker does not wrap. It implements orca.Connections, with
-// Generation: the ORCA Reporter skips a call's per-connection lookup while
-// every connection counted has had its report (orca.WithConnections).
+// OnGeneration: the ORCA Reporter skips a call's per-connection lookup
+// while every connection counted has had its report
+// (orca.WithConnections).
 func (t *Tracker) Count() (n int, gen uint64, complete bool) {
 	t.sweep()
 	t.mu.Lock()
@@ -264,6 +281,51 @@ func (t *Tracker) Count() (n int, gen uint64, complete bool) {
 // connections the Tracker does not wrap. Equal generations mean the same
 // live connections. It is one atomic load.
 func (t *Tracker) Generation() uint64 { return t.gen.Load() }
+
+// OnGeneration registers f, called with the new generation (as Generation
+// returns it) every time it moves: after the move and, for a connection
+// added, before the server has the connection, so before any call can
+// arrive on it. f runs on the goroutine that moved it (a connection's
+// handshake or end, Audit): it must be quick and must not block. Calls may
+// overlap, and may come out of the generations' order. cancel stops them
+// and is idempotent; a call under way may still finish after it returns.
+// With Count, it implements orca.Connections.
+func (t *Tracker) OnGeneration(f func(gen uint64)) (cancel func()) {
+	if f == nil {
+		return func() {}
+	}
+	w := &genWatch{f: f}
+	t.gensMu.Lock()
+	old := *t.gens.Load()
+	t.gens.Store(ptrTo(append(old[:len(old):len(old)], w)))
+	t.gensMu.Unlock()
+	return func() {
+		if w.cancelled.Swap(true) {
+			return
+		}
+		t.gensMu.Lock()
+		defer t.gensMu.Unlock()
+		old := *t.gens.Load()
+		next := make([]*genWatch, 0, len(old))
+		for _, o := range old {
+			if o != w {
+				next = append(next, o)
+			}
+		}
+		t.gens.Store(&next)
+	}
+}
+
+// moved tells the OnGeneration functions that the generation moved to g.
+func (t *Tracker) moved(g uint64) {
+	for _, w := range *t.gens.Load() {
+		if !w.cancelled.Load() {
+			w.f(g)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // Conns returns a snapshot of every live connection, oldest first.
 func (t *Tracker) Conns() []ConnInfo {

@@ -13,15 +13,19 @@ import "errors"
 // the grpcmgmt Manager passes its own when both levers are on.
 type Connections interface {
 	// Count returns the number of connections open now and their
-	// generation, a number that changes whenever one opens or closes.
+	// generation, a number that grows whenever one opens or closes.
 	// complete is false when calls may arrive on connections the count
 	// does not include (goaway.Tracker: once its Audit has found such
 	// calls); the Reporter then never skips.
 	Count() (n int, gen uint64, complete bool)
-	// Generation returns the generation Count would return now. It is
-	// read on every unary call once the skip is on: make it one atomic
-	// load.
-	Generation() uint64
+	// OnGeneration registers f, called with the new generation every time
+	// it grows: for a connection that opens, before any call can arrive
+	// on it. f is quick and never blocks (the Reporter's stores one word);
+	// it may be called from several goroutines at once, and not in the
+	// order of the generations. cancel stops the calls. Pushing the
+	// generation, rather than having every call read it, keeps the
+	// skipping calls on the Reporter's own cache line.
+	OnGeneration(f func(gen uint64)) (cancel func())
 }
 
 // WithConnections tells the Reporter which connections the server has

@@ -51,7 +51,10 @@ type conns struct {
 	target atomic.Uint64 // the tally at which calls skip; 0: none skips
 	gen0   atomic.Uint64 // src's generation when target was set
 	tally  atomic.Uint64 // the current epoch's reports
-	src    Connections   // nil: never skip; immutable after init
+	gen    atomic.Uint64 // the latest generation src pushed (OnGeneration)
+
+	src      Connections // nil: never skip; immutable after init
+	stopGens func()      // cancels the OnGeneration of watch; nil without src
 
 	n      atomic.Int64 // entries in m
 	m      sync.Map     // *peer.Peer → *connReport
@@ -84,6 +87,36 @@ func (c *conns) init(src Connections) {
 	c.src = src
 	c.epoch.Store(1)
 	c.tally.Store(tallyOf(1))
+}
+
+// watch has src push its generations (OnGeneration) from now on, and
+// takes the current one; unwatch stops it. Without src, neither does
+// anything. A generation missed before watch leaves gen behind gen0, so
+// no call skips: never wrong, only slower.
+func (c *conns) watch() {
+	if c.src == nil {
+		return
+	}
+	c.stopGens = c.src.OnGeneration(c.generation)
+	_, g, _ := c.src.Count()
+	c.generation(g)
+}
+
+func (c *conns) unwatch() {
+	if c.stopGens != nil {
+		c.stopGens()
+	}
+}
+
+// generation records g, a generation src pushed. Pushes may come out of
+// order; the largest stays.
+func (c *conns) generation(g uint64) {
+	for {
+		cur := c.gen.Load()
+		if g <= cur || c.gen.CompareAndSwap(cur, g) {
+			return
+		}
+	}
 }
 
 // due reports whether the unary call of ctx is the first of its connection

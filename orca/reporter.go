@@ -165,6 +165,7 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 	}
 	r.publish(emptyMetrics())
 	r.closed, r.stop = context.WithCancel(context.Background())
+	r.conns.watch() // before the first epoch's count (onSample)
 	r.unsub = s.OnSample(r.onSample)
 	r.log.Info("orca: reporting load",
 		"per_call", !cfg.DisablePerCall, "per_call_interval", time.Duration(r.epochEvery)*s.Period(), "out_of_band", !cfg.DisableOutOfBand,
@@ -229,6 +230,7 @@ func (r *Reporter) callReportsSent() uint64 {
 func (r *Reporter) Close() error {
 	r.once.Do(func() {
 		r.unsub()
+		r.conns.unwatch()
 		r.stop()
 		r.log.Info("orca: closed")
 	})

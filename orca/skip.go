@@ -12,7 +12,7 @@ package orca
 // while
 //
 //   - the generation has not moved (no connection opened or closed since
-//     the count), and
+//     the count; the source pushes each move, see conns.gen), and
 //   - n calls of the epoch reported, on n different connections, and
 //   - no call of the epoch came on a connection that conns did not know
 //     (taint): a connection new to conns, one past maxConns, or a call
@@ -40,11 +40,16 @@ package orca
 // it was made in: the epoch's low 32 bits, a taint bit, and 31 bits of
 // reports. conns.target is the tally of the epoch with as many reports as
 // connections counted, and no taint; conns.gen0 the generation of the
-// count. Both are in the Reporter's first cache line with the tally, so
-// that a call that skips reads that line and the source's generation:
-// advance clears target before the epoch moves and stores gen0 before
-// target, and skip loads target, then gen0, then the tally, so a call that
-// reads a target and a tally of the same epoch reads that epoch's gen0.
+// count; conns.gen the latest generation the source pushed
+// (Connections.OnGeneration: for a connection that opens, before its first
+// call). All four are in the Reporter's first cache line, so that a call
+// that skips reads that line and nothing else (the source's generation,
+// read on every call until the seventeenth session, was two lines more: its
+// interface's method table and the Tracker's word). advance clears target
+// before the epoch moves and stores gen0 before target, and skip loads
+// target, then gen0, then the tally, so a call that reads a target and a
+// tally of the same epoch reads that epoch's gen0. A push that has not
+// come yet leaves gen behind gen0: no skip, never a wrong one.
 const (
 	tallyTaint = 1 << 31
 	tallyCount = tallyTaint - 1
@@ -63,7 +68,7 @@ func (c *conns) skip() bool {
 	g := c.gen0.Load()
 	tl := c.tally.Load()
 	// The same epoch, at least the reports counted, no taint.
-	return tl >= t && tl < t&^tallyCount|tallyTaint && c.src.Generation() == g
+	return tl >= t && tl < t&^tallyCount|tallyTaint && c.gen.Load() == g
 }
 
 // startSkip counts the open connections at the start of epoch e and turns

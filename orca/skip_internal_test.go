@@ -16,6 +16,7 @@ type openConns struct {
 	n        int
 	complete bool
 	gen      atomic.Uint64
+	push     func(uint64) // the OnGeneration function; guarded by mu
 }
 
 func (o *openConns) Count() (int, uint64, bool) {
@@ -24,14 +25,30 @@ func (o *openConns) Count() (int, uint64, bool) {
 	return o.n, o.gen.Load(), o.complete
 }
 
-func (o *openConns) Generation() uint64 { return o.gen.Load() }
+// OnGeneration keeps one f at a time, as the Reporter registers one.
+func (o *openConns) OnGeneration(f func(uint64)) func() {
+	o.mu.Lock()
+	o.push = f
+	o.mu.Unlock()
+	return func() {
+		o.mu.Lock()
+		o.push = nil
+		o.mu.Unlock()
+	}
+}
 
-// change adds d open connections (d < 0 closes some).
+// change adds d open connections (d < 0 closes some), and pushes the
+// generation as a goaway.Tracker does: after the move, before a new
+// connection's first call.
 func (o *openConns) change(d int) {
 	o.mu.Lock()
 	o.n += d
-	o.gen.Add(1)
+	g := o.gen.Add(1)
+	push := o.push
 	o.mu.Unlock()
+	if push != nil {
+		push(g)
+	}
 }
 
 // skippingConns returns a conns with the skip on, over n open connections
@@ -41,6 +58,7 @@ func skippingConns(n int) (*conns, *openConns, []context.Context) {
 	o := &openConns{n: n, complete: true}
 	c := &conns{}
 	c.init(o)
+	c.watch()
 	ctxs := manyConns(n)
 	reportsIn(c, ctxs, 1)
 	return c, o, ctxs
@@ -197,4 +215,36 @@ func BenchmarkConnsSkip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The skip follows the generation the source pushed: until the push of a
+// move comes, no call skips (gen is behind the count's), and pushes that
+// come out of order leave the largest. unwatch stops the pushes.
+func TestSkipFollowsPushedGeneration(t *testing.T) {
+	c, o, ctxs := skippingConns(2)
+	o.gen.Add(1) // a move whose push has not come yet
+	c.advance()
+	for _, ctx := range ctxs {
+		if !c.due(ctx) {
+			t.Fatal("a connection's first call of the epoch was not due")
+		}
+	}
+	if c.skip() {
+		t.Fatal("every connection reported, but the count's generation was never pushed: want no skip")
+	}
+	c.generation(o.gen.Load())
+	if !c.skip() {
+		t.Fatal("the count's generation pushed, every connection reported: want the skip on")
+	}
+	c.generation(o.gen.Load() - 1) // a push that comes late
+	if !c.skip() || c.gen.Load() != o.gen.Load() {
+		t.Fatalf("an older generation pushed after a newer one: gen %d, want %d kept and the skip on", c.gen.Load(), o.gen.Load())
+	}
+	c.unwatch()
+	o.mu.Lock()
+	pushing := o.push != nil
+	o.mu.Unlock()
+	if pushing {
+		t.Fatal("unwatch left the OnGeneration function registered")
+	}
 }
