@@ -14,6 +14,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/subscribers"
 )
 
 // DefaultGrace is the grace period when Config.Grace is zero: the default
@@ -127,16 +129,8 @@ type Tracker struct {
 	auditMu   sync.Mutex // guards untracked
 	untracked uint64     // calls Audit found on untracked connections
 
-	// The functions OnGeneration registered, called after gen moves: copy
-	// on write, so moving it takes no lock of theirs. Never nil.
-	gens   atomic.Pointer[[]*genWatch]
-	gensMu sync.Mutex // serialises writers of gens
-}
-
-// genWatch is one OnGeneration registration.
-type genWatch struct {
-	f         func(gen uint64)
-	cancelled atomic.Bool
+	// The functions OnGeneration registered, called after gen moves.
+	gens subscribers.List[func(gen uint64)]
 }
 
 // NewTracker validates cfg and returns a Tracker.
@@ -157,15 +151,13 @@ func NewTracker(cfg Config) (*Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracker{
+	return &Tracker{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "goaway"),
 		m:     m,
 		epoch: time.Now(),
 		conns: map[uint64]*conn{},
-	}
-	t.gens.Store(&[]*genWatch{})
-	return t, nil
+	}, nil
 }
 
 // since returns the time since t was made (monotonic).
@@ -294,38 +286,15 @@ func (t *Tracker) OnGeneration(f func(gen uint64)) (cancel func()) {
 	if f == nil {
 		return func() {}
 	}
-	w := &genWatch{f: f}
-	t.gensMu.Lock()
-	old := *t.gens.Load()
-	t.gens.Store(ptrTo(append(old[:len(old):len(old)], w)))
-	t.gensMu.Unlock()
-	return func() {
-		if w.cancelled.Swap(true) {
-			return
-		}
-		t.gensMu.Lock()
-		defer t.gensMu.Unlock()
-		old := *t.gens.Load()
-		next := make([]*genWatch, 0, len(old))
-		for _, o := range old {
-			if o != w {
-				next = append(next, o)
-			}
-		}
-		t.gens.Store(&next)
-	}
+	return t.gens.Add(f)
 }
 
 // moved tells the OnGeneration functions that the generation moved to g.
 func (t *Tracker) moved(g uint64) {
-	for _, w := range *t.gens.Load() {
-		if !w.cancelled.Load() {
-			w.f(g)
-		}
+	for f := range t.gens.All() {
+		f(g)
 	}
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // Conns returns a snapshot of every live connection, oldest first.
 func (t *Tracker) Conns() []ConnInfo {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+
+	"github.com/grpcmgmt/grpcmgmt/internal/subscribers"
 )
 
 // States of Sampler.state: whether the sampler goroutine is running user
@@ -57,18 +59,11 @@ type Sampler struct {
 	// Written on the call path; padded onto a cache line of its own.
 	calls Calls
 
-	snap   atomic.Pointer[Snapshot]
-	subs   atomic.Pointer[[]*subscriber] // copy on write; never nil
-	subsMu sync.Mutex                    // serialises writers of subs
+	snap atomic.Pointer[Snapshot]
+	subs subscribers.List[func(Snapshot)] // OnSample's
 
 	state     atomic.Int32 // stateIdle, stateUser or stateClosed
 	closeOnce sync.Once
-}
-
-// subscriber is one OnSample registration.
-type subscriber struct {
-	fn        func(Snapshot)
-	cancelled atomic.Bool
 }
 
 // NewSampler validates cfg and starts the sampling goroutine. The first
@@ -131,7 +126,6 @@ func newSampler(cfg Config, root fs.FS) (*Sampler, error) {
 	}
 	s.met = met
 	s.snap.Store(&Snapshot{})
-	s.subs.Store(new([]*subscriber))
 	s.lastAt = time.Now()
 	s.intAt, _ = s.calls.unaryIntegral()
 	s.log.Info("load: sampler started", "period", s.period, "time_constant", s.tau,
@@ -198,28 +192,7 @@ func (s *Sampler) OnSample(fn func(Snapshot)) (cancel func()) {
 	if fn == nil {
 		return func() {}
 	}
-	sub := &subscriber{fn: fn}
-	s.subsMu.Lock()
-	old := *s.subs.Load()
-	next := make([]*subscriber, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, sub)
-	s.subs.Store(&next)
-	s.subsMu.Unlock()
-	return func() {
-		if sub.cancelled.Swap(true) {
-			return
-		}
-		s.subsMu.Lock()
-		defer s.subsMu.Unlock()
-		old := *s.subs.Load()
-		i := slices.Index(old, sub)
-		if i < 0 {
-			return
-		}
-		next := slices.Delete(slices.Clone(old), i, i+1)
-		s.subs.Store(&next)
-	}
+	return s.subs.Add(fn)
 }
 
 // Close stops sampling, unregisters the gauges, and waits for the sampler
@@ -339,14 +312,11 @@ func (s *Sampler) sample(now time.Time) bool {
 	}
 	s.snap.Store(n)
 
-	for _, sub := range *s.subs.Load() {
-		if sub.cancelled.Load() {
-			continue
-		}
+	for fn := range s.subs.All() {
 		if !s.enterUser() {
 			return false
 		}
-		sub.fn(*n)
+		fn(*n)
 		if !s.leaveUser() {
 			return false
 		}
