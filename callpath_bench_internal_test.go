@@ -41,7 +41,7 @@ func BenchmarkCallPath(b *testing.B) {
 	}
 	defer func() { _ = m.Shutdown(context.Background()) }()
 	_ = m.ServerOptions() // installs the shedder's tap: the interceptor takes the priority from it
-	c := &callPath{shedder: m.shedder, shedCounts: m.shedCounts, calls: m.calls, orca: m.orca}
+	c := m.path
 	tapHandle := m.shedder.TapHandle()
 
 	md := metadata.MD{

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/grpcmgmt/grpcmgmt"
 	"github.com/grpcmgmt/grpcmgmt/maxage"
@@ -42,6 +43,29 @@ func Example() {
 	fmt.Println("shutdown:", m.Shutdown(ctx))
 	<-done
 	// Output: shutdown: <nil>
+}
+
+// Services registered through the Registrar get the levers' unary work in
+// their handlers, without the two allocations grpc-go's generated code makes
+// for any interceptor on every unary call. ServerOptions is still added: it
+// serves everything else.
+func ExampleManager_Registrar() {
+	m, err := grpcmgmt.New(grpcmgmt.WithInsecure())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer func() { _ = m.Shutdown(context.Background()) }()
+	srv := grpc.NewServer(m.ServerOptions()...)
+	// pb.RegisterGreeterServer(m.Registrar(srv), impl) for each of your services:
+	testgrpc.RegisterTestServiceServer(m.Registrar(srv), testgrpc.UnimplementedTestServiceServer{})
+	if err := m.Register(srv); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, ok := srv.GetServiceInfo()["grpc.testing.TestService"]
+	fmt.Println("registered:", ok)
+	// Output: registered: true
 }
 
 // An invalid option is an error that names the option and its range.

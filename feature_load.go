@@ -46,10 +46,25 @@ type callPath struct {
 	calls       *load.Calls // always on: the sampler's in-flight, QPS, EPS and queueing signal
 	orca        *orca.Reporter
 	trackStream grpc.StreamServerInterceptor // goaway's stream accounting
+	// unaryFn is unary as a func value, made once: the interceptor every
+	// ServerOptions installs, and what a Registrar's handlers recognise
+	// (sameInterceptor) to do its work themselves.
+	unaryFn grpc.UnaryServerInterceptor
 	// To 64 bytes: Go's allocator then places a callPath on a cache line
-	// of its own (size class 64), where at 40 bytes (class 48) one in four
+	// of its own (size class 64), where at 48 bytes (class 48) one in four
 	// would straddle two, and each call would read both.
-	_ [24]byte
+	_ [16]byte
+}
+
+// newCallPath returns the Manager's call path, made once in New and shared
+// by every server its ServerOptions and Registrar serve.
+func newCallPath(m *Manager) *callPath {
+	c := &callPath{shedder: m.shedder, shedCounts: m.shedCounts, calls: m.calls, orca: m.orca}
+	if m.tracker != nil {
+		c.trackStream = m.tracker.StreamServerInterceptor()
+	}
+	c.unaryFn = c.unary
+	return c
 }
 
 // unary sheds or admits the call, counts and times it for the sampler (the
@@ -86,10 +101,16 @@ func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInf
 // ORCA report to its trailer.
 func (c *callPath) handle(ctx context.Context, req any, h grpc.UnaryHandler) (any, error) {
 	resp, err := h(ctx, req)
+	c.report(ctx)
+	return resp, err
+}
+
+// report adds the per-call ORCA report to a unary call's trailer, when ORCA
+// is on.
+func (c *callPath) report(ctx context.Context) {
 	if c.orca != nil {
 		c.orca.AddCallReport(ctx)
 	}
-	return resp, err
 }
 
 // stream sheds or admits the stream, counts it from its start to its end
