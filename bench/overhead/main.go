@@ -27,7 +27,9 @@
 // figure before the fourteenth session),
 // overhead.unary_cpu_per_call_ratio (server CPU time per call; _min,
 // _max), overhead.unary_extra_allocs (server allocations per call, full
-// stack − bare grpc-go with one no-op interceptor) and the per-leg values
+// stack − bare grpc-go with one no-op interceptor; the full stack registers
+// the service through Manager.Registrar, as the package documentation
+// recommends, unless -registrar=false) and the per-leg values
 // behind them (overhead.unary_cpu_us_per_call_bare/_on,
 // overhead.unary_allocs_per_call_bare/_bare1/_on), the garbage
 // collector's part of the CPU per call (overhead.unary_gc_us_per_call_bare/_on,
@@ -90,6 +92,10 @@ var (
 	// priorityHeader is the -priority-header flag: the shedder reads the
 	// priority header (in the tap); false sets loadshed.NoHeader (no tap).
 	priorityHeader bool
+	// registrar is the -registrar flag: the on server registers its
+	// service through Manager.Registrar (the documented form); false: on
+	// the server directly, served by ServerOptions' interceptor alone.
+	registrar bool
 	// serverProfiles is the -server-profiles flag: "" or the directory for
 	// the pinned servers' CPU profiles.
 	serverProfiles string
@@ -113,6 +119,7 @@ func main() {
 	stack := flag.String("stack", "manager", `what "on" means: "manager" (grpcmgmt.New() defaults), "goaway" (only the credentials wrapper) or "insecure" (grpc-go's own insecure credentials, unwrapped: the control for "goaway")`)
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
+	flag.BoolVar(&registrar, "registrar", true, "with -stack manager: register the service through Manager.Registrar (its unary handler does the levers' work; grpc-go's interceptor allocations are skipped); false: on the server directly, served by ServerOptions' interceptor, to compare the two forms")
 	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
 	flag.DurationVar(&orcaInterval, "orca-per-call-interval", 0, "with -stack manager: orca.Config.PerCallInterval (each connection's first unary call in each interval carries the report; 0: the default)")
 	flag.StringVar(&without, "without", "", `with -stack manager: levers to turn off on the on server, comma-separated (grpcmgmt.Without: "goaway,health"); with -base-kind on and -base-args "-without X", the figures are one lever's share`)
@@ -433,7 +440,11 @@ func startServer(kind, stack string) (string, func(), error) {
 		return "", nil, err
 	}
 	srv := grpc.NewServer(opts...)
-	replica.New(replica.Config{Name: "overhead"}).Register(srv)
+	if mgr != nil && registrar {
+		replica.New(replica.Config{Name: "overhead"}).Register(mgr.Registrar(srv))
+	} else {
+		replica.New(replica.Config{Name: "overhead"}).Register(srv)
+	}
 	if mgr != nil {
 		if err := mgr.Register(srv); err != nil {
 			return "", nil, err

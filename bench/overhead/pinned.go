@@ -458,5 +458,8 @@ func serverFlags() []string {
 	if profileHz != 0 {
 		f = append(f, "-server-profile-hz", strconv.Itoa(profileHz))
 	}
+	if !registrar {
+		f = append(f, "-registrar=false")
+	}
 	return f
 }
