@@ -33,8 +33,10 @@ import (
 // services, grpc-go's reflection). A wrapped method does the work itself
 // only when the server's unary interceptor is exactly the Manager's (or
 // the server has none); with interceptors of your own chained after the
-// Manager's, it leaves the call to the interceptor chain as usual, so the
-// work is done exactly once and your interceptors run. Streaming methods
+// Manager's (or grpc-go's per-call ORCA interceptor, which
+// orca.Config.HandlerMetrics installs), it leaves the call to the
+// interceptor chain as usual, so the work is done exactly once and every
+// interceptor runs. Streaming methods
 // are registered unchanged (the stream interceptor serves them).
 //
 // A nil r gives a Registrar whose RegisterService registers nothing and
