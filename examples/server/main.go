@@ -141,7 +141,7 @@ func run(args []string) error {
 	srv := grpc.NewServer(m.ServerOptions()...)
 	rcfg.IgnoreDrain, rcfg.SpreadDrain = *ignoreDrain, true
 	svc := replica.New(rcfg)
-	svc.Register(srv)
+	svc.Register(m.Registrar(srv)) // the levers' unary work in the handlers: no interceptor allocations
 	defer replica.DriftOnSignal(svc)()
 	if err := m.Register(srv); err != nil {
 		return err
