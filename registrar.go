@@ -36,12 +36,16 @@ import (
 // Manager's (or grpc-go's per-call ORCA interceptor, which
 // orca.Config.HandlerMetrics installs), it leaves the call to the
 // interceptor chain as usual, so the work is done exactly once and every
-// interceptor runs. Streaming methods
-// are registered unchanged (the stream interceptor serves them).
+// interceptor runs. Streaming methods are registered unchanged (the stream
+// interceptor serves them).
 //
 // A nil r gives a Registrar whose RegisterService registers nothing and
-// logs an error at Error level.
+// logs an error at Error level. A Registrar of m given to Registrar again
+// is returned as it is, so no method does the work twice.
 func (m *Manager) Registrar(r grpc.ServiceRegistrar) grpc.ServiceRegistrar {
+	if g, ok := r.(*registrar); ok && g.m == m {
+		return g
+	}
 	return &registrar{r: r, m: m}
 }
 

@@ -160,3 +160,35 @@ func TestRegistrarNil(t *testing.T) {
 		t.Errorf("%d services registered from a nil description", n)
 	}
 }
+
+// A Registrar wrapped in a Registrar of the same Manager counts each call
+// once.
+func TestRegistrarTwice(t *testing.T) {
+	m, err := grpcmgmt.New(testOptions(
+		grpcmgmt.WithLoadShed(loadshed.Config{MaxInFlight: 8, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(m.ServerOptions()...)
+	svc := &gatedService{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	close(svc.release)
+	testgrpc.RegisterTestServiceServer(m.Registrar(m.Registrar(srv)), svc)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(lis) }()
+	defer func() {
+		_ = m.Shutdown(context.Background())
+		srv.Stop()
+		<-served
+	}()
+	client := testgrpc.NewTestServiceClient(dial(t, lis.Addr().String()))
+	if _, err := client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Load().Calls().UnaryStarted(); n != 1 {
+		t.Errorf("one call through a Registrar of a Registrar counted %d times", n)
+	}
+}
