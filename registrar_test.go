@@ -34,6 +34,24 @@ func (g *gatedService) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*tes
 	return &testgrpc.SimpleResponse{}, nil
 }
 
+// serveManaged serves srv on 127.0.0.1:0 and returns a TestService client
+// of it; when the test ends the client closes, m shuts down and srv stops.
+func serveManaged(t *testing.T, m *grpcmgmt.Manager, srv *grpc.Server) testgrpc.TestServiceClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(lis) }()
+	t.Cleanup(func() {
+		_ = m.Shutdown(context.Background())
+		srv.Stop()
+		<-served
+	})
+	return testgrpc.NewTestServiceClient(dial(t, lis.Addr().String()))
+}
+
 // TestRegistrar checks that a service registered through Manager.Registrar
 // gets the same levers as one served by ServerOptions' interceptor, done
 // exactly once, however the server's interceptors are set: with a limit of
@@ -82,18 +100,7 @@ func TestRegistrar(t *testing.T) {
 			if err := m.Register(srv); err != nil {
 				t.Fatal(err)
 			}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			served := make(chan struct{})
-			go func() { defer close(served); _ = srv.Serve(lis) }()
-			defer func() {
-				_ = m.Shutdown(context.Background())
-				srv.Stop()
-				<-served
-			}()
-			client := testgrpc.NewTestServiceClient(dial(t, lis.Addr().String()))
+			client := serveManaged(t, m, srv)
 
 			var wg sync.WaitGroup
 			trailers := make([]metadata.MD, 2)
@@ -173,18 +180,7 @@ func TestRegistrarTwice(t *testing.T) {
 	svc := &gatedService{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	close(svc.release)
 	testgrpc.RegisterTestServiceServer(m.Registrar(m.Registrar(srv)), svc)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(lis) }()
-	defer func() {
-		_ = m.Shutdown(context.Background())
-		srv.Stop()
-		<-served
-	}()
-	client := testgrpc.NewTestServiceClient(dial(t, lis.Addr().String()))
+	client := serveManaged(t, m, srv)
 	if _, err := client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{}); err != nil {
 		t.Fatal(err)
 	}
