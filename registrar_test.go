@@ -56,7 +56,8 @@ func serveManaged(t *testing.T, m *grpcmgmt.Manager, srv *grpc.Server) testgrpc.
 // gets the same levers as one served by ServerOptions' interceptor, done
 // exactly once, however the server's interceptors are set: with a limit of
 // 2 calls in flight, two calls held in the handler count 2 in flight (not
-// 4), a third is shed with the shedder's code before its handler runs,
+// 4), a third is shed with the shedder's code and retry pushback before
+// its handler runs,
 // the two end with success and one carries the per-call ORCA report, the
 // sampler counts 2 calls started, and an interceptor of the user's own runs
 // once for each admitted call.
@@ -119,10 +120,14 @@ func TestRegistrar(t *testing.T) {
 			}
 			// Shed at once; admitted by mistake, it would wait for release.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+			var shedTrailer metadata.MD
+			_, err = client.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Trailer(&shedTrailer))
 			cancel()
 			if status.Code(err) != codes.Unavailable {
 				t.Errorf("third call over a limit of 2: %v, want the shedder's Unavailable", err)
+			}
+			if len(shedTrailer.Get("grpc-retry-pushback-ms")) != 1 {
+				t.Errorf("the shed call's trailer %v has no grpc-retry-pushback-ms (the default pushback)", shedTrailer)
 			}
 			select {
 			case <-svc.entered:
