@@ -57,10 +57,9 @@ func serveManaged(t *testing.T, m *grpcmgmt.Manager, srv *grpc.Server) testgrpc.
 // exactly once, however the server's interceptors are set: with a limit of
 // 2 calls in flight, two calls held in the handler count 2 in flight (not
 // 4), a third is shed with the shedder's code and retry pushback before
-// its handler runs,
-// the two end with success and one carries the per-call ORCA report, the
-// sampler counts 2 calls started, and an interceptor of the user's own runs
-// once for each admitted call.
+// its handler runs, the two end with success and one carries the per-call
+// ORCA report, the sampler counts 2 calls started, and an interceptor of
+// the user's own runs once for each admitted call.
 func TestRegistrar(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
