@@ -82,7 +82,9 @@ func (s Rotation) Run(ctx context.Context, c *Cluster) (RotationResult, error) {
 	}
 	conns := &connCount{}
 	srv := grpc.NewServer(append(m.ServerOptions(), grpc.StatsHandler(conns))...)
-	replica.New(replica.Config{Name: "rot"}).Register(srv)
+	// Through the Registrar, the documented form: the other stacks' clients
+	// see its handlers (the interceptor's form is the Go tests' default).
+	replica.New(replica.Config{Name: "rot"}).Register(m.Registrar(srv))
 	if err := m.Register(srv); err != nil {
 		return res, err
 	}
