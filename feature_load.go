@@ -72,35 +72,49 @@ func newCallPath(m *Manager) *callPath {
 // per-call ORCA report to its trailer. With the shedder on, admitting the
 // call is what counts it: one add takes its slot and counts it in flight
 // for the sampler (loadshed.Config.SharedCount).
-func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+func (c *callPath) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return runUnary(c, ctx, info.FullMethod, intercepted{req: req, h: h}, intercepted.run)
+}
+
+// intercepted is an intercepted unary call's handler and its decoded
+// request.
+type intercepted struct {
+	req any
+	h   grpc.UnaryHandler
+}
+
+func (k intercepted) run(ctx context.Context) (any, error) { return k.h(ctx, k.req) }
+
+// runUnary is the levers' work on a unary call, for the interceptor
+// (callPath.unary) and a Registrar's handlers (callPath.method) alike:
+// shed or admit the call, count and time it, run it (run(ctx, k)), and add
+// the per-call ORCA report. One generic body, so the two forms cannot
+// drift; k is a small value, so nothing is allocated.
+func runUnary[K any](c *callPath, ctx context.Context, method string, k K, run func(K, context.Context) (any, error)) (resp any, err error) {
 	if c.shedCounts {
 		var t loadshed.Ticket
-		if t, err = c.shedder.AdmitUnary(ctx, info.FullMethod); err != nil {
+		if t, err = c.shedder.AdmitUnary(ctx, method); err != nil {
 			return nil, err
 		}
-		defer func() { t.Finish(outcome.ServerError(err)) }() // also when h panics
-		return c.handle(ctx, req, h)
+		defer func() { t.Finish(outcome.ServerError(err)) }() // also when the handler panics
+		resp, err = run(k, ctx)
+		c.report(ctx)
+		return resp, err
 	}
 	var t loadshed.Ticket // the zero Ticket's Done does nothing
 	if c.shedder != nil {
-		if t, err = c.shedder.AdmitUnary(ctx, info.FullMethod); err != nil {
+		if t, err = c.shedder.AdmitUnary(ctx, method); err != nil {
 			return nil, err
 		}
 	}
 	call := c.calls.BeginUnary()
-	// One deferred call for both (also when h panics): the call ends, then
-	// its slot is released, as two defers would do it.
+	// One deferred call for both (also when the handler panics): the call
+	// ends, then its slot is released, as two defers would do it.
 	defer func() {
 		call.End(outcome.ServerError(err))
 		t.Done()
 	}()
-	return c.handle(ctx, req, h)
-}
-
-// handle runs the handler of an admitted unary call and adds the per-call
-// ORCA report to its trailer.
-func (c *callPath) handle(ctx context.Context, req any, h grpc.UnaryHandler) (any, error) {
-	resp, err := h(ctx, req)
+	resp, err = run(k, ctx)
 	c.report(ctx)
 	return resp, err
 }

@@ -5,9 +5,6 @@ import (
 	"unsafe"
 
 	"google.golang.org/grpc"
-
-	"github.com/grpcmgmt/grpcmgmt/internal/outcome"
-	"github.com/grpcmgmt/grpcmgmt/loadshed"
 )
 
 // Registrar returns a grpc.ServiceRegistrar that registers services on r
@@ -85,38 +82,19 @@ func (c *callPath) method(fullMethod string, h grpc.MethodHandler) grpc.MethodHa
 			// first, does the work.
 			return h(srv, ctx, dec, ui)
 		}
-		return c.unaryMethod(ctx, fullMethod, srv, dec, h)
+		return runUnary(c, ctx, fullMethod, registered{srv: srv, dec: dec, h: h}, registered.run)
 	}
 }
 
-// unaryMethod is unary for a method registered through a Registrar: the
-// same work, with the generated handler called without an interceptor.
-func (c *callPath) unaryMethod(ctx context.Context, fullMethod string, srv any, dec func(any) error, h grpc.MethodHandler) (resp any, err error) {
-	if c.shedCounts {
-		var t loadshed.Ticket
-		if t, err = c.shedder.AdmitUnary(ctx, fullMethod); err != nil {
-			return nil, err
-		}
-		defer func() { t.Finish(outcome.ServerError(err)) }() // also when h panics
-		resp, err = h(srv, ctx, dec, nil)
-		c.report(ctx)
-		return resp, err
-	}
-	var t loadshed.Ticket // the zero Ticket's Done does nothing
-	if c.shedder != nil {
-		if t, err = c.shedder.AdmitUnary(ctx, fullMethod); err != nil {
-			return nil, err
-		}
-	}
-	call := c.calls.BeginUnary()
-	defer func() {
-		call.End(outcome.ServerError(err))
-		t.Done()
-	}()
-	resp, err = h(srv, ctx, dec, nil)
-	c.report(ctx)
-	return resp, err
+// registered is a Registrar method's call: the generated handler, called
+// without an interceptor, with its service and request decoder.
+type registered struct {
+	srv any
+	dec func(any) error
+	h   grpc.MethodHandler
 }
+
+func (k registered) run(ctx context.Context) (any, error) { return k.h(k.srv, ctx, k.dec, nil) }
 
 // sameInterceptor reports whether a and b are the same func value: the
 // same closure, not merely the same code. A func value is one pointer to
