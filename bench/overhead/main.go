@@ -140,7 +140,7 @@ func main() {
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
 	poolLogs := flag.Bool("pool", false, "measure nothing: read the slice logs (-slice-log) named as arguments and print each run's unary figures and all of them pooled (per-pair ratios: median, mean, standard error; the p99 ratio over every round)")
-	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, bare1tap, on) for a pinned leg")
+	serve := flag.String("serve", "", "internal: serve a server of this kind (bare, bare1, bare1tap, bareheld, on) for a pinned leg")
 	profileAll := flag.Bool("profile-all", false, "internal: with -serve and -cpuprofile, profile from the first measured window to the end")
 	memRate := flag.Int("memprofilerate", 0, "with -serve: runtime.MemProfileRate (1 records every allocation, for the heap profiles a server writes when told \"heapprofile PATH\" on its stdin); 0 leaves the default")
 	client := flag.String("client", "", "internal: run a pinned leg's client against this address")
@@ -393,6 +393,24 @@ func startServer(kind, stack string) (string, func(), error) {
 				return h(ctx, req)
 			}),
 		}
+	case "bareheld":
+		// Bare grpc-go serving, beside a full stack (the "manager" stack's
+		// Manager, its services registered on a server that serves
+		// nothing) that is built and running but on no call's path: its
+		// live heap, its sampler goroutine and its metrics, and nothing
+		// else. -base-kind bareheld then measures the full stack's cost
+		// beyond what the Manager costs a server by existing (the
+		// collector's share of it: bench/NOTES.md).
+		m, err := managerStack()
+		if err != nil {
+			return "", nil, err
+		}
+		mgr = m
+		idle := grpc.NewServer(m.ServerOptions()...)
+		replica.New(replica.Config{Name: "overhead"}).Register(m.Registrar(idle))
+		if err := m.Register(idle); err != nil {
+			return "", nil, err
+		}
 	case "on":
 		switch stack {
 		case "manager":
@@ -405,13 +423,7 @@ func startServer(kind, stack string) (string, func(), error) {
 			// still runs: credentials wrapper and frame tracking, call
 			// counter and timer, shedder (static limit, priority tap), ORCA
 			// per-call reports.
-			m, err := grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
-				grpcmgmt.WithLoad(load.Config{QueueingEnter: load.Off}),
-				grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
-				grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
-				grpcmgmt.WithLoadShed(shedConfig()),
-				grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallInterval: orcaInterval}),
-				grpcmgmt.Without(withoutList()...))
+			m, err := managerStack()
 			if err != nil {
 				return "", nil, err
 			}
@@ -440,12 +452,14 @@ func startServer(kind, stack string) (string, func(), error) {
 		return "", nil, err
 	}
 	srv := grpc.NewServer(opts...)
-	if mgr != nil && registrar {
+	if kind == "bareheld" {
+		replica.New(replica.Config{Name: "overhead"}).Register(srv)
+	} else if mgr != nil && registrar {
 		replica.New(replica.Config{Name: "overhead"}).Register(mgr.Registrar(srv))
 	} else {
 		replica.New(replica.Config{Name: "overhead"}).Register(srv)
 	}
-	if mgr != nil {
+	if mgr != nil && kind != "bareheld" {
 		if err := mgr.Register(srv); err != nil {
 			return "", nil, err
 		}
@@ -460,6 +474,17 @@ func startServer(kind, stack string) (string, func(), error) {
 		srv.Stop()
 	}
 	return lis.Addr().String(), stop, nil
+}
+
+// managerStack returns the "manager" stack's Manager (see startServer).
+func managerStack() (*grpcmgmt.Manager, error) {
+	return grpcmgmt.New(grpcmgmt.WithInsecure(), grpcmgmt.WithLogger(slog.New(slog.DiscardHandler)),
+		grpcmgmt.WithLoad(load.Config{QueueingEnter: load.Off}),
+		grpcmgmt.WithGoAway(goaway.Config{}, goaway.PolicyConfig{CPUEnter: 4}),
+		grpcmgmt.WithHealth(health.Config{CPUEnter: 10}),
+		grpcmgmt.WithLoadShed(shedConfig()),
+		grpcmgmt.WithORCA(orca.Config{DisablePerCall: !orcaPerCall, PerCallInterval: orcaInterval}),
+		grpcmgmt.Without(withoutList()...))
 }
 
 const warmup = 300 * time.Millisecond
