@@ -375,7 +375,7 @@ func measure(withLib bool, stack string, d time.Duration, run func(*grpc.ClientC
 // grpc-go charges for those) or "on" (the library, as stack says).
 func startServer(kind, stack string) (string, func(), error) {
 	var opts []grpc.ServerOption
-	var mgr *grpcmgmt.Manager
+	var mgr, held *grpcmgmt.Manager // held: bareheld's, on no call's path
 	switch kind {
 	case "bare":
 	case "bare1":
@@ -405,7 +405,7 @@ func startServer(kind, stack string) (string, func(), error) {
 		if err != nil {
 			return "", nil, err
 		}
-		mgr = m
+		held = m
 		idle := grpc.NewServer(m.ServerOptions()...)
 		replica.New(replica.Config{Name: "overhead"}).Register(m.Registrar(idle))
 		if err := m.Register(idle); err != nil {
@@ -452,24 +452,24 @@ func startServer(kind, stack string) (string, func(), error) {
 		return "", nil, err
 	}
 	srv := grpc.NewServer(opts...)
-	if kind == "bareheld" {
-		replica.New(replica.Config{Name: "overhead"}).Register(srv)
-	} else if mgr != nil && registrar {
+	if mgr != nil && registrar {
 		replica.New(replica.Config{Name: "overhead"}).Register(mgr.Registrar(srv))
 	} else {
 		replica.New(replica.Config{Name: "overhead"}).Register(srv)
 	}
-	if mgr != nil && kind != "bareheld" {
+	if mgr != nil {
 		if err := mgr.Register(srv); err != nil {
 			return "", nil, err
 		}
 	}
 	go func() { _ = srv.Serve(lis) }()
 	stop := func() {
-		if mgr != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = mgr.Shutdown(ctx) // stops srv too
+		for _, m := range []*grpcmgmt.Manager{mgr, held} {
+			if m != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = m.Shutdown(ctx) // stops the servers registered with it
+				cancel()
+			}
 		}
 		srv.Stop()
 	}
