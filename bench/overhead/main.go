@@ -16,10 +16,13 @@
 //
 // Where the machine has two CPUs and taskset, the unary and the stream
 // legs run pinned first (server and client in processes of their own, on
-// one CPU each; sliced.go: 11 pairs of legs, each leg 32 slices of 200 ms
-// taken in turn with the other kind's, on four sets of new processes a
-// pair; about 4.5 minutes each), which is what resolves a few percent
-// (BENCH.md): their
+// one CPU each; sliced.go: 11 pairs of legs, each unary leg 128 slices of
+// 200 ms and each stream leg 32, taken in turn with the other kind's, on
+// four sets of new processes a pair; about 15 and 4.5 minutes), which is
+// what resolves a few percent (BENCH.md; the variance of a pair's ratio
+// goes as one over its counted time, and at 32 slices the lowest of 11
+// pairs fell below 0.95 in one run of four for the same executable against
+// itself: bench/NOTES.md, "Thirteenth session", "Twentieth session"): their
 // figures are overhead.unary_qps_ratio (the median of the per-pair ratios,
 // with _min and _max), overhead.unary_p99_ratio (sliced legs: the
 // geometric mean over every round of the ratio of its two neighbouring
@@ -134,8 +137,9 @@ func main() {
 	slice := flag.Duration("slice", 200*time.Millisecond, "pinned legs in slices of this long (sliced.go: both servers run throughout, their clients call in turn), after -slice-warmup; 0: whole legs of -leg, a pair of processes per leg (pinned.go)")
 	sliceWarm := flag.Duration("slice-warmup", 50*time.Millisecond, "the uncounted start of each slice")
 	slicePairs := flag.Int("slice-pairs", 11, "pairs of sliced legs (at least 9)")
-	sliceRounds := flag.Int("slice-rounds", 32, "slices of each kind that make one sliced leg, taken in turn (at least 1)")
-	sliceSets := flag.Int("slice-sets", 4, "sliced legs: each pair's rounds run on this many sets of new server and client processes in turn, started bare first and full stack first by turns (at least 1, at most -slice-rounds)")
+	sliceRounds := flag.Int("slice-rounds", 128, "slices of each kind that make one sliced unary leg, taken in turn (at least -slice-sets); the per-pair spread falls as one over the square root of it")
+	streamRounds := flag.Int("stream-slice-rounds", 32, "the same for a sliced stream leg (at least -slice-sets)")
+	sliceSets := flag.Int("slice-sets", 4, "sliced legs: each pair's rounds run on this many sets of new server and client processes in turn, started bare first and full stack first by turns (at least 1, at most -slice-rounds and -stream-slice-rounds)")
 	flag.StringVar(&baseExe, "base-exe", "", "pinned legs: the executable (a build of this command) whose server takes the bare role; default this one")
 	flag.StringVar(&baseKind, "base-kind", "bare", `pinned legs: the server kind of the bare role ("on" with -base-exe compares two builds of the library; the figures are then "on ÷ base")`)
 	flag.StringVar(&baseArgs, "base-args", "", `pinned legs: more flags for the bare role's server (e.g. "-orca-per-call=false" with -base-kind on)`)
@@ -204,11 +208,11 @@ func main() {
 		if *slicePairs < 9 {
 			log.Fatal("overhead: -slice-pairs must be at least 9")
 		}
-		if *sliceRounds < 1 {
-			log.Fatal("overhead: -slice-rounds must be at least 1")
+		if *sliceSets < 1 {
+			log.Fatal("overhead: -slice-sets must be at least 1")
 		}
-		if *sliceSets < 1 || *sliceSets > *sliceRounds {
-			log.Fatal("overhead: -slice-sets must be 1..-slice-rounds")
+		if *sliceRounds < *sliceSets || *streamRounds < *sliceSets {
+			log.Fatal("overhead: -slice-rounds and -stream-slice-rounds must be at least -slice-sets")
 		}
 	}
 	figures := map[string]float64{}
@@ -235,7 +239,7 @@ func main() {
 	// method, 16 bidi streams of 64 KiB exchanges for a client's load.
 	pinStream := *pinned && canPin() && *slice > 0 && (*only == "" || strings.Contains("overhead.stream_mbps_ratio", *only))
 	if pinStream {
-		f, err := slicedFigures(*slicePairs, *sliceRounds, *sliceSets, *stack, *sliceWarm, *slice, true)
+		f, err := slicedFigures(*slicePairs, *streamRounds, *sliceSets, *stack, *sliceWarm, *slice, true)
 		if err != nil {
 			log.Fatalf("overhead: %v", err)
 		}

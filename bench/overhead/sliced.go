@@ -29,7 +29,8 @@ import (
 // whole measurement, each in a process of its own on CPU 0, and each has a
 // client process of its own on CPU 1; the parent lets one client call at a
 // time, in short slices (-slice counted after a -slice-warmup), and a leg
-// is the sum of -slice-rounds slices taken in turn with the other kind's
+// is the sum of -slice-rounds slices (-stream-slice-rounds for streams)
+// taken in turn with the other kind's
 // (which kind goes first alternates from round to round: A B B A …). A
 // pair's two legs are then spread over the same seconds, and what disturbs
 // one disturbs the other about as much. Each pair's rounds run on
@@ -46,7 +47,10 @@ import (
 // itself was 0.03–0.06 with 6 rounds of 250 ms, against 0.07–0.13 with
 // whole legs in the same hour, 0.014–0.024 with 30 rounds of 200 ms on two
 // process sets a run (whose centre then moved with those two draws: 1.012,
-// 1.014), and 0.017 with 32 rounds on four sets a pair (centre 0.992).
+// 1.014), 0.017 with 32 rounds on four sets a pair (centre 0.992); the
+// spread goes as one over the square root of the rounds (the counted time),
+// so unary legs take 128 (the per-pair calls/s ratios of the full stack
+// ÷ bare grpc-go then spanned 0.975–1.002, against 0.946–1.026 at 32).
 //
 // The server's protocol is pinned.go's ("mark", "report"). The client's:
 //
@@ -329,7 +333,7 @@ func slicedFigures(pairs, rounds, sets int, stack string, warm, d time.Duration,
 	// mean, exponentiated). A slice's p99 is mostly whether a stall of the
 	// host fell in it (it ranges over 3× within a leg on this machine), so
 	// only neighbouring slices compare like with like, and the mean over
-	// some 350 rounds resolves what the median of 11 pairs of legs does
+	// some 1 400 rounds resolves what the median of 11 pairs of legs does
 	// not (bench/NOTES.md, "Fourteenth session").
 	var p99LogR []float64
 	for i := range pairs {
