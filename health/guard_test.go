@@ -181,7 +181,7 @@ func TestGuardHandoversRealTime(t *testing.T) {
 		// 429 and 818 ms; out five times, its last return takes over 3 s
 		// (over 5 s once in CI, other packages' tests beside it).
 		back := time.Now()
-		waitStatusWithin(t, nodes[i].m.Health(), health.Serving, 30*time.Second)
+		waitBack(t, nodes[i], fmt.Sprintf("r%d", i+1), book, 30*time.Second)
 		t.Logf("handover %d: r%d back in rotation %v after its CPU fell", h+1, i+1, time.Since(back).Round(time.Millisecond))
 		cpus[i].Set(0.95)
 	}
@@ -211,6 +211,32 @@ func TestGuardHandoversRealTime(t *testing.T) {
 	if most != 1 {
 		t.Errorf("at most %d replicas out of rotation at once by the decisions' log, want 1", most)
 	}
+}
+
+// waitBack waits for n's status to become SERVING. If it does not within
+// d, it fails with what the replica's signal read last and its last
+// decisions, which say why it stayed out.
+func waitBack(t *testing.T, n *node, name string, book *logBook, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if st, _ := n.m.Health().Status(""); st == health.Serving {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s := n.m.Load().Snapshot()
+	book.mu.Lock()
+	var last []string
+	for _, r := range book.recs {
+		if r.replica == name {
+			last = append(last, r.msg)
+		}
+	}
+	book.mu.Unlock()
+	last = last[max(0, len(last)-5):]
+	t.Fatalf("%s: status did not become SERVING within %v; last sample: cpu %.2f in flight %d queueing %.2f (high %v) latency %v no-load %v; its last decisions: %q",
+		name, d, s.CPU, s.InFlight, s.Queueing, s.QueueingHigh, s.Latency, s.NoLoadLatency, last)
 }
 
 // threeReplicaAddrs returns host:port on 127.0.0.2–4 with one free port

@@ -240,6 +240,51 @@ func TestPolicyQueueing(t *testing.T) {
 	}
 }
 
+// A replica taken out for its CPU comes back once the CPU falls, even if
+// its few remaining calls take twice their no-load latency by microseconds
+// (queueing 0.6, a delay of 120 µs under the sampler's QueueingMinDelay of
+// 1 ms): such a delay is no queue, and before it was ignored it counted as
+// an excess of 1.25, which the probe's foresight never let pass (the
+// guard test's replica stayed out for 30 s in CI). With the same share of
+// a real queue (a delay of 3 ms) the replica stays out: the probe foresees
+// the excess with the clients back.
+func TestPolicyProbeIgnoresQueueingUnderMinDelay(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		latency, noLoad  time.Duration
+		wantBackInWithin bool
+	}{
+		{"delay 120µs, under QueueingMinDelay", 200 * time.Microsecond, 80 * time.Microsecond, true},
+		{"delay 3ms, a queue", 5 * time.Millisecond, 2 * time.Millisecond, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: time.Minute}.WithDefaults()
+			cfg.queueingEnter, cfg.queueingExit, cfg.queueingMinDelay = 0.75, 0.5, time.Millisecond
+			p := newPolicy(cfg)
+			t0 := time.Unix(0, 0)
+			at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+			hot := load.Snapshot{CPU: 0.95}
+			for ms := 0; ms <= 30; ms += 10 {
+				p.step(at(ms), cfg.signal(&hot))
+			}
+			if p.st != stateOut {
+				t.Fatalf("after Hold at CPU 0.95: state %v, want out", p.st)
+			}
+			// CPU 0.1; queueing 0.6 (latency 2.5× the no-load latency),
+			// below QueueingEnter: QueueingHigh is off.
+			calm := load.Snapshot{CPU: 0.1, Queueing: 1 - float64(c.noLoad)/float64(c.latency), Latency: c.latency, NoLoadLatency: c.noLoad}
+			back := false
+			for ms := 40; ms <= 1000 && !back; ms += 10 {
+				back = p.step(at(ms), cfg.signal(&calm)) == eventRecovered
+			}
+			if back != c.wantBackInWithin {
+				t.Errorf("back in rotation within 1s of CPU 0.1 with latency %v against %v no-load: %v, want %v (share %v)",
+					c.latency, c.noLoad, back, c.wantBackInWithin, p.share)
+			}
+		})
+	}
+}
+
 // The queueing excess is the latency over the latency at the exit
 // threshold, and OverAt the enter threshold's.
 func TestSignalQueueingExcess(t *testing.T) {
