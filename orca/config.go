@@ -44,7 +44,8 @@ func (f LimitFunc) Limit() int { return f() }
 // Config configures the ORCA reports. The zero value means every default:
 // per-call and out-of-band reports on, application_utilization equal to the
 // CPU utilization or the shared sampler's queueing share
-// (load.Snapshot.Queueing), whichever is higher (no limit known).
+// (load.Snapshot.Queueing, at a queueing delay of the sampler's
+// QueueingMinDelay or more), whichever is higher (no limit known).
 type Config struct {
 	// Limit, when set and positive, is the concurrency limit that
 	// application_utilization divides the calls in flight by. It is read
@@ -55,8 +56,9 @@ type Config struct {
 	// connections). Used when Limit is unset or reports 0. Default 0 (none);
 	// allowed 0..MaxCapacity. With neither Limit nor Capacity,
 	// application_utilization is the CPU utilization or the share of the
-	// calls' latency spent queueing (load.Snapshot.Queueing), whichever is
-	// higher.
+	// calls' latency spent queueing (load.Snapshot.Queueing, counted at a
+	// queueing delay of the sampler's QueueingMinDelay or more), whichever
+	// is higher.
 	Capacity int
 	// MinReportingInterval is the shortest interval between out-of-band
 	// reports on one stream; a client asking for a shorter one gets this.

@@ -30,9 +30,10 @@
 //     during the sample period ÷ the concurrency limit (Config.Limit, else
 //     Config.Capacity), smoothed with Config.TimeConstant. With neither, it
 //     is the CPU utilization or the share of the calls' latency spent
-//     queueing (load.Snapshot.Queueing), whichever is higher. See below. The
-//     grpcmgmt Manager, with shedding on, sets Config.Limit to the
-//     Shedder's current limit.
+//     queueing (load.Snapshot.Queueing; only at a queueing delay of
+//     load.Config.QueueingMinDelay or more), whichever is higher. See
+//     below. The grpcmgmt Manager, with shedding on, sets Config.Limit to
+//     the Shedder's current limit.
 //   - qps: unary calls started per second (load.Snapshot.UnaryQPSRaw),
 //     counted by the same call counter over the same periods and smoothed
 //     like the calls in flight (not the sampler's QPS, which also counts
