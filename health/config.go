@@ -150,10 +150,8 @@ type Config struct {
 
 	// queueingEnter and queueingExit are the sampler's queueing thresholds
 	// (load.Sampler.QueueingThresholds), set by New; the default Signal
-	// reads the queueing excess against them. queueingMinDelay is the
-	// sampler's QueueingMinDelay: a smaller queueing delay adds no excess.
+	// reads the queueing excess against them.
 	queueingEnter, queueingExit float64
-	queueingMinDelay            time.Duration
 
 	// Peers is the replica set this server belongs to. When it is set, a
 	// replica may be out of rotation for load only while enough of the set

@@ -252,14 +252,15 @@ func TestPolicyProbeIgnoresQueueingUnderMinDelay(t *testing.T) {
 	for _, c := range []struct {
 		name             string
 		latency, noLoad  time.Duration
+		past             bool // Snapshot.QueueingPastMinDelay, as the sampler sets it at 1 ms
 		wantBackInWithin bool
 	}{
-		{"delay 120µs, under QueueingMinDelay", 200 * time.Microsecond, 80 * time.Microsecond, true},
-		{"delay 3ms, a queue", 5 * time.Millisecond, 2 * time.Millisecond, false},
+		{"delay 120µs, under QueueingMinDelay", 200 * time.Microsecond, 80 * time.Microsecond, false, true},
+		{"delay 3ms, a queue", 5 * time.Millisecond, 2 * time.Millisecond, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Config{Hold: 30 * time.Millisecond, MinDwell: 20 * time.Millisecond, MaxNotServing: time.Minute}.WithDefaults()
-			cfg.queueingEnter, cfg.queueingExit, cfg.queueingMinDelay = 0.75, 0.5, time.Millisecond
+			cfg.queueingEnter, cfg.queueingExit = 0.75, 0.5
 			p := newPolicy(cfg)
 			t0 := time.Unix(0, 0)
 			at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
@@ -272,7 +273,7 @@ func TestPolicyProbeIgnoresQueueingUnderMinDelay(t *testing.T) {
 			}
 			// CPU 0.1; queueing 0.6 (latency 2.5× the no-load latency),
 			// below QueueingEnter: QueueingHigh is off.
-			calm := load.Snapshot{CPU: 0.1, Queueing: 1 - float64(c.noLoad)/float64(c.latency), Latency: c.latency, NoLoadLatency: c.noLoad}
+			calm := load.Snapshot{CPU: 0.1, Queueing: 1 - float64(c.noLoad)/float64(c.latency), Latency: c.latency, NoLoadLatency: c.noLoad, QueueingPastMinDelay: c.past}
 			back := false
 			for ms := 40; ms <= 1000 && !back; ms += 10 {
 				back = p.step(at(ms), cfg.signal(&calm)) == eventRecovered
@@ -290,7 +291,7 @@ func TestPolicyProbeIgnoresQueueingUnderMinDelay(t *testing.T) {
 func TestSignalQueueingExcess(t *testing.T) {
 	cfg := Config{queueingEnter: 0.75, queueingExit: 0.5}.WithDefaults()
 	cfg.queueingEnter, cfg.queueingExit = 0.75, 0.5
-	l := cfg.signal(&load.Snapshot{CPU: 0.1, Queueing: 0.75, QueueingHigh: true})
+	l := cfg.signal(&load.Snapshot{CPU: 0.1, Queueing: 0.75, QueueingHigh: true, QueueingPastMinDelay: true}) // high implies past the floor
 	if !l.Over || l.Clear {
 		t.Fatalf("queueing high: Over %v Clear %v, want over and not clear", l.Over, l.Clear)
 	}

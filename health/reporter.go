@@ -95,7 +95,6 @@ func New(sampler *load.Sampler, cfg Config) (*Reporter, error) {
 	if r.policy != nil {
 		// Before anything runs that reads r.cfg.
 		r.cfg.queueingEnter, r.cfg.queueingExit = sampler.QueueingThresholds()
-		r.cfg.queueingMinDelay = sampler.QueueingMinDelay()
 	}
 	if r.guard != nil {
 		if err := r.guard.start(); err != nil {

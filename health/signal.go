@@ -61,8 +61,8 @@ func (c *Config) signal(s *load.Snapshot) Load {
 // (1 − exit)/(1 − Queueing); 2 when calls take twice as long as they do at
 // the exit level. A queue's latency, like its calls in flight, grows faster
 // than the load near saturation, so this overstates the excess there as
-// in-flight does. It counts only while the queueing delay (Latency −
-// NoLoadLatency) is at least the sampler's QueueingMinDelay, the floor
+// in-flight does. It counts only while the queueing delay is past the
+// sampler's QueueingMinDelay (Snapshot.QueueingPastMinDelay), the floor
 // QueueingHigh has too: calls of 80 µs taking 160 µs read queueing 0.5
 // with no queue worth acting on, and as an excess of 1 it would keep a
 // replica taken out for its CPU from ever passing a probe (the probe
@@ -97,7 +97,7 @@ func (c *Config) defaultSignal(s *load.Snapshot) Load {
 		l.Over, l.Clear = true, false
 	}
 	if c.queueingExit > 0 && c.queueingEnter > c.queueingExit {
-		if s.Queueing < 1 && s.Latency-s.NoLoadLatency >= c.queueingMinDelay {
+		if s.Queueing < 1 && s.QueueingPastMinDelay {
 			l.Excess = max(l.Excess, (1-c.queueingExit)/(1-s.Queueing))
 		}
 		at := (1 - c.queueingExit) / (1 - c.queueingEnter)

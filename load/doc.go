@@ -48,7 +48,7 @@
 //     costs no counter of its own. The grpcmgmt Manager installs the
 //     interceptor that calls Begin and End, and decides which status codes
 //     count as errors.
-//   - Latency, NoLoadLatency, Queueing, QueueingHigh (calls.go,
+//   - Latency, NoLoadLatency, Queueing, QueueingHigh, QueueingPastMinDelay (calls.go,
 //     queueing.go). Each unary call is timed once, by Calls.BeginUnary and
 //     Call.End (two monotonic clock reads, one more atomic add); see
 //     "Overload that is not CPU" below.
@@ -83,6 +83,8 @@
 // QueueingHigh turns on at Config.QueueingEnter (0.75: calls take four
 // times their no-load latency) provided the queueing delay is at least
 // Config.QueueingMinDelay (1 ms), and off below Config.QueueingExit (0.5).
+// The levers that read Queueing itself go by the same floor
+// (Snapshot.QueueingPastMinDelay).
 //
 // What was weighed (the literature of adaptive concurrency):
 //

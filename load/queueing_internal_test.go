@@ -105,18 +105,19 @@ func TestQueueingNeverIdle(t *testing.T) {
 
 // TestQueueingMinDelay: a microsecond-scale service whose latency goes from
 // 20 µs to 200 µs is queueing 0.9, but the 180 µs delay is below
-// QueueingMinDelay: not high.
+// QueueingMinDelay: not high, and not past the floor the levers that read
+// Queueing itself go by (QueueingPastMinDelay).
 func TestQueueingMinDelay(t *testing.T) {
 	tr := newTrace(t, Config{})
 	tr.run(2*time.Second, 100, 20*time.Microsecond, 100)
 	sn := tr.run(5*time.Second, 100, 200*time.Microsecond, 0)
-	if sn.QueueingHigh || sn.Queueing < 0.85 {
-		t.Fatalf("queueing %.2f high %v, want about 0.9 and not high (delay under 1ms)", sn.Queueing, sn.QueueingHigh)
+	if sn.QueueingHigh || sn.Queueing < 0.85 || sn.QueueingPastMinDelay {
+		t.Fatalf("queueing %.2f high %v past the floor %v, want about 0.9, not high, not past (delay under 1ms)", sn.Queueing, sn.QueueingHigh, sn.QueueingPastMinDelay)
 	}
 	tr = newTrace(t, Config{QueueingMinDelay: 100 * time.Microsecond})
 	tr.run(2*time.Second, 100, 20*time.Microsecond, 100)
-	if sn := tr.run(5*time.Second, 100, 200*time.Microsecond, 0); !sn.QueueingHigh {
-		t.Fatalf("with QueueingMinDelay 100µs: not high")
+	if sn := tr.run(5*time.Second, 100, 200*time.Microsecond, 0); !sn.QueueingHigh || !sn.QueueingPastMinDelay {
+		t.Fatalf("with QueueingMinDelay 100µs: high %v past the floor %v, want both", sn.QueueingHigh, sn.QueueingPastMinDelay)
 	}
 }
 

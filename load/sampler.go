@@ -168,10 +168,10 @@ func (s *Sampler) QueueingThresholds() (enter, exit float64) { return s.q.enter,
 
 // QueueingMinDelay returns the least queueing delay (Snapshot.Latency −
 // Snapshot.NoLoadLatency) that counts as queueing (Config.QueueingMinDelay,
-// default applied). A lever that acts on Snapshot.Queueing itself rather
-// than on QueueingHigh applies it too: a microsecond-scale service whose
-// calls stall for a few hundred microseconds (a GC pause, a descheduled
-// thread) reads as queueing 0.9 with no queue worth acting on.
+// default applied). Each Snapshot says whether its delay is past it
+// (Snapshot.QueueingPastMinDelay): a microsecond-scale service whose calls
+// stall for a few hundred microseconds (a GC pause, a descheduled thread)
+// reads as queueing 0.9 with no queue worth acting on.
 func (s *Sampler) QueueingMinDelay() time.Duration {
 	return time.Duration(s.q.minDelayMicro * float64(time.Microsecond))
 }
@@ -349,6 +349,7 @@ func (s *Sampler) sampleQueueing(now time.Time, e ewma, prev, n *Snapshot) uint6
 	share, changed := s.q.decide(lat, noLoad)
 	n.Latency, n.NoLoadLatency = micros(lat), micros(noLoad)
 	n.Queueing, n.QueueingHigh = share, s.q.high
+	n.QueueingPastMinDelay = lat-noLoad >= s.q.minDelayMicro
 	if noLoad > 0 && !s.noLoadKnown {
 		s.noLoadKnown = true
 		s.log.Info("load: no-load latency measured", "no_load_latency", n.NoLoadLatency)

@@ -77,6 +77,14 @@ type Snapshot struct {
 	// replica as overloaded when its CPU is over their own threshold or
 	// QueueingHigh is on.
 	QueueingHigh bool
+	// QueueingPastMinDelay is whether the queueing delay, Latency −
+	// NoLoadLatency, is at least Config.QueueingMinDelay, the floor under
+	// which QueueingHigh never turns on. The levers that act on Queueing
+	// itself rather than on QueueingHigh (the Shedder's queueing limit,
+	// health's excess, ORCA's application_utilization) act only while it
+	// is set: a microsecond-scale service whose calls stalled for a few
+	// hundred microseconds reads queueing 0.9 with no queue worth acting on.
+	QueueingPastMinDelay bool
 	// Custom holds the latest reading of each of Config.Sources by name (nil
 	// if there are none; a source that has never read successfully is
 	// absent).

@@ -110,9 +110,6 @@ type Shedder struct {
 	load    *load.Sampler // nil: no CPU limit
 	cpuTh   [numPriorities]float64
 	queueTh [numPriorities]float64 // 0: no queueing limit
-	// queueMin is the sampler's QueueingMinDelay: a queueing share over the
-	// threshold sheds only when the delay is at least this long.
-	queueMin time.Duration
 
 	// Immutable after New:
 	cfg      Config
@@ -222,9 +219,6 @@ func New(cfg Config) (*Shedder, error) {
 	s.loadLimits = s.load != nil && (cpuOn || cfg.QueueingThreshold != Off)
 	if cfg.SharedCount {
 		s.calls = cfg.Load.Calls()
-	}
-	if s.load != nil {
-		s.queueMin = s.load.QueueingMinDelay()
 	}
 	if cfg.PriorityHeader != NoHeader {
 		s.header = cfg.PriorityHeader
@@ -516,18 +510,10 @@ func (s *Shedder) loadShed(p Priority, rollCPU bool) reason {
 	if rollCPU && ramp(snap.CPU, s.cpuTh[p]) {
 		return reasonCPU
 	}
-	if th := s.queueTh[p]; th > 0 && s.queueing(snap) && ramp(snap.Queueing, th) {
+	if th := s.queueTh[p]; th > 0 && snap.QueueingPastMinDelay && ramp(snap.Queueing, th) {
 		return reasonQueueing
 	}
 	return admitted
-}
-
-// queueing reports whether the calls' queueing delay is long enough to act
-// on (load.Sampler.QueueingMinDelay), as the sampler's QueueingHigh
-// requires: a microsecond-scale service whose calls stalled for a few
-// hundred microseconds reads as queueing 0.9 with no queue at all.
-func (s *Shedder) queueing(snap *load.Snapshot) bool {
-	return snap.Latency-snap.NoLoadLatency >= s.queueMin
 }
 
 // wouldShed is the tap's read-only pre-check of the concurrency limits.
@@ -679,7 +665,7 @@ func (s *Shedder) checkClear(now int64) {
 // onSample runs on the sampler goroutine.
 func (s *Shedder) onSample(snap load.Snapshot) {
 	if th := s.queueTh[Critical]; s.load != nil && th > 0 {
-		over := snap.Queueing > th && s.queueing(&snap)
+		over := snap.Queueing > th && snap.QueueingPastMinDelay
 		if over != s.queueOver.Load() {
 			s.queueOver.Store(over)
 			if over {

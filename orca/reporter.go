@@ -98,9 +98,6 @@ type Reporter struct {
 
 	// epochEvery: the sampler periods in an epoch of conns.
 	epochEvery int
-	// queueMin is the sampler's QueueingMinDelay: a smaller queueing delay
-	// does not count in application_utilization.
-	queueMin time.Duration
 
 	// callReports and streamReports count the unary calls and the streams
 	// that carried a report. Written by reporting calls only, on a line of
@@ -151,7 +148,7 @@ func New(s *load.Sampler, cfg Config, opts ...Option) (*Reporter, error) {
 	}
 	cfg = cfg.WithDefaults()
 	r := &Reporter{cfg: cfg, log: o.logger.With("component", "orca"), calls: s.Calls(), noPerCall: cfg.DisablePerCall,
-		epochEvery: int(max(1, (cfg.PerCallInterval+s.Period()-1)/s.Period())), queueMin: s.QueueingMinDelay()}
+		epochEvery: int(max(1, (cfg.PerCallInterval+s.Period()-1)/s.Period()))}
 	r.conns.init(o.conns)
 	if err := r.instruments(o.mp); err != nil {
 		return nil, err
@@ -268,11 +265,12 @@ func (r *Reporter) onSample(snap load.Snapshot) {
 	// 0.05, 0.10 against 0.11, 0.01, 0.01: the queueing share is noisier
 	// than the CPU. (With a limit, the calls in flight over it already grow
 	// with a queue.) But only at a queueing delay of the sampler's
-	// QueueingMinDelay or more, the floor QueueingHigh has: calls of 80 µs
+	// QueueingMinDelay or more (Snapshot.QueueingPastMinDelay), the floor
+	// QueueingHigh has: calls of 80 µs
 	// taking 160 µs read queueing 0.5 with no queue, and would halve the
 	// replica's weight against a peer's at the same CPU.
 	app := snap.CPU
-	if snap.Latency-snap.NoLoadLatency >= r.queueMin {
+	if snap.QueueingPastMinDelay {
 		app = max(app, snap.Queueing)
 	}
 	limit, source := r.limit()

@@ -27,13 +27,13 @@ func TestAppUtilizationQueueing(t *testing.T) {
 		snap load.Snapshot
 		want float64
 	}{
-		{Config{}, load.Snapshot{CPU: 0.3, Queueing: 0.1, Latency: 10 * ms, NoLoadLatency: 9 * ms}, 0.3},
-		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6, Latency: 20 * ms, NoLoadLatency: 8 * ms}, 0.6}, // not high, but a queue all the same
-		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true, Latency: 20 * ms, NoLoadLatency: 4 * ms}, 0.8},
-		{Config{}, load.Snapshot{CPU: 0.9, Queueing: 0.8, QueueingHigh: true, Latency: 20 * ms, NoLoadLatency: 4 * ms}, 0.9},
+		{Config{}, load.Snapshot{CPU: 0.3, Queueing: 0.1, Latency: 10 * ms, NoLoadLatency: 9 * ms, QueueingPastMinDelay: true}, 0.3},
+		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6, Latency: 20 * ms, NoLoadLatency: 8 * ms, QueueingPastMinDelay: true}, 0.6}, // not high, but a queue all the same
+		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true, Latency: 20 * ms, NoLoadLatency: 4 * ms, QueueingPastMinDelay: true}, 0.8},
+		{Config{}, load.Snapshot{CPU: 0.9, Queueing: 0.8, QueueingHigh: true, Latency: 20 * ms, NoLoadLatency: 4 * ms, QueueingPastMinDelay: true}, 0.9},
 		// Twice and a half the no-load latency, by 120 µs: no queue.
 		{Config{}, load.Snapshot{CPU: 0.1, Queueing: 0.6, Latency: 200 * us, NoLoadLatency: 80 * us}, 0.1},
-		{Config{Capacity: 4}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true, Latency: 20 * ms, NoLoadLatency: 4 * ms}, 0}, // no call in flight
+		{Config{Capacity: 4}, load.Snapshot{CPU: 0.1, Queueing: 0.8, QueueingHigh: true, Latency: 20 * ms, NoLoadLatency: 4 * ms, QueueingPastMinDelay: true}, 0}, // no call in flight
 	} {
 		r, err := New(s, c.cfg, WithLogger(slog.New(slog.DiscardHandler)), WithMeterProvider(noop.NewMeterProvider()))
 		if err != nil {
