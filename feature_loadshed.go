@@ -43,6 +43,6 @@ func (m *Manager) buildLoadShed(s *settings) error {
 	// Without a pushback trailer the Shedder rejects in the tap, before the
 	// request is read (see loadshed.Config.Pushback).
 	m.shedder, m.shedInTap = sh, cfg.Pushback == loadshed.Off
-	m.shedHeader = cfg.PriorityHeader != loadshed.NoHeader
+	m.shedHeader = cfg.ReadsHeader()
 	return nil
 }

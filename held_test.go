@@ -90,7 +90,7 @@ func TestAllocHeldProcess(t *testing.T) {
 	server(grpc.ChainUnaryInterceptor(noopUnary))
 	h1 := liveHeap()
 
-	m := fullStack(t)
+	m := fullStack(t, "")
 	if err := m.Register(server(m.ServerOptions()...)); err != nil {
 		t.Fatal(err)
 	}

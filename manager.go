@@ -188,8 +188,10 @@ func (m *Manager) auditRegistration(load.Snapshot) {
 //
 // A call passes, in this order:
 //
-//  1. the tap handle: loadshed's when it rejects there (Pushback Off),
-//     then the one from WithTapHandle;
+//  1. the tap handle: loadshed's when it rejects there (Pushback Off) or
+//     reads a priority header (loadshed.Config.PriorityHeader; neither by
+//     default, and then there is no tap unless you pass one), then the one
+//     from WithTapHandle;
 //  2. with orca.Config.HandlerMetrics, grpc-go's per-call ORCA interceptor,
 //     which wraps everything below so that its trailer sees the whole call;
 //  3. the Manager's interceptor, which in one function call:

@@ -59,8 +59,13 @@ type Config struct {
 	// header nor a Methods entry. Default Critical (the zero value,
 	// Sheddable, is not usable as "unset", so this field is a pointer).
 	DefaultPriority *Priority
-	// PriorityHeader is the request metadata key carrying a call's priority.
-	// Default DefaultPriorityHeader; NoHeader ignores metadata. Allowed: a
+	// PriorityHeader is the request metadata key carrying a call's priority,
+	// for servers that trust their clients to rank their own calls: set it
+	// to DefaultPriorityHeader (or a key of your own) to read it. Default
+	// empty: request metadata is ignored and priorities come from Methods
+	// and DefaultPriority only, so a client cannot raise its own calls to
+	// critical_plus, and no call pays for the header's lookup (a tap handle
+	// and grpc-go's tap.Info a call). NoHeader means the same. Allowed: a
 	// key a client can send as text (HTTP/2 field-name characters, compared
 	// lower-cased; not a ":" pseudo-header, a reserved "grpc-" or HTTP/2
 	// connection header, or a "-bin" key).
@@ -213,6 +218,12 @@ func (c AdaptiveConfig) validate() error {
 	return nil
 }
 
+// ReadsHeader reports whether a Shedder made from c reads a call's priority
+// from request metadata: whether PriorityHeader names a key (it is neither
+// empty nor NoHeader). The grpcmgmt Manager installs the Shedder's tap
+// handle only then.
+func (c Config) ReadsHeader() bool { return c.PriorityHeader != "" && c.PriorityHeader != NoHeader }
+
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
 	if c.CPUThreshold == 0 {
@@ -225,10 +236,9 @@ func (c Config) withDefaults() Config {
 		p := Critical
 		c.DefaultPriority = &p
 	}
-	if c.PriorityHeader == "" {
-		c.PriorityHeader = DefaultPriorityHeader
+	if c.PriorityHeader != NoHeader {
+		c.PriorityHeader = strings.ToLower(c.PriorityHeader) // grpc-go lower-cases keys
 	}
-	c.PriorityHeader = strings.ToLower(c.PriorityHeader) // grpc-go lower-cases keys
 	if c.Code == codes.OK {
 		c.Code = codes.Unavailable
 	}
@@ -314,7 +324,7 @@ func checkPriorityHeader(h string) error {
 	if !ok {
 		return fmt.Errorf("loadshed: PriorityHeader must be a metadata key (letters, digits and !#$%%&'*+-.^_`|~; "+
 			"not a pseudo-header, a reserved grpc-* or HTTP/2 connection header, nor a -bin key), "+
-			"or loadshed.NoHeader (%q); empty means %q; got %q", NoHeader, DefaultPriorityHeader, h)
+			"or empty (no header, the default; loadshed.NoHeader %q means the same); got %q", NoHeader, h)
 	}
 	return nil
 }

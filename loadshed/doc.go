@@ -70,9 +70,10 @@
 //     queueing, then the lower of the static and the adaptive concurrency
 //     limits.
 //   - A call's priority: Shedder.priorityOf (grpc.go), from the header
-//     DefaultPriorityHeader, else Config.Methods, else
-//     Config.DefaultPriority. The header is read in the tap (TapHandle,
-//     which the grpcmgmt Manager installs whenever a header is on), where
+//     Config.PriorityHeader when one is set (none by default), else
+//     Config.Methods, else Config.DefaultPriority. The header is read in
+//     the tap (TapHandle, which the grpcmgmt Manager installs only when a
+//     header is set), where
 //     the headers are a plain map, and passed to the interceptors in the
 //     context only when present: a call without it costs them one atomic
 //     load (Shedder.callPriority). A Shedder whose TapHandle is never
@@ -223,11 +224,16 @@
 //
 // # Priorities
 //
-// A client sends DefaultPriorityHeader ("grpcmgmt-criticality") with
-// critical_plus, critical (the default), sheddable_plus or sheddable — the
-// criticalities of Google's SRE book, ch. 21 "Handling Overload". A server
-// that does not trust its clients' ranking sets PriorityHeader to NoHeader
-// and ranks methods in Config.Methods. Each priority sees every limit
+// A call has one of four priorities — critical_plus, critical (the
+// default), sheddable_plus or sheddable, the criticalities of Google's SRE
+// book, ch. 21 "Handling Overload" — from Config.Methods (per method or
+// service) or Config.DefaultPriority. A server that trusts its clients to
+// rank their own calls also sets Config.PriorityHeader (to
+// DefaultPriorityHeader, "grpcmgmt-criticality", say), and a client then
+// sends the priority's name in that header. No header is read by default:
+// a header is the client's own claim, and any client could claim
+// critical_plus; standard clients send none; and reading it costs every
+// call a tap handle. Each priority sees every limit
 // scaled by Priority.Share (sheddable 80 %, sheddable_plus 90 %, critical
 // 100 %, critical_plus 110 %), so the lowest are shed first and
 // critical_plus calls may exceed a concurrency limit by 10 %.

@@ -146,3 +146,15 @@ func ExampleConfig_Validate() {
 	// loadshed: QueueingThreshold must be within 0.05..0.99 or loadshed.Off (0 means 0.75), got NaN
 	// loadshed: Adaptive.Tolerance must be within 0.01..2 (0 means the default), got 3
 }
+
+// A server reads no priority header unless it names one: a header is the
+// client's own claim. One that trusts its clients to rank their calls sets
+// PriorityHeader, and its clients send, say, "grpcmgmt-criticality:
+// sheddable" on batch calls.
+func ExampleConfig_ReadsHeader() {
+	fmt.Println(loadshed.Config{}.ReadsHeader())
+	fmt.Println(loadshed.Config{PriorityHeader: loadshed.DefaultPriorityHeader}.ReadsHeader())
+	// Output:
+	// false
+	// true
+}

@@ -25,16 +25,20 @@ const (
 	numPriorities = 4
 )
 
-// DefaultPriorityHeader is the request metadata key a client uses to say how
-// critical a call is, with one of the values "critical_plus", "critical",
-// "sheddable_plus", "sheddable" (case-insensitive; "-" may stand for "_").
-// Unknown values are ignored (the call gets its method's or the default
-// priority).
+// DefaultPriorityHeader is the metadata key suggested for a client to say
+// how critical a call is, with one of the values "critical_plus",
+// "critical", "sheddable_plus", "sheddable" (case-insensitive; "-" may stand
+// for "_"). It is read only where Config.PriorityHeader names it: a server
+// reads no header unless told to, because a header is the client's own
+// claim (any client could send critical_plus) and standard clients send
+// none. Unknown values are ignored (the call gets its method's or the
+// default priority).
 const DefaultPriorityHeader = "grpcmgmt-criticality"
 
 // NoHeader as Config.PriorityHeader makes the Shedder ignore request
-// metadata and take priorities from Config.Methods only (for servers whose
-// clients are not trusted to rank their own calls).
+// metadata and take priorities from Config.Methods only, as the default
+// (empty) does; it is kept so that configurations that set it explicitly
+// still read as meant.
 const NoHeader = "-"
 
 var priorityNames = [numPriorities]string{"sheddable", "sheddable_plus", "critical", "critical_plus"}
@@ -66,7 +70,8 @@ func (p Priority) Share() float64 {
 	return 1.0
 }
 
-// ParsePriority parses a priority name as sent in DefaultPriorityHeader.
+// ParsePriority parses a priority name as sent in the priority header
+// (Config.PriorityHeader).
 func ParsePriority(s string) (Priority, bool) {
 	for p, name := range priorityNames {
 		if equalName(s, name) {

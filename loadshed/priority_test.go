@@ -39,7 +39,7 @@ func slowUnary(d time.Duration) grpc.UnaryServerInterceptor {
 // calls are shed at a higher rate than critical ones, and health checks
 // always pass.
 func TestLowPriorityShedFirst(t *testing.T) {
-	s := newShedder(t, loadshed.Config{MaxInFlight: 10})
+	s := newShedder(t, loadshed.Config{MaxInFlight: 10, PriorityHeader: loadshed.DefaultPriorityHeader})
 	addr := serve(t, replica.New(replica.Config{Name: "a"}),
 		shedOpts(s, nil, []grpc.UnaryServerInterceptor{slowUnary(20 * time.Millisecond)})...)
 	cc := dialConn(t, addr)
@@ -141,7 +141,7 @@ func fixedCPU(t *testing.T, v float64) *load.Sampler {
 // health checks pass, and per-method priorities apply where no header says
 // otherwise.
 func TestCPUThresholdRamp(t *testing.T) {
-	s := newShedder(t, loadshed.Config{Load: fixedCPU(t, 0.95),
+	s := newShedder(t, loadshed.Config{Load: fixedCPU(t, 0.95), PriorityHeader: loadshed.DefaultPriorityHeader,
 		Methods: map[string]loadshed.Priority{"/grpc.testing.TestService/UnaryCall": loadshed.CriticalPlus}})
 	addr := serve(t, replica.New(replica.Config{Name: "a"}), shedOpts(s, nil, nil)...)
 	cc := dialConn(t, addr)
@@ -204,7 +204,7 @@ func TestCPUThresholdRamp(t *testing.T) {
 // priority.
 func TestPriorityHeaderWithAndWithoutTap(t *testing.T) {
 	for _, withTap := range []bool{true, false} {
-		s := newShedder(t, loadshed.Config{MaxInFlight: 10})
+		s := newShedder(t, loadshed.Config{MaxInFlight: 10, PriorityHeader: loadshed.DefaultPriorityHeader})
 		g := newGate()
 		var opts []grpc.ServerOption
 		if withTap {
@@ -239,6 +239,59 @@ func TestPriorityHeaderWithAndWithoutTap(t *testing.T) {
 			if got := metricSum(t, s, "grpcmgmt.loadshed.admitted", "priority", p); got != want {
 				t.Errorf("tap %v: admitted{priority=%s} = %d, want %d", withTap, p, got, want)
 			}
+		}
+	}
+}
+
+// TestPriorityHeaderOnlyWhenSet: a client's priority header is its own
+// claim, so it counts only where the server names the header. With 10 calls
+// of the default priority (critical) held against a static limit of 10, a
+// call whose header says critical_plus (limit 11) is shed by default and
+// with NoHeader, and admitted when PriorityHeader is DefaultPriorityHeader;
+// a call whose header says sheddable is shed in all three (with the header
+// ignored it is critical, at its limit). Through the tap handle and through
+// the interceptors alone alike.
+func TestPriorityHeaderOnlyWhenSet(t *testing.T) {
+	for _, tc := range []struct {
+		name, header string
+		plusAdmitted bool
+	}{
+		{"default", "", false},
+		{"NoHeader", loadshed.NoHeader, false},
+		{"DefaultPriorityHeader", loadshed.DefaultPriorityHeader, true},
+	} {
+		for _, withTap := range []bool{true, false} {
+			s := newShedder(t, loadshed.Config{MaxInFlight: 10, PriorityHeader: tc.header})
+			g := newGate()
+			var opts []grpc.ServerOption
+			if withTap {
+				opts = shedOpts(s, nil, []grpc.UnaryServerInterceptor{g.unary})
+			} else {
+				opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor(), g.unary)}
+			}
+			c := dial(t, serve(t, replica.New(replica.Config{Name: "a"}), opts...))
+			var wg sync.WaitGroup
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _ = c.EmptyCall(withTest(t.Context(), "block"), &testpb.Empty{})
+				}()
+			}
+			waitUntil(t, 10*time.Second, "10 calls held", func() bool { return g.entered.Load() == 10 })
+			_, err := c.EmptyCall(withPriority(t.Context(), loadshed.Sheddable), &testpb.Empty{})
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("%s, tap %v: sheddable header with 10 of 10 held: %v, want UNAVAILABLE", tc.name, withTap, err)
+			}
+			_, err = c.EmptyCall(withPriority(t.Context(), loadshed.CriticalPlus), &testpb.Empty{})
+			switch {
+			case tc.plusAdmitted && err != nil:
+				t.Errorf("%s, tap %v: critical_plus header with 10 of 10 held: %v, want admitted (the header is read)", tc.name, withTap, err)
+			case !tc.plusAdmitted && status.Code(err) != codes.Unavailable:
+				t.Errorf("%s, tap %v: critical_plus header with 10 of 10 held: %v, want UNAVAILABLE (the header is not read)", tc.name, withTap, err)
+			}
+			close(g.release)
+			wg.Wait()
 		}
 	}
 }

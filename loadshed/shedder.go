@@ -220,7 +220,7 @@ func New(cfg Config) (*Shedder, error) {
 	if cfg.SharedCount {
 		s.calls = cfg.Load.Calls()
 	}
-	if cfg.PriorityHeader != NoHeader {
+	if cfg.ReadsHeader() {
 		s.header = cfg.PriorityHeader
 	}
 	if cfg.Pushback == Off {

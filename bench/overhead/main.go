@@ -93,7 +93,8 @@ var (
 	orcaPerCall  bool
 	orcaInterval time.Duration
 	// priorityHeader is the -priority-header flag: the shedder reads the
-	// priority header (in the tap); false sets loadshed.NoHeader (no tap).
+	// priority header (loadshed.DefaultPriorityHeader, in the tap); false,
+	// the library's default, reads none (no tap).
 	priorityHeader bool
 	// registrar is the -registrar flag: the on server registers its
 	// service through Manager.Registrar (the documented form); false: on
@@ -123,7 +124,7 @@ func main() {
 	out := flag.String("out", "", "merge the figures into this results.json")
 	flag.BoolVar(&orcaPerCall, "orca-per-call", true, "with -stack manager: per-call ORCA reports on (off: out-of-band only), to see their share of the overhead")
 	flag.BoolVar(&registrar, "registrar", true, "with -stack manager: register the service through Manager.Registrar (its unary handler does the levers' work; grpc-go's interceptor allocations are skipped); false: on the server directly, served by ServerOptions' interceptor, to compare the two forms")
-	flag.BoolVar(&priorityHeader, "priority-header", true, "with -stack manager: the shedder reads the priority header (a tap handle); false: loadshed.NoHeader, no tap, to see its share of the overhead")
+	flag.BoolVar(&priorityHeader, "priority-header", false, "with -stack manager: the shedder reads the priority header (loadshed.DefaultPriorityHeader, in a tap handle), to see its share of the overhead; false, the library's default: no header, no tap")
 	flag.DurationVar(&orcaInterval, "orca-per-call-interval", 0, "with -stack manager: orca.Config.PerCallInterval (each connection's first unary call in each interval carries the report; 0: the default)")
 	flag.StringVar(&without, "without", "", `with -stack manager: levers to turn off on the on server, comma-separated (grpcmgmt.Without: "goaway,health"); with -base-kind on and -base-args "-without X", the figures are one lever's share`)
 	flag.IntVar(&streamWorkers, "stream-workers", 0, "grpc.NumStreamWorkers(N) on every server (bare and on alike; with -base-args \"-stream-workers=0\" only the on role's): grpc-go's pool of stream goroutines, whose stacks stay grown; 0: a new goroutine a stream")
@@ -327,8 +328,8 @@ func withoutList() []grpcmgmt.Feature {
 
 func shedConfig() loadshed.Config {
 	c := loadshed.Config{MaxInFlight: 1 << 20, CPUThreshold: loadshed.Off, QueueingThreshold: loadshed.Off}
-	if !priorityHeader {
-		c.PriorityHeader = loadshed.NoHeader
+	if priorityHeader {
+		c.PriorityHeader = loadshed.DefaultPriorityHeader
 	}
 	return c
 }
