@@ -180,8 +180,9 @@ func (m *Manager) auditRegistration(load.Snapshot) {
 
 // ServerOptions returns the grpc.ServerOptions that install every enabled
 // lever: credentials (wrapped by goaway), keepalive parameters and
-// enforcement policy (maxage), one composed tap handle, and one unary and
-// one stream interceptor that do the work of every lever on the call path
+// enforcement policy (maxage), one composed tap handle (only where a lever
+// or WithTapHandle needs one), and one unary and one stream interceptor
+// that do the work of every lever on the call path
 // (grpc-go's per-call ORCA option too, with orca.Config.HandlerMetrics).
 // Add them to grpc.NewServer; see the package documentation for how they
 // combine with options of your own.
