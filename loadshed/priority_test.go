@@ -205,14 +205,7 @@ func TestCPUThresholdRamp(t *testing.T) {
 func TestPriorityHeaderWithAndWithoutTap(t *testing.T) {
 	for _, withTap := range []bool{true, false} {
 		s := newShedder(t, loadshed.Config{MaxInFlight: 10, PriorityHeader: loadshed.DefaultPriorityHeader})
-		g := newGate()
-		var opts []grpc.ServerOption
-		if withTap {
-			opts = shedOpts(s, nil, []grpc.UnaryServerInterceptor{g.unary})
-		} else { // TapHandle never called
-			opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor(), g.unary)}
-		}
-		c := dial(t, serve(t, replica.New(replica.Config{Name: "a"}), opts...))
+		c, g := gatedServer(t, s, withTap)
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Add(1)
@@ -261,15 +254,7 @@ func TestPriorityHeaderOnlyWhenSet(t *testing.T) {
 		{"DefaultPriorityHeader", loadshed.DefaultPriorityHeader, true},
 	} {
 		for _, withTap := range []bool{true, false} {
-			s := newShedder(t, loadshed.Config{MaxInFlight: 10, PriorityHeader: tc.header})
-			g := newGate()
-			var opts []grpc.ServerOption
-			if withTap {
-				opts = shedOpts(s, nil, []grpc.UnaryServerInterceptor{g.unary})
-			} else {
-				opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor(), g.unary)}
-			}
-			c := dial(t, serve(t, replica.New(replica.Config{Name: "a"}), opts...))
+			c, g := gatedServer(t, newShedder(t, loadshed.Config{MaxInFlight: 10, PriorityHeader: tc.header}), withTap)
 			var wg sync.WaitGroup
 			for range 10 {
 				wg.Add(1)
@@ -294,4 +279,19 @@ func TestPriorityHeaderOnlyWhenSet(t *testing.T) {
 			wg.Wait()
 		}
 	}
+}
+
+// gatedServer serves a replica behind s and a gate that holds calls sent
+// with withTest(ctx, "block"): through s's tap handle and interceptors, or,
+// without withTap, through its interceptors alone (TapHandle never called).
+func gatedServer(t *testing.T, s *loadshed.Shedder, withTap bool) (testpb.TestServiceClient, *gate) {
+	t.Helper()
+	g := newGate()
+	var opts []grpc.ServerOption
+	if withTap {
+		opts = shedOpts(s, nil, []grpc.UnaryServerInterceptor{g.unary})
+	} else {
+		opts = []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor(), g.unary)}
+	}
+	return dial(t, serve(t, replica.New(replica.Config{Name: "a"}), opts...)), g
 }
